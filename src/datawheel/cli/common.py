@@ -1,0 +1,99 @@
+"""What every command shares: finding the workspace, output modes, errors, progress."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from datawheel.config import CONFIG_FILE
+from datawheel.errors import DatawheelError, WorkspaceError
+from datawheel.workspace import Workspace
+
+console = Console(stderr=True)
+out = Console()
+
+WorkspaceOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--workspace", "-w",
+        help="Workspace folder (default: $DATAWHEEL_WORKSPACE, the current folder, or the "
+        "only workspace inside it).",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+def find_workspace(path: Path | None) -> Path:
+    if path is not None:
+        return path
+    env = os.environ.get("DATAWHEEL_WORKSPACE")
+    if env:
+        return Path(env)
+    cwd = Path.cwd()
+    if (cwd / CONFIG_FILE).exists():
+        return cwd
+    found = [p for p in sorted(cwd.iterdir()) if p.is_dir() and (p / CONFIG_FILE).exists()]
+    if len(found) == 1:
+        return found[0]
+    where = f" (found several: {', '.join(p.name for p in found)})" if found else ""
+    raise WorkspaceError(
+        f"no workspace given{where}; pass --workspace DIR, set DATAWHEEL_WORKSPACE, or create "
+        "one with: datawheel init kb/"
+    )
+
+
+@contextmanager
+def handled() -> Iterator[None]:
+    """Turn DatawheelError into one clear message and its exit code."""
+    try:
+        yield
+    except DatawheelError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]: work committed so far is kept; re-run to finish")
+        raise typer.Exit(130) from None
+
+
+@contextmanager
+def opened(path: Path | None) -> Iterator[Workspace]:
+    with handled():
+        ws = Workspace.open(find_workspace(path))
+        try:
+            yield ws
+        finally:
+            ws.close()
+
+
+@contextmanager
+def progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    if not enabled or not sys.stderr.isatty() and not os.environ.get("DATAWHEEL_PROGRESS"):
+        yield None
+        return
+    bars = Progress(
+        TextColumn("[bold]{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=console, transient=False,
+    )
+    tasks: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bars.add_task(stage, total=total or None)
+        bars.update(tasks[stage], completed=done, total=total or None)
+
+    with bars:
+        yield update
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, default=str, ensure_ascii=False) + "\n")

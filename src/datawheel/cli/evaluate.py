@@ -1,0 +1,54 @@
+"""``datawheel evaluate``."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from datawheel.cli.common import JsonOpt, WorkspaceOpt, handled, out, print_json, progress_bar
+from datawheel.workspace import Workspace
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate)
+
+
+def scratch_workspace(beir: Path) -> Path:
+    """A reusable workspace per dataset under the cache, so a re-run skips the ingest."""
+    cache = Path(os.environ.get("DATAWHEEL_CACHE", Path.home() / ".cache" / "datawheel"))
+    tag = hashlib.sha256(str(beir.resolve()).encode()).hexdigest()[:12]
+    return cache / "eval" / f"{beir.resolve().name}-{tag}"
+
+
+def evaluate(
+    beir: Annotated[Path, typer.Option("--beir", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/.")],
+    split: Annotated[str, typer.Option("--split", help="Which qrels/<split>.tsv to score.")] = "test",
+    mode: Annotated[str | None, typer.Option("--mode", help="bm25, dense or hybrid.")] = None,
+    workspace: WorkspaceOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Measure retrieval: nDCG@10, recall@100 and MRR@10 on a BEIR dataset. Without
+    --workspace the corpus goes into a scratch workspace kept under ~/.cache/datawheel.
+
+    Example: datawheel evaluate --beir ../shared/datasets/beir_scifact --split test --json
+    """
+    with handled():
+        ws = Workspace.init(workspace or scratch_workspace(beir))
+        try:
+            with progress_bar(not json_) as progress:
+                result = ws.evaluate(beir, split=split, mode=mode, progress=progress)
+        finally:
+            ws.close()
+    if json_:
+        print_json(result)
+        return
+    table = Table("dataset", "split", "mode", "queries", "nDCG@10", "recall@100", "MRR@10")
+    table.add_row(result["dataset"], split, result["mode"], str(result["queries"]),
+                  f"{result['ndcg@10']:.4f}", f"{result['recall@100']:.4f}",
+                  f"{result['mrr@10']:.4f}")
+    out.print(table)

@@ -1,0 +1,47 @@
+"""``datawheel ingest``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from datawheel.cli.common import JsonOpt, console, opened, out, print_json, progress_bar
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ingest")(ingest)
+
+
+def ingest(
+    workspace: Annotated[Path, typer.Argument(help="The workspace folder (see datawheel init).")],
+    paths: Annotated[list[Path], typer.Argument(help="Files, folders, zips or corpus.jsonl.")],
+    sync: Annotated[bool, typer.Option("--sync", help="Remove documents whose files are gone.")] = False,
+    groups: Annotated[
+        str | None, typer.Option("--groups", help="Comma-separated groups that may read these.")
+    ] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Ingest documents: txt, md, html, pdf, docx, BEIR corpus.jsonl, and Notion,
+    Confluence or Slack exports (folders or zips). Unchanged files are skipped.
+
+    Example: datawheel ingest kb/ ~/docs/ ~/exports/notion.zip --groups sales
+    """
+    group_list = [g.strip() for g in groups.split(",") if g.strip()] if groups else None
+    with opened(workspace) as ws, progress_bar(not json_) as progress:
+        report = ws.ingest(paths, sync=sync, groups=group_list, progress=progress)
+    if json_:
+        print_json(report.to_dict())
+    else:
+        table = Table("seen", "added", "updated", "unchanged", "removed", "failed", "chunks added")
+        table.add_row(*(f"{n:,}" for n in (report.seen, report.added, report.updated,
+                                            report.unchanged, report.removed, len(report.failed),
+                                            report.chunks_added)))
+        out.print(table)
+        for uri, reason in report.failed:
+            console.print(f"[yellow]failed[/] {uri}: {reason}", highlight=False)
+        out.print(f"done in {report.seconds:.1f}s")
+    if report.failed:
+        raise typer.Exit(3 if (report.added + report.updated + report.unchanged) else 1)

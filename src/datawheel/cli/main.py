@@ -1,0 +1,41 @@
+"""``datawheel``: the command line. Each command is a few lines over ``Workspace``."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import typer
+
+from datawheel.cli import evaluate, ingest, search, workspace
+
+app = typer.Typer(
+    name="datawheel",
+    help="Turn your documents into search and answers that get better with use.\n\n"
+    "Example: datawheel init kb/ && datawheel ingest kb/ ~/docs && "
+    "datawheel search 'refund policy' -w kb/",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+workspace.register(app)
+ingest.register(app)
+search.register(app)
+evaluate.register(app)
+
+
+@app.callback()
+def main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
+) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,63 @@
+"""``datawheel search``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from datawheel.apps.rag.retrieve import MODES
+from datawheel.cli.common import JsonOpt, WorkspaceOpt, opened, out, print_json
+from datawheel.errors import ConfigError
+
+
+def register(app: typer.Typer) -> None:
+    app.command("search")(search)
+
+
+def parse_filters(items: list[str] | None) -> dict[str, str]:
+    filters = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--filter {item!r} must look like key=value, e.g. topic=billing")
+        filters[key.strip()] = value.strip()
+    return filters
+
+
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    k: Annotated[int, typer.Option("--k", "-k", help="How many chunks to return.")] = 10,
+    mode: Annotated[
+        str | None, typer.Option("--mode", help=f"One of {', '.join(MODES)} (default: config).")
+    ] = None,
+    filter_: Annotated[
+        list[str] | None,
+        typer.Option("--filter", help="key=value metadata filter; repeat to AND them."),
+    ] = None,
+    groups: Annotated[
+        str | None, typer.Option("--groups", help="Search as a caller in these groups.")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Search the workspace: ranked chunks with score, title, source and snippet.
+
+    Example: datawheel search "refund policy for enterprise customers" --k 5 --mode hybrid
+    """
+    with opened(workspace) as ws:
+        group_list = [g.strip() for g in groups.split(",")] if groups else None
+        hits = ws.search(query, k=k, mode=mode, filters=parse_filters(filter_), groups=group_list)
+    if json_:
+        print_json({"query": query, "mode": mode or ws.config.search.mode,
+                    "results": [h.to_dict() for h in hits]})
+        return
+    if not hits:
+        out.print("no results")
+        return
+    table = Table("#", "score", "title / source", "snippet", show_lines=True)
+    for h in hits:
+        where = f"[bold]{h.title}[/]\n[dim]{h.uri}[/]" + (f"\n{h.heading}" if h.heading else "")
+        table.add_row(str(h.rank), f"{h.score:.3f}", where, h.snippet())
+    out.print(table)

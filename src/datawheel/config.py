@@ -1,0 +1,180 @@
+"""``datawheel.yaml``: every setting, its default and its help line, in one place.
+
+Unknown keys are errors that name the valid keys, so a typo never silently does nothing.
+Secrets are written as ``env:VAR_NAME`` and read from the environment when used.
+"""
+
+from __future__ import annotations
+
+import os
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from datawheel.errors import ConfigError
+
+CONFIG_FILE = "datawheel.yaml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class EmbeddingConfig(_Section):
+    model: str = Field(
+        "builtin:all-MiniLM-L6-v2",
+        description="Embedding model: builtin:all-MiniLM-L6-v2 (ships with the package) "
+        "or a path to a sentence-transformers model folder.",
+    )
+    runtime: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "onnx-int8",
+        description="How to run it: torch (PyTorch CPU), onnx (fp32) or onnx-int8 "
+        "(per-channel int8, fastest on CPU, cosine ~0.99 to torch).",
+    )
+    batch_size: int = Field(32, ge=1, le=1024, description="Texts per forward pass.")
+
+
+class ChunkingConfig(_Section):
+    target_chars: int = Field(1000, ge=100, le=20000, description="Aim for chunks this long.")
+    overlap_chars: int = Field(150, ge=0, le=5000, description="Overlap between chunks.")
+
+
+class IngestConfig(_Section):
+    default_groups: list[str] = Field(
+        default_factory=lambda: ["everyone"],
+        description="Groups that may read a document when its source names none.",
+    )
+    max_file_mb: float = Field(100.0, gt=0, description="Skip (and report) larger files.")
+    batch_docs: int = Field(64, ge=1, description="Documents per committed batch.")
+
+
+class BM25Config(_Section):
+    k1: float = Field(1.2, gt=0, description="BM25 term-frequency saturation.")
+    b: float = Field(0.75, ge=0, le=1, description="BM25 length normalisation.")
+    stemmer: str | None = Field("english", description="Snowball stemmer language, or null.")
+
+
+class SearchConfig(_Section):
+    mode: Literal["bm25", "dense", "hybrid"] = Field("hybrid", description="Default mode.")
+    fusion: Literal["convex", "rrf"] = Field(
+        "convex", description="How hybrid fuses BM25 and dense: convex score fusion or RRF."
+    )
+    dense_weight: float = Field(
+        0.5, ge=0, le=1, description="Convex fusion: weight of the dense score (0..1)."
+    )
+    rrf_k: int = Field(60, ge=1, description="RRF constant.")
+    candidates: int = Field(100, ge=10, description="Candidates per retriever before fusion.")
+    bm25: BM25Config = Field(default_factory=BM25Config)
+
+
+class StoreConfig(_Section):
+    url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the relational store; default: SQLite file in the "
+        "workspace. DATAWHEEL_DATABASE_URL overrides it.",
+    )
+
+
+class Config(_Section):
+    """The whole ``datawheel.yaml``."""
+
+    embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+    chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+
+    @classmethod
+    def load(cls, path: Path) -> Config:
+        """Read and validate a config file; a missing file means all defaults."""
+        if not path.exists():
+            return cls()
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} must be a mapping of settings, got {type(data).__name__}")
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> Config:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(_explain(exc, source)) from None
+
+    def database_url(self, workspace: Path) -> str:
+        url = os.environ.get("DATAWHEEL_DATABASE_URL") or self.store.url
+        if url:
+            return resolve_secret(url)
+        return f"sqlite:///{workspace / 'datawheel.db'}"
+
+
+def resolve_secret(value: str) -> str:
+    """``env:NAME`` → the value of environment variable NAME."""
+    if value.startswith("env:"):
+        name = value[4:]
+        if name not in os.environ:
+            raise ConfigError(f"environment variable {name} is not set (referenced as {value})")
+        return os.environ[name]
+    return value
+
+
+def _model_at(path: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = Config
+    for part in path:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def _explain(exc: ValidationError, source: str) -> str:
+    lines = [f"{source} has {exc.error_count()} invalid setting(s):"]
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc)
+        if err["type"] == "extra_forbidden":
+            parent = _model_at(loc[:-1])
+            valid = sorted(parent.model_fields) if parent else []
+            hint = get_close_matches(str(loc[-1]), valid, n=1)
+            msg = f"  {key}: unknown key; valid keys here: {', '.join(valid)}"
+            if hint:
+                msg += f" (did you mean {hint[0]!r}?)"
+        else:
+            msg = f"  {key}: {err['msg']} (got {err.get('input')!r})"
+        lines.append(msg)
+    return "\n".join(lines)
+
+
+def render_default_config() -> str:
+    """A commented ``datawheel.yaml`` with every default and its help line."""
+    out = ["# datawheel workspace settings. Every key is optional; shown are the defaults.", ""]
+
+    def emit(model: BaseModel, indent: int) -> None:
+        pad = "  " * indent
+        for name, field in type(model).model_fields.items():
+            value = getattr(model, name)
+            if isinstance(value, BaseModel):
+                out.append(f"{pad}{name}:")
+                emit(value, indent + 1)
+                continue
+            if field.description:
+                out.append(f"{pad}# {field.description}")
+            dumped = yaml.safe_dump({name: value}, default_flow_style=True, sort_keys=False)
+            out.append(pad + dumped.strip().strip("{}"))
+        if indent == 0:
+            out.append("")
+
+    cfg = Config()
+    for name in Config.model_fields:
+        out.append(f"{name}:")
+        emit(getattr(cfg, name), 1)
+        out.append("")
+    return "\n".join(out)

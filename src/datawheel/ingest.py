@@ -1,0 +1,240 @@
+"""The ingest job: discover → parse what changed → chunk → embed → store → index.
+
+Safe to kill at any moment: each batch of documents (with all their chunks) is one
+transaction, the indexes are files replaced atomically and reconciled with the store on
+open, so a re-run finishes the job without duplicates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from datawheel.clean.chunking import chunk_document
+from datawheel.errors import DatawheelError, SourceError
+from datawheel.sources import SourceDocument, SourceFailure, SourceItem, discover
+from datawheel.store.base import ChunkRecord, DocumentRecord, DocumentWrite
+
+if TYPE_CHECKING:
+    from datawheel.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass
+class IngestReport:
+    """What an ingest run did; ``failed`` lists (uri, reason)."""
+
+    seen: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    chunks_added: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    run_id: int | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["failed"] = [{"uri": u, "reason": r} for u, r in self.failed]
+        return data
+
+    @property
+    def counts(self) -> dict[str, Any]:
+        data = self.to_dict()
+        data["failed"] = len(self.failed)
+        return data
+
+
+def doc_id_for(uri: str) -> str:
+    return hashlib.sha256(uri.encode()).hexdigest()[:32]
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def index_text(title: str, heading: str, body: str) -> str:
+    """What gets embedded and keyword-indexed: the title and heading path give context."""
+    head = " > ".join(p for p in (title, heading) if p)
+    return f"{head}\n{body}" if head else body
+
+
+def _document_write(doc: SourceDocument, item: SourceItem, ws: Workspace,
+                    groups: Sequence[str] | None) -> DocumentWrite:
+    meta = dict(doc.metadata)
+    doc_groups = groups or meta.pop("groups", None) or ws.config.ingest.default_groups
+    if isinstance(doc_groups, str):
+        doc_groups = [g.strip() for g in doc_groups.split(",") if g.strip()]
+    meta.pop("groups", None)
+    doc_id = doc_id_for(item.uri)
+    record = DocumentRecord(
+        id=doc_id,
+        uri=item.uri,
+        fingerprint=item.fingerprint,
+        title=doc.title,
+        kind=str(meta.pop("kind", "")),
+        groups=sorted({str(g) for g in doc_groups}),
+        author=_opt(meta.pop("author", None)),
+        date=_opt(meta.pop("date", None)),
+        topic=_opt(meta.pop("topic", None)),
+        meta=_jsonable(meta),
+    )
+    cfg = ws.config.chunking
+    chunks = []
+    for piece in chunk_document(doc, cfg.target_chars, cfg.overlap_chars):
+        heading = " > ".join(piece.heading_path)
+        th = text_hash(index_text(doc.title, heading, piece.text))
+        cid = hashlib.sha256(f"{doc_id}\0{piece.ord}\0{th}".encode()).hexdigest()[:32]
+        chunks.append(ChunkRecord(cid, doc_id, piece.ord, heading, piece.text, th))
+    return DocumentWrite(record, chunks)
+
+
+def run_ingest(
+    ws: Workspace,
+    paths: Sequence[Path],
+    *,
+    sync: bool = False,
+    groups: Sequence[str] | None = None,
+    progress: Progress | None = None,
+) -> IngestReport:
+    started = time.perf_counter()
+    report = IngestReport()
+    roots = [Path(p).expanduser().resolve() for p in paths]
+    run_id = ws.store.start_run("ingest", {"paths": [str(r) for r in roots], "sync": sync})
+    report.run_id = run_id
+    try:
+        _ingest(ws, roots, sync, groups, progress, report)
+    except BaseException:
+        report.seconds = time.perf_counter() - started
+        ws.store.finish_run(run_id, "failed", report.counts)
+        raise
+    report.seconds = time.perf_counter() - started
+    ws.store.finish_run(run_id, "finished", report.counts)
+    return report
+
+
+def _ingest(ws: Workspace, roots: list[Path], sync: bool, groups: Sequence[str] | None,
+            progress: Progress | None, report: IngestReport) -> None:
+    store = ws.store
+    max_bytes = int(ws.config.ingest.max_file_mb * 1024 * 1024)
+    states = store.document_states()
+    pending: list[SourceItem] = []
+    seen: set[str] = set()
+    failures: list[tuple[str, str, str | None]] = []
+    for root in roots:
+        if not root.exists():
+            failures.append((str(root), "path does not exist; check the spelling", None))
+            continue
+        for found in discover(root, max_file_bytes=max_bytes):
+            if isinstance(found, SourceFailure):
+                failures.append((found.uri, found.reason, None))
+                seen.add(found.uri)
+                continue
+            if found.uri in seen:
+                continue
+            seen.add(found.uri)
+            state = states.get(found.uri)
+            if state is not None and state[1] == found.fingerprint:
+                report.unchanged += 1
+            else:
+                pending.append(found)
+        if progress:
+            progress("discover", len(seen), 0)
+    report.seen = len(seen)
+    total = len(pending)
+    done = 0
+    batch_size = ws.config.ingest.batch_docs
+    for start in range(0, total, batch_size):
+        batch = pending[start : start + batch_size]
+        writes: list[DocumentWrite] = []
+        for item in batch:
+            try:
+                writes.append(_document_write(item.load(), item, ws, groups))
+            except SourceError as exc:
+                failures.append((item.uri, str(exc), item.fingerprint))
+            except DatawheelError:
+                raise
+            except Exception as exc:  # a parser bug must not stop the whole job
+                log.exception("unexpected error reading %s", item.uri)
+                failures.append((item.uri, f"unexpected error: {exc!r}", item.fingerprint))
+        _commit(ws, writes, states, report)
+        done += len(batch)
+        if progress:
+            progress("ingest", done, total)
+    if sync:
+        gone = [
+            doc_id
+            for uri, (doc_id, _) in states.items()
+            if uri not in seen and any(_under(uri, root) for root in roots)
+        ]
+        if gone:
+            old = store.chunk_ids_of(gone)
+            store.delete_documents(gone)
+            ws.indexes.delete(old)
+            report.removed = len(gone)
+    ws.indexes.save()
+    report.failed = [(u, r) for u, r, _ in failures]
+    store.record_failures(report.run_id or 0, failures)
+
+
+def _commit(ws: Workspace, writes: list[DocumentWrite],
+            states: dict[str, tuple[str, str]], report: IngestReport) -> None:
+    if not writes:
+        return
+    embedder = ws.embedder
+    texts = {c.text_hash: index_text(w.document.title, c.heading, c.text)
+             for w in writes for c in w.chunks}
+    cached = ws.store.cached_vectors(texts, embedder.model_id)
+    missing = [h for h in texts if h not in cached]
+    fresh: dict[str, np.ndarray] = {}
+    if missing:
+        vectors = embedder.embed([texts[h] for h in missing])
+        fresh = dict(zip(missing, vectors, strict=True))
+    replaced = [w.document.id for w in writes if w.document.uri in states]
+    old_chunks = ws.store.chunk_ids_of(replaced) if replaced else []
+    ws.store.write_documents(writes, fresh, embedder.model_id)
+    ws.store.clear_failures(w.document.uri for w in writes)
+    vectors_by_hash = {**cached, **fresh}
+    ws.indexes.delete(old_chunks)
+    ws.indexes.add(writes, texts, vectors_by_hash)
+    for w in writes:
+        if w.document.uri in states:
+            report.updated += 1
+        else:
+            report.added += 1
+        report.chunks_added += len(w.chunks)
+
+
+def _under(uri: str, root: Path) -> bool:
+    text = str(root)
+    return uri == text or uri.startswith(text.rstrip("/") + "/") or uri.startswith(text + "!") \
+        or uri.startswith(text + "#")
+
+
+def _opt(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return str(value)
+
+
+def _jsonable(meta: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in meta.items():
+        if isinstance(value, str | int | float | bool) or value is None:
+            out[str(key)] = value
+        elif isinstance(value, Iterable) and not isinstance(value, bytes | dict):
+            out[str(key)] = [str(v) for v in value]
+        else:
+            out[str(key)] = str(value)
+    return out

@@ -1,0 +1,104 @@
+"""The workspace's two embedded indexes kept in step with the store.
+
+The store is the source of truth. Index files record the store generation they reflect;
+when it differs (a crash between a commit and an index save), ``reconcile`` adds what is
+missing, from the embedding cache, and drops what is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from datawheel.store.base import DocumentWrite, document_fields
+from datawheel.store.keyword import BM25Index
+from datawheel.store.vectors import NumpyVectorIndex
+
+if TYPE_CHECKING:
+    from datawheel.config import BM25Config
+    from datawheel.models.embedder import Embedder
+    from datawheel.store.sql import SQLStore
+
+log = logging.getLogger(__name__)
+
+
+class IndexSet:
+    """BM25 + vectors, updated together."""
+
+    def __init__(self, folder: Path, dim: int, bm25: BM25Config, vector_tag: str = "") -> None:
+        self.folder = folder
+        # One vector file per embedding model: switching models never mixes vectors.
+        name = f"vectors-{vector_tag}.npz" if vector_tag else "vectors.npz"
+        self.vectors = NumpyVectorIndex(folder / name, dim)
+        self.bm25 = BM25Index(folder / "bm25.pkl", k1=bm25.k1, b=bm25.b, stemmer=bm25.stemmer)
+
+    def add(
+        self,
+        writes: Sequence[DocumentWrite],
+        texts: Mapping[str, str],
+        vectors: Mapping[str, np.ndarray],
+    ) -> None:
+        ids, fields, groups, matrix, bodies = [], [], [], [], []
+        for w in writes:
+            f = document_fields(w.document)
+            for c in w.chunks:
+                ids.append(c.id)
+                fields.append(f)
+                groups.append(w.document.groups)
+                matrix.append(vectors[c.text_hash])
+                bodies.append(texts[c.text_hash])
+        if not ids:
+            return
+        self.vectors.upsert(ids, np.vstack(matrix), fields, groups)
+        self.bm25.upsert(ids, bodies, fields, groups)
+
+    def delete(self, ids: Iterable[str]) -> None:
+        ids = list(ids)
+        if ids:
+            self.vectors.delete(ids)
+            self.bm25.delete(ids)
+
+    def save(self) -> None:
+        self.vectors.save()
+        self.bm25.save()
+
+    def reconcile(self, store: SQLStore, embedder: Embedder) -> int:
+        """Bring both indexes to the store's chunks; returns how many rows changed."""
+        truth = store.chunk_ids()
+        changed = 0
+        for index in (self.vectors, self.bm25):
+            have = index.ids()
+            gone = have - truth
+            if gone:
+                index.delete(gone)
+                changed += len(gone)
+            missing = truth - have
+            if not missing:
+                continue
+            changed += len(missing)
+            views = list(store.chunks(missing))
+            from datawheel.ingest import index_text  # late import: ingest imports us
+
+            texts = [index_text(v.title, v.heading, v.text) for v in views]
+            ids = [v.id for v in views]
+            fields = [v.fields for v in views]
+            groups = [v.groups for v in views]
+            if index is self.bm25:
+                self.bm25.upsert(ids, texts, fields, groups)
+                continue
+            cached = store.cached_vectors([v.text_hash for v in views], embedder.model_id)
+            todo = [i for i, v in enumerate(views) if v.text_hash not in cached]
+            if todo:
+                fresh = embedder.embed([texts[i] for i in todo])
+                for i, vec in zip(todo, fresh, strict=True):
+                    cached[views[i].text_hash] = vec
+            matrix = np.vstack([cached[v.text_hash] for v in views])
+            self.vectors.upsert(ids, matrix, fields, groups)
+        if changed:
+            log.info("reconciled indexes with the store: %d rows changed", changed)
+            self.save()
+        return changed

@@ -1,0 +1,158 @@
+"""The relational schema and its migrations.
+
+Tables change only through migrations registered with ``@migration(n)``; each applied
+version is recorded in ``schema_migrations`` so opening an old workspace upgrades it.
+The same SQLAlchemy Core code runs on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    insert,
+    select,
+)
+
+metadata = MetaData()
+
+schema_migrations = Table(
+    "schema_migrations",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("applied_at", DateTime(timezone=True), server_default=func.now()),
+)
+
+documents = Table(
+    "documents",
+    metadata,
+    Column("id", String(32), primary_key=True),  # hash of the uri: stable identity
+    Column("uri", Text, nullable=False, unique=True),
+    Column("fingerprint", String(64), nullable=False),  # hash of the raw content
+    Column("title", Text, nullable=False, default=""),
+    Column("kind", String(32), nullable=False, default=""),
+    Column("author", Text),
+    Column("date", String(40)),
+    Column("topic", Text),
+    Column("groups", JSON, nullable=False),
+    Column("meta", JSON, nullable=False),
+    Column("chunk_count", Integer, nullable=False, default=0),
+    Column("ingested_at", DateTime(timezone=True), server_default=func.now()),
+)
+
+chunks = Table(
+    "chunks",
+    metadata,
+    Column("id", String(32), primary_key=True),  # hash of (document id, text, ordinal)
+    Column("doc_id", String(32), ForeignKey("documents.id", ondelete="CASCADE"), nullable=False),
+    Column("ord", Integer, nullable=False),
+    Column("heading", Text, nullable=False, default=""),
+    Column("text", Text, nullable=False),
+    Column("text_hash", String(32), nullable=False),
+    Index("ix_chunks_doc_id", "doc_id"),
+)
+
+embeddings = Table(
+    "embeddings",
+    metadata,
+    Column("text_hash", String(32), primary_key=True),
+    Column("model_id", String(120), primary_key=True),
+    Column("vector", LargeBinary, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(40), nullable=False),
+    Column("status", String(20), nullable=False),  # running, finished, failed, interrupted
+    Column("started_at", DateTime(timezone=True), server_default=func.now()),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("duration_s", Float),
+    Column("params", JSON, nullable=False),
+    Column("counts", JSON, nullable=False),
+    Column("pid", Integer),
+)
+
+ingest_failures = Table(
+    "ingest_failures",
+    metadata,
+    Column("uri", Text, primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("fingerprint", String(64)),
+    Column("run_id", Integer),
+    Column("at", DateTime(timezone=True), server_default=func.now()),
+)
+
+evaluations = Table(
+    "evaluations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer),
+    Column("dataset", Text, nullable=False),
+    Column("split", String(40), nullable=False),
+    Column("mode", String(20), nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("versions", JSON, nullable=False),  # embedder, index generation, search settings
+    Column("created_at", DateTime(timezone=True), server_default=func.now()),
+)
+
+state = Table(
+    "state",
+    metadata,
+    Column("key", String(80), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+Migration = Callable[[Connection], None]
+MIGRATIONS: dict[int, tuple[str, Migration]] = {}
+
+
+def migration(version: int, name: str) -> Callable[[Migration], Migration]:
+    """Register a schema migration; versions apply in order, each exactly once."""
+
+    def register(fn: Migration) -> Migration:
+        if version in MIGRATIONS:
+            raise RuntimeError(f"migration {version} registered twice")
+        MIGRATIONS[version] = (name, fn)
+        return fn
+
+    return register
+
+
+@migration(1, "core tables: documents, chunks, embeddings, runs, failures, evaluations")
+def _initial(conn: Connection) -> None:
+    metadata.create_all(
+        conn,
+        tables=[documents, chunks, embeddings, runs, ingest_failures, evaluations, state],
+    )
+
+
+def migrate(conn: Connection) -> list[int]:
+    """Apply every migration not applied yet; returns the versions applied now."""
+    schema_migrations.create(conn, checkfirst=True)
+    done = set(conn.execute(select(schema_migrations.c.version)).scalars())
+    applied = []
+    for version in sorted(MIGRATIONS):
+        if version in done:
+            continue
+        name, fn = MIGRATIONS[version]
+        fn(conn)
+        conn.execute(insert(schema_migrations).values(version=version, name=name))
+        applied.append(version)
+    return applied

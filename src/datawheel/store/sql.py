@@ -1,0 +1,316 @@
+"""The relational store on SQLAlchemy 2 Core: SQLite (embedded) or PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from datawheel.errors import WorkspaceError
+from datawheel.store import schema as t
+from datawheel.store.base import ChunkView, DocumentRecord, DocumentWrite, document_fields
+
+log = logging.getLogger(__name__)
+
+_BATCH = 500  # ids per IN (...) clause
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+class SQLStore:
+    """Documents, chunks, embedding cache, runs and evaluations in one database.
+
+    Example:
+        >>> store = SQLStore("sqlite:///kb/datawheel.db")
+        >>> store.counts()["documents"]
+        0
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = create_engine(url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        try:
+            with self.engine.begin() as conn:
+                applied = t.migrate(conn)
+        except OperationalError as exc:
+            raise WorkspaceError(
+                f"cannot open the store at {self.engine.url!r}: {exc.orig}. "
+                "Check the path or DATAWHEEL_DATABASE_URL."
+            ) from exc
+        if applied:
+            log.info("applied migrations %s", applied)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- documents and chunks -------------------------------------------------------------
+
+    def document_states(self, uri_prefix: str | None = None) -> dict[str, tuple[str, str]]:
+        query = select(t.documents.c.uri, t.documents.c.id, t.documents.c.fingerprint)
+        if uri_prefix:
+            query = query.where(t.documents.c.uri.startswith(uri_prefix, autoescape=True))
+        with self.engine.connect() as conn:
+            return {uri: (doc_id, fp) for uri, doc_id, fp in conn.execute(query)}
+
+    def write_documents(
+        self, writes: list[DocumentWrite], vectors: Mapping[str, np.ndarray], model_id: str
+    ) -> None:
+        if not writes:
+            return
+        doc_ids = [w.document.id for w in writes]
+        with self.engine.begin() as conn:
+            for part in _batches(doc_ids):
+                conn.execute(delete(t.chunks).where(t.chunks.c.doc_id.in_(part)))
+                conn.execute(delete(t.documents).where(t.documents.c.id.in_(part)))
+            conn.execute(
+                insert(t.documents),
+                [
+                    {
+                        "id": d.id,
+                        "uri": d.uri,
+                        "fingerprint": d.fingerprint,
+                        "title": d.title,
+                        "kind": d.kind,
+                        "author": d.author,
+                        "date": d.date,
+                        "topic": d.topic,
+                        "groups": d.groups,
+                        "meta": d.meta,
+                        "chunk_count": len(w.chunks),
+                        "ingested_at": datetime.now(UTC),
+                    }
+                    for w in writes
+                    for d in [w.document]
+                ],
+            )
+            rows = [c.__dict__ for w in writes for c in w.chunks]
+            if rows:
+                conn.execute(insert(t.chunks), rows)
+            if vectors:
+                self._insert_ignore(
+                    conn,
+                    t.embeddings,
+                    [
+                        {"text_hash": h, "model_id": model_id, "vector": _to_blob(v)}
+                        for h, v in vectors.items()
+                    ],
+                )
+
+    def delete_documents(self, doc_ids: Iterable[str]) -> int:
+        ids = list(doc_ids)
+        removed = 0
+        with self.engine.begin() as conn:
+            for part in _batches(ids):
+                conn.execute(delete(t.chunks).where(t.chunks.c.doc_id.in_(part)))
+                removed += conn.execute(delete(t.documents).where(t.documents.c.id.in_(part))).rowcount
+        return removed
+
+    def chunks(self, ids: Iterable[str] | None = None) -> Iterator[ChunkView]:
+        base = select(
+            t.chunks,
+            t.documents.c.title,
+            t.documents.c.uri,
+            t.documents.c.kind,
+            t.documents.c.author,
+            t.documents.c.date,
+            t.documents.c.topic,
+            t.documents.c.groups,
+            t.documents.c.meta,
+        ).join(t.documents, t.documents.c.id == t.chunks.c.doc_id)
+        with self.engine.connect() as conn:
+            if ids is None:
+                result = conn.execution_options(yield_per=2000).execute(
+                    base.order_by(t.chunks.c.doc_id, t.chunks.c.ord)
+                )
+                for row in result:
+                    yield _view(row._mapping)
+                return
+            for part in _batches(list(ids)):
+                for row in conn.execute(base.where(t.chunks.c.id.in_(part))):
+                    yield _view(row._mapping)
+
+    def chunk_ids(self) -> set[str]:
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(t.chunks.c.id)).scalars())
+
+    def chunk_ids_of(self, doc_ids: Iterable[str]) -> list[str]:
+        out: list[str] = []
+        with self.engine.connect() as conn:
+            for part in _batches(list(doc_ids)):
+                query = select(t.chunks.c.id).where(t.chunks.c.doc_id.in_(part))
+                out.extend(conn.execute(query).scalars())
+        return out
+
+    def cached_vectors(self, text_hashes: Iterable[str], model_id: str) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        with self.engine.connect() as conn:
+            for part in _batches(list(set(text_hashes))):
+                query = select(t.embeddings.c.text_hash, t.embeddings.c.vector).where(
+                    t.embeddings.c.model_id == model_id, t.embeddings.c.text_hash.in_(part)
+                )
+                for text_hash, blob in conn.execute(query):
+                    out[text_hash] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            return {
+                name: conn.execute(select(func.count()).select_from(table)).scalar_one()
+                for name, table in [
+                    ("documents", t.documents),
+                    ("chunks", t.chunks),
+                    ("failures", t.ingest_failures),
+                    ("embeddings_cached", t.embeddings),
+                ]
+            }
+
+    def documents(self, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        query = (
+            select(t.documents).order_by(t.documents.c.uri).limit(limit).offset(offset)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    # -- state ----------------------------------------------------------------------------
+
+    def get_state(self, key: str, default: str | None = None) -> str | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(select(t.state.c.value).where(t.state.c.key == key)).scalar()
+        return default if value is None else value
+
+    def set_state(self, key: str, value: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(t.state).where(t.state.c.key == key))
+            conn.execute(insert(t.state).values(key=key, value=value))
+
+    # -- runs, failures, evaluations ------------------------------------------------------
+
+    def start_run(self, kind: str, params: dict[str, Any]) -> int:
+        with self.engine.begin() as conn:
+            # A run still "running" from a dead process was interrupted (crash, kill -9).
+            conn.execute(
+                update(t.runs)
+                .where(t.runs.c.status == "running", t.runs.c.kind == kind)
+                .where(t.runs.c.pid != os.getpid())
+                .values(status="interrupted")
+            )
+            result = conn.execute(
+                insert(t.runs).values(
+                    kind=kind, status="running", params=params, counts={}, pid=os.getpid()
+                )
+            )
+            return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def finish_run(self, run_id: int, status: str, counts: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            started = conn.execute(
+                select(t.runs.c.started_at).where(t.runs.c.id == run_id)
+            ).scalar_one()
+            now = datetime.now(UTC)
+            if started is not None and started.tzinfo is None:
+                started = started.replace(tzinfo=UTC)
+            duration = (now - started).total_seconds() if started else None
+            conn.execute(
+                update(t.runs)
+                .where(t.runs.c.id == run_id)
+                .values(status=status, counts=counts, finished_at=now, duration_s=duration)
+            )
+
+    def record_failures(self, run_id: int, failures: list[tuple[str, str, str | None]]) -> None:
+        if not failures:
+            return
+        with self.engine.begin() as conn:
+            uris = [f[0] for f in failures]
+            for part in _batches(uris):
+                conn.execute(delete(t.ingest_failures).where(t.ingest_failures.c.uri.in_(part)))
+            conn.execute(
+                insert(t.ingest_failures),
+                [
+                    {"uri": u, "reason": r, "fingerprint": fp, "run_id": run_id}
+                    for u, r, fp in {f[0]: f for f in failures}.values()
+                ],
+            )
+
+    def clear_failures(self, uris: Iterable[str]) -> None:
+        with self.engine.begin() as conn:
+            for part in _batches(list(uris)):
+                conn.execute(delete(t.ingest_failures).where(t.ingest_failures.c.uri.in_(part)))
+
+    def failures(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.ingest_failures).order_by(t.ingest_failures.c.uri))
+            return [dict(r._mapping) for r in rows]
+
+    def record_evaluation(self, run_id: int | None, row: dict[str, Any]) -> int:
+        with self.engine.begin() as conn:
+            result = conn.execute(insert(t.evaluations).values(run_id=run_id, **row))
+            return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def evaluations(self, limit: int = 20) -> list[dict[str, Any]]:
+        query = select(t.evaluations).order_by(t.evaluations.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def list_runs(self, kind: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        query = select(t.runs).order_by(t.runs.c.id.desc()).limit(limit)
+        if kind:
+            query = query.where(t.runs.c.kind == kind)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _insert_ignore(self, conn: Any, table: Any, rows: list[dict[str, Any]]) -> None:
+        dialect = self.engine.dialect.name
+        if dialect == "sqlite":
+            stmt = sqlite.insert(table).on_conflict_do_nothing()
+        elif dialect == "postgresql":
+            stmt = postgresql.insert(table).on_conflict_do_nothing()
+        else:  # pragma: no cover - other databases are not supported yet
+            raise SQLAlchemyError(f"unsupported database {dialect}")
+        conn.execute(stmt, rows)
+
+
+def _view(m: Mapping[str, Any]) -> ChunkView:
+    doc = DocumentRecord(
+        id=m["doc_id"], uri=m["uri"], fingerprint="", title=m["title"], kind=m["kind"],
+        groups=list(m["groups"] or []), author=m["author"], date=m["date"], topic=m["topic"],
+        meta=m["meta"] or {},
+    )
+    return ChunkView(
+        id=m["id"],
+        doc_id=m["doc_id"],
+        ord=m["ord"],
+        heading=m["heading"],
+        text=m["text"],
+        text_hash=m["text_hash"],
+        title=m["title"],
+        uri=m["uri"],
+        groups=list(m["groups"] or []),
+        fields=document_fields(doc),
+    )
+
+
+def _to_blob(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+
+
+def _batches(items: list[str], size: int = _BATCH) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

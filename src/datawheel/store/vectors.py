@@ -1,0 +1,152 @@
+"""Vector indexes: the Protocol and the embedded (exact, numpy) backend.
+
+Exact search over normalised float32 vectors is one matrix-vector product: about 5 ms at
+100k x 384 on two cores, with perfect recall, so the embedded default stays exact.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from datawheel.store._files import write_atomic
+from datawheel.store.catalog import Catalog, Filter, top_k
+
+log = logging.getLogger(__name__)
+
+
+class VectorIndex(Protocol):
+    """Nearest-neighbour search over chunk vectors, with metadata and group filters."""
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        fields: Sequence[Mapping[str, str]],
+        groups: Sequence[Iterable[str]],
+    ) -> None: ...
+
+    def delete(self, ids: Iterable[str]) -> int: ...
+
+    def search(
+        self, query: np.ndarray, k: int, flt: Filter | None = None
+    ) -> list[tuple[str, float]]: ...
+
+    def ids(self) -> set[str]: ...
+
+    def __len__(self) -> int: ...
+
+    def save(self) -> None: ...
+
+
+class NumpyVectorIndex:
+    """Exact cosine search, persisted as one ``.npz`` file written atomically.
+
+    Example:
+        >>> index = NumpyVectorIndex(Path("kb/index/vectors.npz"), dim=384)
+        >>> index.upsert(["c1"], np.ones((1, 384), np.float32) / 19.6, [{}], [["everyone"]])
+        >>> index.search(np.ones(384, np.float32) / 19.6, k=1)[0][0]
+        'c1'
+    """
+
+    def __init__(self, path: Path, dim: int) -> None:
+        self.path = path
+        self.dim = dim
+        self.catalog = Catalog()
+        self._matrix = np.zeros((0, dim), dtype=np.float32)
+        self._dirty = False
+        if path.exists():
+            self._load()
+
+    def __len__(self) -> int:
+        return len(self.catalog)
+
+    def ids(self) -> set[str]:
+        return self.catalog.live_ids()
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        fields: Sequence[Mapping[str, str]],
+        groups: Sequence[Iterable[str]],
+    ) -> None:
+        if len(ids) == 0:
+            return
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(ids), self.dim)
+        start = self.catalog.size
+        for chunk_id, f, g in zip(ids, fields, groups, strict=True):
+            self.catalog.add(chunk_id, f, g)
+        self._ensure_capacity(self.catalog.size)
+        self._matrix[start : start + len(ids)] = vectors
+        self._dirty = True
+
+    def delete(self, ids: Iterable[str]) -> int:
+        removed = self.catalog.remove(ids)
+        self._dirty = self._dirty or removed > 0
+        return removed
+
+    def search(
+        self, query: np.ndarray, k: int, flt: Filter | None = None
+    ) -> list[tuple[str, float]]:
+        n = self.catalog.size
+        if n == 0 or k <= 0:
+            return []
+        scores = self._matrix[:n] @ np.asarray(query, dtype=np.float32).reshape(self.dim)
+        mask = None if (flt is None or flt.empty) and len(self.catalog) == n else self.catalog.mask(flt)
+        best = top_k(scores, k, mask)
+        ids = self.catalog.ids
+        return [(ids[p], float(scores[p])) for p in best]
+
+    def vectors(self, ids: Sequence[str]) -> np.ndarray:
+        """The stored vectors of live ids (zeros for unknown ones)."""
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        for row, chunk_id in enumerate(ids):
+            pos = self.catalog.position(chunk_id)
+            if pos is not None:
+                out[row] = self._matrix[pos]
+        return out
+
+    def save(self) -> None:
+        if not self._dirty and self.path.exists():
+            return
+        if self.catalog.size > 1.2 * len(self.catalog) + 100:
+            keep = self.catalog.compact()
+            self._matrix = np.ascontiguousarray(self._matrix[keep])
+        n = self.catalog.size
+        state = json.dumps(self.catalog.to_state()).encode()
+
+        def write(fh: io.BufferedWriter) -> None:  # type: ignore[type-arg]
+            np.savez(fh, matrix=self._matrix[:n], catalog=np.frombuffer(state, dtype=np.uint8))
+
+        write_atomic(self.path, write)  # type: ignore[arg-type]
+        self._dirty = False
+
+    def _ensure_capacity(self, n: int) -> None:
+        if n <= self._matrix.shape[0]:
+            return
+        grown = np.zeros((max(n, int(self._matrix.shape[0] * 1.5) + 1024), self.dim), np.float32)
+        used = min(self._matrix.shape[0], n)
+        grown[:used] = self._matrix[:used]
+        self._matrix = grown
+
+    def _load(self) -> None:
+        try:
+            with np.load(self.path) as data:
+                matrix = data["matrix"]
+                state = json.loads(data["catalog"].tobytes())
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("vector index %s unreadable (%s); it will be rebuilt", self.path, exc)
+            return
+        if matrix.shape[1:] != (self.dim,):
+            log.warning("vector index %s has dim %s, expected %s; rebuilding", self.path,
+                        matrix.shape[1:], self.dim)
+            return
+        self.catalog = Catalog.from_state(state)
+        self._matrix = np.ascontiguousarray(matrix, dtype=np.float32)

@@ -1,0 +1,213 @@
+"""The Workspace facade: config + store + indexes + models, and the verbs users call.
+
+The CLI, the HTTP API and the web UI call only this class.
+
+Example:
+    >>> ws = Workspace.init("kb")
+    >>> report = ws.ingest(["docs/"])
+    >>> for hit in ws.search("refund policy", k=3):
+    ...     print(hit.score, hit.title)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from datawheel.config import CONFIG_FILE, Config, render_default_config
+from datawheel.errors import ConfigError, WorkspaceError
+from datawheel.ingest import IngestReport, Progress, run_ingest
+from datawheel.store.catalog import Filter
+from datawheel.store.indexes import IndexSet
+from datawheel.store.sql import SQLStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SearchHit:
+    rank: int
+    score: float
+    chunk_id: str
+    doc_id: str
+    title: str
+    uri: str
+    heading: str
+    text: str
+    fields: dict[str, str] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)  # per retriever, raw
+
+    def snippet(self, width: int = 240) -> str:
+        text = " ".join(self.text.split())
+        return text if len(text) <= width else text[: width - 1].rsplit(" ", 1)[0] + "…"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["snippet"] = self.snippet()
+        return data
+
+
+class Workspace:
+    """A folder holding ``datawheel.yaml``, the store and the indexes."""
+
+    def __init__(self, path: Path, config: Config) -> None:
+        self.path = path
+        self.config = config
+        self.store = SQLStore(config.database_url(path))
+        self._embedder: Any = None
+        self._indexes: IndexSet | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @classmethod
+    def init(cls, path: str | Path, *, exist_ok: bool = True) -> Workspace:
+        """Create a workspace folder with a commented ``datawheel.yaml`` and the store."""
+        root = Path(path).expanduser().resolve()
+        cfg_path = root / CONFIG_FILE
+        if cfg_path.exists() and not exist_ok:
+            raise WorkspaceError(f"{root} is already a workspace")
+        if root.exists() and not root.is_dir():
+            raise WorkspaceError(f"{root} exists and is not a folder; pick another path")
+        root.mkdir(parents=True, exist_ok=True)
+        if not cfg_path.exists():
+            cfg_path.write_text(render_default_config(), encoding="utf-8")
+        return cls.open(root)
+
+    @classmethod
+    def open(cls, path: str | Path) -> Workspace:
+        """Open an existing workspace."""
+        root = Path(path).expanduser().resolve()
+        cfg_path = root / CONFIG_FILE
+        if not cfg_path.exists():
+            raise WorkspaceError(
+                f"no workspace at {root} (no {CONFIG_FILE}); create one with: datawheel init {path}"
+            )
+        return cls(root, Config.load(cfg_path))
+
+    def close(self) -> None:
+        if self._indexes is not None:
+            self._indexes.save()
+        self.store.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- parts, loaded on first use -------------------------------------------------------
+
+    @property
+    def embedder(self) -> Any:
+        if self._embedder is None:
+            from datawheel.models.embedder import load_embedder
+
+            e = self.config.embedding
+            self._embedder = load_embedder(e.model, e.runtime, e.batch_size)
+        return self._embedder
+
+    @property
+    def indexes(self) -> IndexSet:
+        if self._indexes is None:
+            embedder = self.embedder
+            tag = hashlib.sha256(embedder.model_id.encode()).hexdigest()[:8]
+            self._indexes = IndexSet(
+                self.path / "index", embedder.dim, self.config.search.bm25, vector_tag=tag
+            )
+            self._indexes.reconcile(self.store, embedder)
+        return self._indexes
+
+    # -- verbs ----------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        sync: bool = False,
+        groups: Sequence[str] | None = None,
+        progress: Progress | None = None,
+    ) -> IngestReport:
+        """Ingest files, folders and exports; unchanged files are skipped.
+
+        Args:
+            paths: files, folders, zips (Notion/Confluence/Slack exports) or BEIR corpus.jsonl.
+            sync: also remove documents under these paths whose files are gone.
+            groups: who may read these documents (default: from the source, else config).
+            progress: called with (stage, done, total) as work advances.
+        """
+        self.indexes  # noqa: B018 - load and reconcile before writing
+        return run_ingest(self, [Path(p) for p in paths], sync=sync, groups=groups,
+                          progress=progress)
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        mode: str | None = None,
+        filters: Mapping[str, str] | None = None,
+        groups: Sequence[str] | None = None,
+    ) -> list[SearchHit]:
+        """Rank chunks for a query.
+
+        Args:
+            mode: ``bm25``, ``dense`` or ``hybrid`` (default from config).
+            filters: metadata that must match (``{"topic": "billing"}``), applied inside
+                retrieval.
+            groups: the caller's groups; only documents shared with one of them are
+                returned. ``None`` means no restriction.
+        """
+        if not query.strip():
+            raise ConfigError("the query is empty; pass some words to search for")
+        if k < 1:
+            raise ConfigError(f"k must be at least 1, got {k}")
+        ranking = self.retriever().search(
+            query, k, mode or self.config.search.mode, Filter.build(filters, groups)
+        )
+        views = {v.id: v for v in self.store.chunks([cid for cid, _ in ranking.hits])}
+        hits = []
+        for rank, (cid, score) in enumerate(ranking.hits, start=1):
+            v = views.get(cid)
+            if v is None:  # deleted by another process since the index was loaded
+                continue
+            scores = {name: part[cid] for name, part in ranking.parts.items() if cid in part}
+            hits.append(SearchHit(rank, score, cid, v.doc_id, v.title, v.uri, v.heading, v.text,
+                                  v.fields, scores))
+        return hits
+
+    def retriever(self) -> Any:
+        from datawheel.apps.rag.retrieve import Retriever
+
+        idx = self.indexes
+        return Retriever(idx.bm25, idx.vectors, self.embedder, self.config.search)
+
+    def evaluate(
+        self,
+        beir_dir: str | Path,
+        *,
+        split: str = "test",
+        mode: str | None = None,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """Score retrieval on a BEIR dataset (ingesting its corpus here if needed).
+
+        Returns nDCG@10, recall@100, MRR@10 and the number of queries; the result is
+        recorded in the store with the model and index versions.
+        """
+        from datawheel.evaluate.beir import evaluate_beir
+
+        return evaluate_beir(self, Path(beir_dir), split=split,
+                             mode=mode or self.config.search.mode, progress=progress)
+
+    def status(self) -> dict[str, Any]:
+        """Counts and the latest runs, for ``datawheel status``."""
+        return {
+            "workspace": str(self.path),
+            "store": self.store.engine.url.render_as_string(hide_password=True),
+            "counts": self.store.counts(),
+            "runs": self.store.list_runs(limit=5),
+        }
