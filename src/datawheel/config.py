@@ -52,7 +52,7 @@ class IngestConfig(_Section):
 
 
 class BM25Config(_Section):
-    k1: float = Field(1.2, gt=0, description="BM25 term-frequency saturation.")
+    k1: float = Field(1.5, gt=0, description="BM25 term-frequency saturation.")
     b: float = Field(0.75, ge=0, le=1, description="BM25 length normalisation.")
     stemmer: str | None = Field("english", description="Snowball stemmer language, or null.")
 

@@ -187,21 +187,46 @@ class Workspace:
 
     def evaluate(
         self,
-        beir_dir: str | Path,
+        source: str | Path,
         *,
         split: str = "test",
         mode: str | None = None,
         progress: Progress | None = None,
     ) -> dict[str, Any]:
-        """Score retrieval on a BEIR dataset (ingesting its corpus here if needed).
+        """Score retrieval: nDCG@10, recall@100, MRR@10 and the number of queries.
 
-        Returns nDCG@10, recall@100, MRR@10 and the number of queries; the result is
-        recorded in the store with the model and index versions.
+        Args:
+            source: a BEIR folder (corpus.jsonl, queries.jsonl, qrels/) whose corpus is
+                ingested here if needed, or a question-set file (JSON lines of
+                ``{"question", "relevant": [path suffixes]}``) over what is ingested.
+            split: the BEIR qrels split to score.
+            mode: ``bm25``, ``dense`` or ``hybrid`` (default from config).
+
+        Every result is recorded in the store with the model and index versions.
         """
         from datawheel.evaluate.beir import evaluate_beir
+        from datawheel.evaluate.questions import evaluate_questions
 
-        return evaluate_beir(self, Path(beir_dir), split=split,
-                             mode=mode or self.config.search.mode, progress=progress)
+        path = Path(source)
+        mode = mode or self.config.search.mode
+        if path.is_file():
+            result = evaluate_questions(self, path, mode)
+            self.store.record_evaluation(None, {
+                "dataset": str(path), "split": "questions", "mode": mode,
+                "metrics": {k: v for k, v in result.items() if k not in ("mode", "dataset")},
+                "versions": self.versions(),
+            })
+            return result
+        return evaluate_beir(self, path, split=split, mode=mode, progress=progress)
+
+    def versions(self) -> dict[str, Any]:
+        """What produced a result: embedder, index size and the search settings."""
+        return {
+            "embedder": self.embedder.model_id,
+            "chunks": len(self.indexes.vectors),
+            "search": self.config.search.model_dump(),
+            "chunking": self.config.chunking.model_dump(),
+        }
 
     def status(self) -> dict[str, Any]:
         """Counts and the latest runs, for ``datawheel status``."""

@@ -10,7 +10,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from datawheel.cli.common import JsonOpt, WorkspaceOpt, handled, out, print_json, progress_bar
+from datawheel.cli.common import (
+    JsonOpt,
+    WorkspaceOpt,
+    find_workspace,
+    handled,
+    out,
+    print_json,
+    progress_bar,
+)
+from datawheel.errors import ConfigError
 from datawheel.workspace import Workspace
 
 
@@ -26,7 +35,14 @@ def scratch_workspace(beir: Path) -> Path:
 
 
 def evaluate(
-    beir: Annotated[Path, typer.Option("--beir", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/.")],
+    beir: Annotated[
+        Path | None, typer.Option("--beir", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/.")
+    ] = None,
+    questions: Annotated[
+        Path | None,
+        typer.Option("--questions", help='JSON lines {"question", "relevant": [paths]} scored '
+                     "against what the workspace holds."),
+    ] = None,
     split: Annotated[str, typer.Option("--split", help="Which qrels/<split>.tsv to score.")] = "test",
     mode: Annotated[str | None, typer.Option("--mode", help="bm25, dense or hybrid.")] = None,
     workspace: WorkspaceOpt = None,
@@ -38,17 +54,23 @@ def evaluate(
     Example: datawheel evaluate --beir ../shared/datasets/beir_scifact --split test --json
     """
     with handled():
-        ws = Workspace.init(workspace or scratch_workspace(beir))
+        if (beir is None) == (questions is None):
+            raise ConfigError("pass exactly one of --beir DIR or --questions FILE")
+        if questions is not None:
+            ws = Workspace.open(find_workspace(workspace))
+        else:
+            ws = Workspace.init(workspace or scratch_workspace(beir))  # type: ignore[arg-type]
         try:
             with progress_bar(not json_) as progress:
-                result = ws.evaluate(beir, split=split, mode=mode, progress=progress)
+                result = ws.evaluate(beir or questions, split=split, mode=mode,  # type: ignore[arg-type]
+                                     progress=progress)
         finally:
             ws.close()
     if json_:
         print_json(result)
         return
     table = Table("dataset", "split", "mode", "queries", "nDCG@10", "recall@100", "MRR@10")
-    table.add_row(result["dataset"], split, result["mode"], str(result["queries"]),
+    table.add_row(result["dataset"], result.get("split", "questions"), result["mode"], str(result["queries"]),
                   f"{result['ndcg@10']:.4f}", f"{result['recall@100']:.4f}",
                   f"{result['mrr@10']:.4f}")
     out.print(table)

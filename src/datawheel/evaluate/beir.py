@@ -108,12 +108,7 @@ def evaluate_beir(ws: Workspace, root: Path, *, split: str, mode: str,
         ws.store.finish_run(run_id, "failed", {})
         raise
     result = {**metrics, "mode": mode, "split": split, "dataset": root.name}
-    versions = {
-        "embedder": ws.embedder.model_id,
-        "chunks": len(ws.indexes.vectors),
-        "search": ws.config.search.model_dump(),
-        "chunking": ws.config.chunking.model_dump(),
-    }
+    versions = ws.versions()
     ws.store.record_evaluation(run_id, {"dataset": str(root), "split": split, "mode": mode,
                                         "metrics": metrics, "versions": versions})
     ws.store.finish_run(run_id, "finished", metrics)

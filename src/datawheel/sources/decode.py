@@ -9,6 +9,7 @@ most common legacy encoding) wins whenever it is as plausible as the best guess.
 from __future__ import annotations
 
 import codecs
+import re
 
 import charset_normalizer
 from charset_normalizer.utils import is_multi_byte_encoding
@@ -24,6 +25,8 @@ _BOMS = (
 )
 _CHAOS_TOLERANCE = 0.1  # how much "messier" cp1252 may look than the best guess and still win
 _ALLOWED_CONTROLS = frozenset("\t\n\r\f\v")
+_HIGH = re.compile(rb"[\x80-\xff]")
+_HIGH_PAIR = re.compile(rb"[\x80-\xff]{2}")
 
 
 def decode_text(data: bytes) -> str:
@@ -68,15 +71,33 @@ def _guess(data: bytes) -> str:
     best = matches.best()
     if best is None:
         raise _binary()
-    if not is_multi_byte_encoding(best.encoding):
-        for match in matches:
-            if (
-                "cp1252" in match.could_be_from_charset
-                and match.chaos <= best.chaos + _CHAOS_TOLERANCE
-                and match.coherence >= best.coherence
-            ):
+    if is_multi_byte_encoding(best.encoding):
+        if _looks_western(data):
+            try:
                 return data.decode("cp1252")
+            except UnicodeDecodeError:
+                pass
+        return str(best)
+    for match in matches:
+        if (
+            "cp1252" in match.could_be_from_charset
+            and match.chaos <= best.chaos + _CHAOS_TOLERANCE
+            and match.coherence >= best.coherence
+        ):
+            return data.decode("cp1252")
     return str(best)
+
+
+def _looks_western(data: bytes) -> bool:
+    """Few non-ASCII bytes, rarely side by side: accented letters, not CJK double bytes.
+
+    charset-normalizer may read a short "Caf\\xe9" as a two-byte Asian encoding; in real
+    CJK text nearly every non-ASCII byte has a non-ASCII neighbour.
+    """
+    sample = data[:65536]
+    high = len(_HIGH.findall(sample))
+    pairs = len(_HIGH_PAIR.findall(sample))
+    return high > 0 and pairs * 5 <= high
 
 
 def _mostly_controls(text: str) -> bool:

@@ -12,6 +12,7 @@ from datawheel.sources.base import Section
 
 _BLANK_LINES = re.compile(r"\n[ \t]*\n\s*")
 _INLINE_SPACE = re.compile(r"[ \t\u00a0]+")
+_TITLE_SEPARATORS = (" - ", " | ", " : ", " \u2013 ", " \u2014 ")
 
 
 class SectionBuilder:
@@ -23,6 +24,8 @@ class SectionBuilder:
         >>> b.paragraph("Within 30 days.")
         >>> [s.heading_path for s in b.build()]
         [('Handbook',), ('Handbook', 'Refunds')]
+        >>> [s.heading_path for s in b.build(title="Handbook")]
+        [(), ('Refunds',)]
     """
 
     def __init__(self) -> None:
@@ -45,16 +48,36 @@ class SectionBuilder:
         for part in split_paragraphs(text):
             self._paragraphs.append(part)
 
-    def build(self) -> list[Section]:
-        """The sections collected so far; sections without text are dropped."""
+    def build(self, title: str | None = None) -> list[Section]:
+        """The sections collected so far; sections without text are dropped.
+
+        A heading path that starts with the document ``title`` (or with the part of it
+        before " - ", " | " or " : ", as in "Shipping - Acme") loses that first element:
+        consumers show the title next to the heading path, so it would appear twice.
+        """
         self._close()
-        return list(self._sections)
+        key = squash(title or "").casefold()
+        if not key:
+            return list(self._sections)
+        return [
+            Section(section.heading_path[1:], section.text)
+            if section.heading_path and _names_title(section.heading_path[0], key)
+            else section
+            for section in self._sections
+        ]
 
     def _close(self) -> None:
         if self._paragraphs:
             path = tuple(text for _, text in self._stack)
             self._sections.append(Section(heading_path=path, text="\n\n".join(self._paragraphs)))
         self._paragraphs = []
+
+
+def _names_title(heading: str, title_key: str) -> bool:
+    heading = heading.casefold()
+    return title_key == heading or any(
+        title_key.startswith(heading + sep) for sep in _TITLE_SEPARATORS
+    )
 
 
 def split_paragraphs(text: str) -> list[str]:

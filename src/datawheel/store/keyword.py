@@ -37,7 +37,7 @@ class BM25Index:
     """
 
     def __init__(
-        self, path: Path, k1: float = 1.2, b: float = 0.75, stemmer: str | None = "english"
+        self, path: Path, k1: float = 1.5, b: float = 0.75, stemmer: str | None = "english"
     ) -> None:
         self.path = path
         self.k1, self.b, self.stemmer_name = k1, b, stemmer

@@ -1,0 +1,97 @@
+"""Retrieval quality on SciFact: nDCG@10 / recall@100 / MRR@10 per mode and fusion.
+
+Ingests the corpus into a workspace (reused from the cache when present), then scores on
+the test split: BM25, dense, RRF, and convex fusion with the weight swept on the *train*
+split (the weight is chosen on train only, then applied to test once).
+
+Usage: python benchmarks/quality.py [--json] [--workspace DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from _common import SCIFACT, emit
+
+from datawheel import Workspace
+from datawheel.apps.rag import fuse
+from datawheel.evaluate.beir import DOC_DEPTH, load_qrels, load_queries
+from datawheel.evaluate.metrics import score_run
+from datawheel.store.catalog import Filter
+
+WEIGHTS = [round(0.1 * i, 1) for i in range(11)]
+
+
+def lists_for(ws: Workspace, split: str) -> tuple[dict, dict, dict]:
+    qrels = load_qrels(SCIFACT / "qrels" / f"{split}.tsv")
+    queries = load_queries(SCIFACT / "queries.jsonl", set(qrels))
+    r = ws.retriever()
+    flt = Filter.build({"kind": "beir"})
+    qids = list(queries)
+    vecs = ws.embedder.embed([queries[q] for q in qids])
+    depth = ws.config.search.candidates
+    sparse, dense = {}, {}
+    for i, q in enumerate(qids):
+        sparse[q] = r.bm25.search(queries[q], depth, flt)
+        dense[q] = r.vectors.search(vecs[i], depth, flt)
+    return sparse, dense, qrels
+
+
+def to_docs(ws: Workspace, ranked: dict[str, list[tuple[str, float]]],
+            beir: dict[str, str]) -> dict[str, list[str]]:
+    need = {cid for hits in ranked.values() for cid, _ in hits if cid not in beir}
+    for v in ws.store.chunks(need):
+        beir[v.id] = v.fields.get("beir_id", v.doc_id)
+    run = {}
+    for q, hits in ranked.items():
+        docs: list[str] = []
+        for cid, _ in hits:
+            d = beir[cid]
+            if d not in docs:
+                docs.append(d)
+        run[q] = docs[:DOC_DEPTH]
+    return run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--workspace", type=Path, default=Path(".bench/scifact"))
+    args = ap.parse_args()
+    ws = Workspace.init(args.workspace)
+    ws.ingest([SCIFACT / "corpus.jsonl"])
+    beir: dict[str, str] = {}
+
+    sp_tr, de_tr, qr_tr = lists_for(ws, "train")
+    sweep = {}
+    for w in WEIGHTS:
+        fused = {q: fuse.convex(sp_tr[q], de_tr[q], w) for q in sp_tr}
+        sweep[w] = score_run(to_docs(ws, fused, beir), qr_tr)["ndcg@10"]
+    best_w = max(sweep, key=lambda w: (sweep[w], -abs(w - 0.5)))
+    print("train sweep (dense weight -> nDCG@10):",
+          ", ".join(f"{w}:{s:.4f}" for w, s in sweep.items()))
+
+    sp, de, qr = lists_for(ws, "test")
+    rows = {
+        "bm25": score_run(to_docs(ws, sp, beir), qr),
+        "dense": score_run(to_docs(ws, de, beir), qr),
+        "rrf": score_run(to_docs(ws, {q: fuse.rrf([sp[q], de[q]], ws.config.search.rrf_k)
+                                      for q in sp}, beir), qr),
+        f"convex@{ws.config.search.dense_weight}": score_run(
+            to_docs(ws, {q: fuse.convex(sp[q], de[q], ws.config.search.dense_weight)
+                         for q in sp}, beir), qr),
+        f"convex@{best_w} (train-tuned)": score_run(
+            to_docs(ws, {q: fuse.convex(sp[q], de[q], best_w) for q in sp}, beir), qr),
+    }
+    for name, m in rows.items():
+        print(f"{name:>26}: nDCG@10 {m['ndcg@10']:.4f}  recall@100 {m['recall@100']:.4f}  "
+              f"MRR@10 {m['mrr@10']:.4f}  ({m['queries']} queries)")
+    ws.close()
+    emit({"split": "test", "train_best_dense_weight": best_w,
+          "results": {k: {m: round(v, 4) for m, v in r.items()} for k, r in rows.items()}},
+         args.json)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""The CLI through a real subprocess-free runner, on a real workspace."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from datawheel.cli.main import app
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def kb(tmp_path: Path) -> Path:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "refunds.md").write_text(
+        "---\ntopic: billing\n---\n# Refund policy\n\n## Enterprise\n\n"
+        "Enterprise customers may return orders within 60 days for a full refund.\n")
+    (docs / "tents.txt").write_text("Dry your tent before storing it to avoid mildew.")
+    result = runner.invoke(app, ["init", str(tmp_path / "kb")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "kb" / "datawheel.yaml").exists()
+    result = runner.invoke(app, ["ingest", str(tmp_path / "kb"), str(docs), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["added"] == 2 and report["failed"] == []
+    return tmp_path / "kb"
+
+
+def test_search_json_and_table(kb: Path) -> None:
+    result = runner.invoke(app, ["search", "enterprise returns", "-w", str(kb), "--k", "1",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    [hit] = data["results"]
+    assert hit["title"] == "Refund policy" and hit["heading"] == "Refund policy > Enterprise" \
+        or hit["heading"].endswith("Enterprise")
+    assert "60 days" in hit["snippet"] and hit["uri"].endswith("refunds.md")
+    table = runner.invoke(app, ["search", "mildew", "-w", str(kb), "--mode", "bm25"])
+    assert table.exit_code == 0 and "tents" in table.stdout
+
+
+def test_search_filter_and_bad_filter(kb: Path) -> None:
+    ok = runner.invoke(app, ["search", "tent", "-w", str(kb), "--filter", "topic=billing",
+                             "--json"])
+    assert [h["title"] for h in json.loads(ok.stdout)["results"]] == ["Refund policy"]
+    bad = runner.invoke(app, ["search", "tent", "-w", str(kb), "--filter", "topic"])
+    assert bad.exit_code == 2 and "must look like key=value" in bad.output
+
+
+def test_ingest_twice_is_a_no_op(kb: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["ingest", str(kb), str(tmp_path / "docs"), "--json"])
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (report["added"], report["updated"], report["unchanged"]) == (0, 0, 2)
+
+
+def test_missing_workspace_is_a_clear_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["search", "x", "-w", str(tmp_path / "none")])
+    assert result.exit_code == 2
+    assert "datawheel init" in result.output
+
+
+def test_help_has_examples() -> None:
+    for cmd in ("init", "ingest", "search", "evaluate", "status", "demo"):
+        result = runner.invoke(app, [cmd, "--help"])
+        assert result.exit_code == 0 and "Example:" in result.output, cmd

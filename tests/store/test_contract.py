@@ -1,0 +1,165 @@
+"""The contract every Store and VectorIndex backend must meet.
+
+Backends are listed in ``store_url`` / ``vector_index``; the PostgreSQL ones join them
+when that backend lands, and the same tests run unchanged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from datawheel.store.base import ChunkRecord, DocumentRecord, DocumentWrite
+from datawheel.store.catalog import Filter
+from datawheel.store.keyword import BM25Index
+from datawheel.store.sql import SQLStore
+from datawheel.store.vectors import NumpyVectorIndex
+
+
+@pytest.fixture(params=["sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> SQLStore:
+    s = SQLStore(f"sqlite:///{tmp_path / 'store.db'}")
+    yield s
+    s.close()
+
+
+def _write(doc_id: str, uri: str, fp: str, texts: list[str], groups=("everyone",)) -> DocumentWrite:
+    doc = DocumentRecord(id=doc_id, uri=uri, fingerprint=fp, title=f"T {doc_id}", kind="md",
+                         groups=list(groups), topic="billing", meta={"lang": "en"})
+    chunks = [ChunkRecord(f"{doc_id}-{i}", doc_id, i, "H", t, f"h-{t}") for i, t in enumerate(texts)]
+    return DocumentWrite(doc, chunks)
+
+
+def test_write_replace_delete(store: SQLStore) -> None:
+    vec = {"h-a": np.ones(4, np.float32)}
+    store.write_documents([_write("d1", "/x/a.md", "fp1", ["a", "b"])], vec, "m")
+    assert store.document_states() == {"/x/a.md": ("d1", "fp1")}
+    assert store.chunk_ids() == {"d1-0", "d1-1"}
+    # replacing a document replaces all its chunks
+    store.write_documents([_write("d1", "/x/a.md", "fp2", ["c"])], {}, "m")
+    assert store.document_states()["/x/a.md"] == ("d1", "fp2")
+    assert store.chunk_ids() == {"d1-0"}
+    assert [v.text for v in store.chunks()] == ["c"]
+    assert store.delete_documents(["d1"]) == 1
+    assert store.chunk_ids() == set()
+    assert store.counts()["documents"] == 0
+
+
+def test_states_by_prefix_and_chunk_views(store: SQLStore) -> None:
+    store.write_documents([_write("d1", "/x/a.md", "1", ["a"]),
+                           _write("d2", "/y/b.md", "2", ["b"], groups=("sales",))], {}, "m")
+    assert set(store.document_states("/x/")) == {"/x/a.md"}
+    views = {v.id: v for v in store.chunks(["d2-0"])}
+    assert views["d2-0"].groups == ["sales"]
+    assert views["d2-0"].fields["topic"] == "billing"
+    assert views["d2-0"].fields["lang"] == "en"
+    assert store.chunk_ids_of(["d2"]) == ["d2-0"]
+
+
+def test_embedding_cache_is_keyed_by_model(store: SQLStore) -> None:
+    v = np.arange(4, dtype=np.float32)
+    store.write_documents([_write("d1", "/a", "1", ["a"])], {"h-a": v}, "model-1")
+    got = store.cached_vectors(["h-a", "h-zzz"], "model-1")
+    assert list(got) == ["h-a"] and np.array_equal(got["h-a"], v)
+    assert store.cached_vectors(["h-a"], "model-2") == {}
+    # writing the same vector again is a no-op, not an error
+    store.write_documents([_write("d1", "/a", "2", ["a"])], {"h-a": v}, "model-1")
+
+
+def test_failed_write_leaves_nothing(store: SQLStore) -> None:
+    good = _write("d1", "/a", "1", ["a"])
+    clash = _write("d2", "/b", "1", ["b"])
+    clash.chunks.append(ChunkRecord("d1-0", "d2", 9, "", "dup id", "h"))  # primary key clash
+    with pytest.raises(Exception):
+        store.write_documents([good, clash], {}, "m")
+    assert store.counts()["documents"] == 0 and store.chunk_ids() == set()
+
+
+def test_runs_failures_evaluations(store: SQLStore) -> None:
+    run = store.start_run("ingest", {"paths": ["/x"]})
+    store.record_failures(run, [("/x/bad.pdf", "corrupt PDF", None)])
+    store.finish_run(run, "finished", {"added": 1})
+    [row] = store.list_runs("ingest")
+    assert row["status"] == "finished" and row["counts"] == {"added": 1}
+    assert row["duration_s"] is not None and row["duration_s"] >= 0
+    assert store.failures()[0]["reason"] == "corrupt PDF"
+    store.clear_failures(["/x/bad.pdf"])
+    assert store.failures() == []
+    store.record_evaluation(run, {"dataset": "d", "split": "test", "mode": "bm25",
+                                  "metrics": {"ndcg@10": 0.5}, "versions": {"e": "m"}})
+    assert store.evaluations()[0]["metrics"]["ndcg@10"] == 0.5
+
+
+def test_reopen_keeps_data_and_migrations_run_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    s = SQLStore(url)
+    s.write_documents([_write("d1", "/a", "1", ["a"])], {}, "m")
+    s.close()
+    s2 = SQLStore(url)
+    assert s2.counts()["documents"] == 1
+    s2.close()
+
+
+# -- vector index contract --------------------------------------------------------------
+
+@pytest.fixture(params=["numpy"])
+def vindex(request: pytest.FixtureRequest, tmp_path: Path) -> NumpyVectorIndex:
+    return NumpyVectorIndex(tmp_path / "v.npz", dim=8)
+
+
+def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
+    m = rng.normal(size=(n, 8)).astype(np.float32)
+    return m / np.linalg.norm(m, axis=1, keepdims=True)
+
+
+def test_vector_exact_search_matches_brute_force(vindex: NumpyVectorIndex) -> None:
+    rng = np.random.default_rng(0)
+    m = _unit(rng, 300)
+    ids = [f"c{i}" for i in range(300)]
+    vindex.upsert(ids, m, [{"topic": "a" if i % 2 else "b"} for i in range(300)],
+                  [["everyone"]] * 300)
+    q = _unit(rng, 1)[0]
+    expected = [ids[i] for i in np.argsort(-(m @ q))[:10]]
+    assert [cid for cid, _ in vindex.search(q, 10)] == expected
+
+
+def test_vector_filters_apply_inside_retrieval(vindex: NumpyVectorIndex) -> None:
+    rng = np.random.default_rng(1)
+    m = _unit(rng, 200)
+    ids = [f"c{i}" for i in range(200)]
+    groups = [["sales"] if i < 5 else ["support"] for i in range(200)]
+    vindex.upsert(ids, m, [{"topic": "x"}] * 200, groups)
+    hits = vindex.search(m[150], 10, Filter.build(groups=["sales"]))
+    # all five sales chunks come back even though none is near the query
+    assert sorted(cid for cid, _ in hits) == [f"c{i}" for i in range(5)]
+    assert vindex.search(m[0], 10, Filter.build({"topic": "nope"})) == []
+
+
+def test_vector_update_delete_persist(vindex: NumpyVectorIndex, tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    m = _unit(rng, 3)
+    vindex.upsert(["a", "b", "c"], m, [{}] * 3, [["g"]] * 3)
+    vindex.upsert(["a"], m[2:3], [{}], [["g"]])  # update moves a onto c's vector
+    assert {cid for cid, _ in vindex.search(m[2], 2)} == {"a", "c"}
+    assert vindex.delete(["c", "missing"]) == 1
+    vindex.save()
+    again = NumpyVectorIndex(vindex.path, dim=8)
+    assert again.ids() == {"a", "b"}
+    assert again.search(m[2], 1)[0][0] == "a"
+
+
+def test_bm25_incremental_and_filters(tmp_path: Path) -> None:
+    idx = BM25Index(tmp_path / "bm25.pkl")
+    idx.upsert(["a", "b"], ["refund policy for enterprise customers", "holiday schedule"],
+               [{"topic": "billing"}, {"topic": "hr"}], [["sales"], ["everyone"]])
+    assert idx.search("refunds", 5)[0][0] == "a"  # stemming: refunds -> refund
+    assert idx.search("refund", 5, Filter.build(groups=["everyone"])) == []
+    idx.upsert(["c"], ["a new refund rule"], [{"topic": "billing"}], [["everyone"]])
+    assert {cid for cid, _ in idx.search("refund", 5)} == {"a", "c"}
+    idx.delete(["a"])
+    idx.save()
+    again = BM25Index(tmp_path / "bm25.pkl")
+    assert [cid for cid, _ in again.search("refund", 5)] == ["c"]
+    assert again.search("zzzunknown", 5) == []

@@ -1,0 +1,156 @@
+"""Ingest end to end on real files, the real model and a real SQLite store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from datawheel import Workspace
+
+
+def _docs(folder: Path, n: int, start: int = 0) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(start, start + n):
+        (folder / f"note-{i:04d}.md").write_text(
+            f"# Note {i}\n\n## Topic\n\nItem {i} is about shipping zone {i % 7} and the "
+            f"warehouse in city number {i}. " * 3,
+            encoding="utf-8",
+        )
+
+
+def _consistent(ws: Workspace) -> None:
+    store_ids = ws.store.chunk_ids()
+    assert ws.indexes.vectors.ids() == store_ids
+    assert ws.indexes.bm25.ids() == store_ids
+
+
+def test_incremental_update_and_sync(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "refunds.md").write_text("# Refunds\n\nEnterprise customers get 60 days.\n")
+    (docs / "shipping.txt").write_text("We ship with DHL and UPS. Orders before 2pm ship today.")
+    ws = Workspace.init(tmp_path / "kb")
+    first = ws.ingest([docs])
+    assert (first.added, first.updated, first.unchanged, first.failed) == (2, 0, 0, [])
+    chunks_before = ws.store.chunk_ids()
+
+    again = ws.ingest([docs])
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 2)
+    assert ws.store.chunk_ids() == chunks_before
+
+    (docs / "refunds.md").write_text("# Refunds\n\nEnterprise customers now get 90 days.\n")
+    changed = ws.ingest([docs])
+    assert (changed.added, changed.updated, changed.unchanged) == (0, 1, 1)
+    hit = ws.search("enterprise refund days", k=1)[0]
+    assert "90 days" in hit.text and hit.title == "Refunds"
+
+    (docs / "shipping.txt").unlink()
+    kept = ws.ingest([docs])
+    assert kept.removed == 0 and ws.store.counts()["documents"] == 2  # no --sync: kept
+    synced = ws.ingest([docs], sync=True)
+    assert synced.removed == 1 and ws.store.counts()["documents"] == 1
+    assert all("DHL" not in h.text for h in ws.search("DHL UPS shipping", k=5))
+    _consistent(ws)
+    ws.close()
+
+
+def test_bad_files_are_reported_and_the_rest_ingested(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "good.md").write_text("# Good\n\nThe good document about gift cards.")
+    (docs / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
+    (docs / "binary.txt").write_bytes(bytes(range(256)) * 10)
+    (docs / "empty.txt").write_text("")
+    ws = Workspace.init(tmp_path / "kb")
+    report = ws.ingest([docs])
+    assert report.added == 1
+    reasons = dict(report.failed)
+    assert set(reasons) == {str(docs / n) for n in ("broken.pdf", "binary.txt", "empty.txt")}
+    assert all(reasons.values())
+    assert {f["uri"] for f in ws.store.failures()} == set(reasons)  # kept with the reason
+    # fixing a file clears its failure on the next run
+    (docs / "empty.txt").write_text("Now it has words about tents.")
+    report = ws.ingest([docs])
+    assert report.added == 1
+    assert str(docs / "empty.txt") not in {f["uri"] for f in ws.store.failures()}
+    ws.close()
+
+
+def test_groups_and_filters_apply_inside_retrieval(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    (docs / "fin").mkdir(parents=True)
+    (docs / "pub").mkdir()
+    (docs / "fin" / "expenses.md").write_text(
+        "---\ngroups: [finance]\ntopic: money\n---\n# Expenses\n\nMeal limit is 40 dollars.")
+    for i in range(30):
+        (docs / "pub" / f"meal-{i}.md").write_text(f"# Meals {i}\n\nThe canteen meal {i} menu.")
+    ws = Workspace.init(tmp_path / "kb")
+    ws.ingest([docs / "pub"])
+    ws.ingest([docs / "fin"])
+    assert ws.search("meal limit dollars", k=1)[0].title == "Expenses"
+    seen = ws.search("meal limit dollars", k=50, groups=["everyone"])
+    assert seen and all(h.title != "Expenses" for h in seen)
+    only = ws.search("canteen menu", k=3, filters={"topic": "money"})
+    assert [h.title for h in only] == ["Expenses"]  # filter inside retrieval, not after top-k
+    ws.close()
+
+
+def test_kill_9_mid_ingest_then_rerun_finishes_without_duplicates(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    _docs(docs, 400)
+    kb = tmp_path / "kb"
+    Workspace.init(kb).close()
+    (kb / "datawheel.yaml").write_text("ingest:\n  batch_docs: 8\n")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "datawheel.cli.main", "ingest", str(kb), str(docs)], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    db = kb / "datawheel.db"
+    deadline = time.time() + 240
+    committed = 0
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            with sqlite3.connect(db, timeout=1) as conn:
+                committed = conn.execute("select count(*) from documents").fetchone()[0]
+        except sqlite3.OperationalError:
+            committed = 0
+        if committed >= 16:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "ingest finished before it could be killed; use more documents"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 0 < committed < 400
+
+    ws = Workspace.open(kb)
+    report = ws.ingest([docs])
+    assert report.unchanged >= committed
+    assert report.added + report.unchanged == 400
+    assert ws.store.counts()["documents"] == 400
+    with sqlite3.connect(db) as conn:
+        dup = conn.execute("select count(*) - count(distinct doc_id || '/' || ord) from chunks")
+        assert dup.fetchone()[0] == 0
+    _consistent(ws)
+    assert ws.search("warehouse in city number 399", k=1, mode="bm25")[0].title == "Note 399"
+    runs = ws.store.list_runs("ingest")
+    assert runs[0]["status"] == "finished" and runs[1]["status"] == "interrupted"
+    ws.close()
+
+
+@pytest.mark.parametrize("bad", ["--bogus", "--mode=sideways"])
+def test_cli_rejects_unknown_options(tmp_path: Path, bad: str) -> None:
+    Workspace.init(tmp_path / "kb").close()
+    proc = subprocess.run(
+        [sys.executable, "-m", "datawheel.cli.main", "search", "x", "-w", str(tmp_path / "kb"), bad],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode != 0
+    assert "bogus" in proc.stderr or "valid modes: bm25, dense, hybrid" in proc.stderr
