@@ -23,19 +23,21 @@ from datawheel.store.catalog import Filter
 WEIGHTS = [round(0.1 * i, 1) for i in range(11)]
 
 
-def lists_for(ws: Workspace, split: str) -> tuple[dict, dict, dict]:
+def lists_for(ws: Workspace, split: str) -> tuple[dict, dict, dict, dict]:
+    """Per query: BM25 and dense top lists, and both scores for every candidate."""
     qrels = load_qrels(SCIFACT / "qrels" / f"{split}.tsv")
     queries = load_queries(SCIFACT / "queries.jsonl", set(qrels))
     r = ws.retriever()
     flt = Filter.build({"kind": "beir"})
     qids = list(queries)
     vecs = ws.embedder.embed([queries[q] for q in qids])
-    depth = ws.config.search.candidates
-    sparse, dense = {}, {}
+    sparse, dense, parts = {}, {}, {}
     for i, q in enumerate(qids):
-        sparse[q] = r.bm25.search(queries[q], depth, flt)
-        dense[q] = r.vectors.search(vecs[i], depth, flt)
-    return sparse, dense, qrels
+        ranking = r.search(queries[q], 10, "hybrid", flt, query_vector=vecs[i])
+        parts[q] = ranking.parts
+        sparse[q] = r.bm25.search(queries[q], ws.config.search.candidates, flt)
+        dense[q] = r.vectors.search(vecs[i], ws.config.search.candidates, flt)
+    return sparse, dense, parts, qrels
 
 
 def to_docs(ws: Workspace, ranked: dict[str, list[tuple[str, float]]],
@@ -63,29 +65,31 @@ def main() -> None:
     ws.ingest([SCIFACT / "corpus.jsonl"])
     beir: dict[str, str] = {}
 
-    sp_tr, de_tr, qr_tr = lists_for(ws, "train")
+    _, _, parts_tr, qr_tr = lists_for(ws, "train")
     sweep = {}
     for w in WEIGHTS:
-        fused = {q: fuse.convex(sp_tr[q], de_tr[q], w) for q in sp_tr}
+        fused = {q: fuse.convex(p["bm25"], p["dense"], w) for q, p in parts_tr.items()}
         sweep[w] = score_run(to_docs(ws, fused, beir), qr_tr)["ndcg@10"]
     best_w = max(sweep, key=lambda w: (sweep[w], -abs(w - 0.5)))
     print("train sweep (dense weight -> nDCG@10):",
           ", ".join(f"{w}:{s:.4f}" for w, s in sweep.items()))
 
-    sp, de, qr = lists_for(ws, "test")
+    sp, de, parts, qr = lists_for(ws, "test")
+    w_cfg = ws.config.search.dense_weight
     rows = {
         "bm25": score_run(to_docs(ws, sp, beir), qr),
         "dense": score_run(to_docs(ws, de, beir), qr),
         "rrf": score_run(to_docs(ws, {q: fuse.rrf([sp[q], de[q]], ws.config.search.rrf_k)
                                       for q in sp}, beir), qr),
-        f"convex@{ws.config.search.dense_weight}": score_run(
-            to_docs(ws, {q: fuse.convex(sp[q], de[q], ws.config.search.dense_weight)
-                         for q in sp}, beir), qr),
-        f"convex@{best_w} (train-tuned)": score_run(
-            to_docs(ws, {q: fuse.convex(sp[q], de[q], best_w) for q in sp}, beir), qr),
+        f"hybrid convex@{w_cfg} (default)": score_run(
+            to_docs(ws, {q: fuse.convex(p["bm25"], p["dense"], w_cfg)
+                         for q, p in parts.items()}, beir), qr),
+        f"hybrid convex@{best_w} (train-tuned)": score_run(
+            to_docs(ws, {q: fuse.convex(p["bm25"], p["dense"], best_w)
+                         for q, p in parts.items()}, beir), qr),
     }
     for name, m in rows.items():
-        print(f"{name:>26}: nDCG@10 {m['ndcg@10']:.4f}  recall@100 {m['recall@100']:.4f}  "
+        print(f"{name:>34}: nDCG@10 {m['ndcg@10']:.4f}  recall@100 {m['recall@100']:.4f}  "
               f"MRR@10 {m['mrr@10']:.4f}  ({m['queries']} queries)")
     ws.close()
     emit({"split": "test", "train_best_dense_weight": best_w,

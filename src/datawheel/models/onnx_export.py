@@ -100,7 +100,6 @@ def export_transformer(transformer_dir: Path, out_path: Path) -> None:
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] if wants_types else [])
     example = _example_inputs(torch, [[5, 6, 7, 8, 9], [5, 6, 7, 0, 0]], wants_types)
     dynamic = {n: {0: "batch", 1: "sequence"} for n in [*names, "last_hidden_state"]}
-    export_kwargs = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -112,7 +111,7 @@ def export_transformer(transformer_dir: Path, out_path: Path) -> None:
             dynamic_axes=dynamic,
             opset_version=OPSET,
             do_constant_folding=True,
-            **export_kwargs,
+            dynamo=False,  # the torch.export-based default needs onnxscript; TorchScript is enough
         )
     _validate(wrapper, out_path, wants_types)
 
@@ -124,7 +123,10 @@ def quantize_int8(src: Path, out_path: Path) -> None:
     and per-channel scales keep the embeddings within ~0.995 cosine of fp32 (per-tensor
     scales dropped to ~0.94).
     """
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization import (  # type: ignore[import-untyped]
+        QuantType,
+        quantize_dynamic,
+    )
 
     with _quiet_root_logger():
         quantize_dynamic(
@@ -167,10 +169,14 @@ def _example_inputs(torch, rows: list[list[int]], wants_types: bool) -> tuple:  
 def _validate(wrapper, onnx_path: Path, wants_types: bool) -> None:  # type: ignore[no-untyped-def]
     """Compare the ONNX graph with torch at a shape different from the traced one."""
     import numpy as np
-    import onnxruntime as ort
+    import onnxruntime as ort  # type: ignore[import-untyped]
     import torch
 
-    rows = [[7, 8, 9, 10, 11, 12, 13, 14, 15], [7, 8, 9, 0, 0, 0, 0, 0, 0], [7, 8, 9, 10, 11, 0, 0, 0, 0]]
+    rows = [
+        [7, 8, 9, 10, 11, 12, 13, 14, 15],
+        [7, 8, 9, 0, 0, 0, 0, 0, 0],
+        [7, 8, 9, 10, 11, 0, 0, 0, 0],
+    ]
     inputs = _example_inputs(torch, rows, wants_types)
     with torch.no_grad():
         expected = wrapper(*inputs).numpy()
@@ -188,7 +194,7 @@ def _validate(wrapper, onnx_path: Path, wants_types: bool) -> None:  # type: ign
 
 
 def _write_meta(path: Path, transformer_dir: Path, weights_sha256: str) -> None:
-    import onnxruntime
+    import onnxruntime  # type: ignore[import-untyped]
     import torch
     import transformers
 
@@ -216,9 +222,15 @@ def _staging(folder: Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def _quiet_root_logger() -> Iterator[None]:
-    """Drop onnxruntime.quantization's 'consider pre-processing' root-logger warning."""
+    """Mute onnxruntime.quantization's chatter, which it logs straight to the root logger.
+
+    While quantising, root-logger records below WARNING and its "consider pre-processing"
+    warning are dropped; records of named loggers are untouched.
+    """
 
     def keep(record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return False
         return "pre-processing before quantization" not in record.getMessage()
 
     root = logging.getLogger()

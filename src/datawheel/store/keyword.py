@@ -104,6 +104,20 @@ class BM25Index:
         ids = self.catalog.ids
         return [(ids[p], float(scores[p])) for p in best]
 
+    def scores(self, query: str, ids: Sequence[str]) -> list[float]:
+        """BM25 scores of given chunks for a query (0 for unknown ids or no match)."""
+        tokens = [t for t in self.tokenize([query])[0] if t in self._vocab]
+        if not tokens or len(self.catalog) == 0:
+            return [0.0] * len(ids)
+        model = self._ensure_model()
+        full = np.zeros(self.catalog.size, dtype=np.float32)
+        full[self._model_positions] = model.get_scores(tokens)
+        out = []
+        for chunk_id in ids:
+            pos = self.catalog.position(chunk_id)
+            out.append(0.0 if pos is None else float(full[pos]))
+        return out
+
     def save(self) -> None:
         if not self._dirty and self.path.exists():
             return

@@ -38,6 +38,10 @@ class VectorIndex(Protocol):
         self, query: np.ndarray, k: int, flt: Filter | None = None
     ) -> list[tuple[str, float]]: ...
 
+    def scores(self, query: np.ndarray, ids: Sequence[str]) -> list[float]:
+        """Similarity of given chunks to the query (ids not in the index score -1)."""
+        ...
+
     def ids(self) -> set[str]: ...
 
     def __len__(self) -> int: ...
@@ -103,6 +107,14 @@ class NumpyVectorIndex:
         best = top_k(scores, k, mask)
         ids = self.catalog.ids
         return [(ids[p], float(scores[p])) for p in best]
+
+    def scores(self, query: np.ndarray, ids: Sequence[str]) -> list[float]:
+        q = np.asarray(query, dtype=np.float32).reshape(self.dim)
+        out = []
+        for chunk_id in ids:
+            pos = self.catalog.position(chunk_id)
+            out.append(-1.0 if pos is None else float(self._matrix[pos] @ q))
+        return out
 
     def vectors(self, ids: Sequence[str]) -> np.ndarray:
         """The stored vectors of live ids (zeros for unknown ones)."""

@@ -63,7 +63,17 @@ class Retriever:
         if mode == "dense":
             return Ranking(dense[:k], parts)
         if self.settings.fusion == "rrf":
-            fused = fuse.rrf([sparse, dense], k=self.settings.rrf_k)
-        else:
-            fused = fuse.convex(sparse, dense, self.settings.dense_weight)
+            return Ranking(fuse.rrf([sparse, dense], k=self.settings.rrf_k)[:k], parts)
+        # Score every candidate with both retrievers before fusing (see fuse.convex).
+        union = parts["bm25"].keys() | parts["dense"].keys()
+        for name, have, score in (
+            ("bm25", parts["bm25"], lambda ids: self.bm25.scores(query, ids)),
+            ("dense", parts["dense"], lambda ids: self.vectors.scores(qvec, ids)),
+        ):
+            todo = [cid for cid in union if cid not in have]
+            if todo:
+                full = dict(have)
+                full.update(zip(todo, score(todo), strict=True))
+                parts[name] = full
+        fused = fuse.convex(parts["bm25"], parts["dense"], self.settings.dense_weight)
         return Ranking(fused[:k], parts)
