@@ -153,4 +153,7 @@ def test_cli_rejects_unknown_options(tmp_path: Path, bad: str) -> None:
         capture_output=True, text=True,
     )
     assert proc.returncode != 0
-    assert "bogus" in proc.stderr or "valid modes: bm25, dense, hybrid" in proc.stderr
+    if bad == "--bogus":
+        assert "No such option: --bogus" in proc.stderr and "--mode" in proc.stderr
+    else:
+        assert "valid modes: bm25, dense, hybrid" in proc.stderr

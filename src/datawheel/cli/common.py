@@ -13,6 +13,12 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from typer.core import TyperCommand
+
+try:  # typer >= 0.20 vendors click
+    from typer._click.exceptions import NoSuchOption
+except ImportError:  # pragma: no cover
+    from click.exceptions import NoSuchOption  # type: ignore[assignment]
 
 from datawheel.config import CONFIG_FILE
 from datawheel.errors import DatawheelError, WorkspaceError
@@ -24,13 +30,26 @@ out = Console()
 WorkspaceOpt = Annotated[
     Path | None,
     typer.Option(
-        "--workspace", "-w",
+        "--workspace",
+        "-w",
         help="Workspace folder (default: $DATAWHEEL_WORKSPACE, the current folder, or the "
         "only workspace inside it).",
         show_default=False,
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+class Command(TyperCommand):
+    """A command whose unknown-option error lists the valid options."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)  # type: ignore[no-any-return]
+        except NoSuchOption as exc:
+            valid = sorted({o for p in self.get_params(ctx) for o in p.opts if o.startswith("--")})
+            exc.message = f"{exc.message.rstrip('.')}. Valid options: {', '.join(valid)}"
+            raise
 
 
 def find_workspace(path: Path | None) -> Path:
@@ -81,8 +100,12 @@ def progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int], None] | No
         yield None
         return
     bars = Progress(
-        TextColumn("[bold]{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=console, transient=False,
+        TextColumn("[bold]{task.description:<9}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
     )
     tasks: dict[str, Any] = {}
 

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from datawheel.cli.common import (
+    Command,
     JsonOpt,
     WorkspaceOpt,
     find_workspace,
@@ -24,7 +25,7 @@ from datawheel.workspace import Workspace
 
 
 def register(app: typer.Typer) -> None:
-    app.command("evaluate")(evaluate)
+    app.command("evaluate", cls=Command)(evaluate)
 
 
 def scratch_workspace(beir: Path) -> Path:
@@ -36,14 +37,20 @@ def scratch_workspace(beir: Path) -> Path:
 
 def evaluate(
     beir: Annotated[
-        Path | None, typer.Option("--beir", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/.")
+        Path | None,
+        typer.Option("--beir", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/."),
     ] = None,
     questions: Annotated[
         Path | None,
-        typer.Option("--questions", help='JSON lines {"question", "relevant": [paths]} scored '
-                     "against what the workspace holds."),
+        typer.Option(
+            "--questions",
+            help='JSON lines {"question", "relevant": [paths]} scored '
+            "against what the workspace holds.",
+        ),
     ] = None,
-    split: Annotated[str, typer.Option("--split", help="Which qrels/<split>.tsv to score.")] = "test",
+    split: Annotated[
+        str, typer.Option("--split", help="Which qrels/<split>.tsv to score.")
+    ] = "test",
     mode: Annotated[str | None, typer.Option("--mode", help="bm25, dense or hybrid.")] = None,
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,
@@ -62,15 +69,25 @@ def evaluate(
             ws = Workspace.init(workspace or scratch_workspace(beir))  # type: ignore[arg-type]
         try:
             with progress_bar(not json_) as progress:
-                result = ws.evaluate(beir or questions, split=split, mode=mode,  # type: ignore[arg-type]
-                                     progress=progress)
+                result = ws.evaluate(
+                    beir or questions,
+                    split=split,
+                    mode=mode,  # type: ignore[arg-type]
+                    progress=progress,
+                )
         finally:
             ws.close()
     if json_:
         print_json(result)
         return
     table = Table("dataset", "split", "mode", "queries", "nDCG@10", "recall@100", "MRR@10")
-    table.add_row(result["dataset"], result.get("split", "questions"), result["mode"], str(result["queries"]),
-                  f"{result['ndcg@10']:.4f}", f"{result['recall@100']:.4f}",
-                  f"{result['mrr@10']:.4f}")
+    table.add_row(
+        result["dataset"],
+        result.get("split", "questions"),
+        result["mode"],
+        str(result["queries"]),
+        f"{result['ndcg@10']:.4f}",
+        f"{result['recall@100']:.4f}",
+        f"{result['mrr@10']:.4f}",
+    )
     out.print(table)

@@ -8,17 +8,19 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from datawheel.cli.common import JsonOpt, console, opened, out, print_json, progress_bar
+from datawheel.cli.common import Command, JsonOpt, console, opened, out, print_json, progress_bar
 
 
 def register(app: typer.Typer) -> None:
-    app.command("ingest")(ingest)
+    app.command("ingest", cls=Command)(ingest)
 
 
 def ingest(
     workspace: Annotated[Path, typer.Argument(help="The workspace folder (see datawheel init).")],
     paths: Annotated[list[Path], typer.Argument(help="Files, folders, zips or corpus.jsonl.")],
-    sync: Annotated[bool, typer.Option("--sync", help="Remove documents whose files are gone.")] = False,
+    sync: Annotated[
+        bool, typer.Option("--sync", help="Remove documents whose files are gone.")
+    ] = False,
     groups: Annotated[
         str | None, typer.Option("--groups", help="Comma-separated groups that may read these.")
     ] = None,
@@ -36,9 +38,20 @@ def ingest(
         print_json(report.to_dict())
     else:
         table = Table("seen", "added", "updated", "unchanged", "removed", "failed", "chunks added")
-        table.add_row(*(f"{n:,}" for n in (report.seen, report.added, report.updated,
-                                            report.unchanged, report.removed, len(report.failed),
-                                            report.chunks_added)))
+        table.add_row(
+            *(
+                f"{n:,}"
+                for n in (
+                    report.seen,
+                    report.added,
+                    report.updated,
+                    report.unchanged,
+                    report.removed,
+                    len(report.failed),
+                    report.chunks_added,
+                )
+            )
+        )
         out.print(table)
         for uri, reason in report.failed:
             console.print(f"[yellow]failed[/] {uri}: {reason}", highlight=False)

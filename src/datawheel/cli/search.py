@@ -8,12 +8,12 @@ import typer
 from rich.table import Table
 
 from datawheel.apps.rag.retrieve import MODES
-from datawheel.cli.common import JsonOpt, WorkspaceOpt, opened, out, print_json
+from datawheel.cli.common import Command, JsonOpt, WorkspaceOpt, opened, out, print_json
 from datawheel.errors import ConfigError
 
 
 def register(app: typer.Typer) -> None:
-    app.command("search")(search)
+    app.command("search", cls=Command)(search)
 
 
 def parse_filters(items: list[str] | None) -> dict[str, str]:
@@ -50,8 +50,13 @@ def search(
         group_list = [g.strip() for g in groups.split(",")] if groups else None
         hits = ws.search(query, k=k, mode=mode, filters=parse_filters(filter_), groups=group_list)
     if json_:
-        print_json({"query": query, "mode": mode or ws.config.search.mode,
-                    "results": [h.to_dict() for h in hits]})
+        print_json(
+            {
+                "query": query,
+                "mode": mode or ws.config.search.mode,
+                "results": [h.to_dict() for h in hits],
+            }
+        )
         return
     if not hits:
         out.print("no results")

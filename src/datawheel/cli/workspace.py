@@ -8,13 +8,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from datawheel.cli.common import JsonOpt, WorkspaceOpt, handled, opened, out, print_json
+from datawheel.cli.common import Command, JsonOpt, WorkspaceOpt, handled, opened, out, print_json
 from datawheel.workspace import Workspace
 
 
 def register(app: typer.Typer) -> None:
-    app.command("init")(init)
-    app.command("status")(status)
+    app.command("init", cls=Command)(init)
+    app.command("status", cls=Command)(status)
 
 
 def init(
@@ -27,8 +27,10 @@ def init(
     with handled():
         ws = Workspace.init(path)
         ws.close()
-    out.print(f"workspace ready at {ws.path}\n  settings: {ws.path / 'datawheel.yaml'}\n"
-              f"  next: datawheel ingest {path} ~/docs/")
+    out.print(
+        f"workspace ready at {ws.path}\n  settings: {ws.path / 'datawheel.yaml'}\n"
+        f"  next: datawheel ingest {path} ~/docs/"
+    )
 
 
 def status(workspace: WorkspaceOpt = None, json_: JsonOpt = False) -> None:

