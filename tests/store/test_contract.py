@@ -104,9 +104,11 @@ def test_reopen_keeps_data_and_migrations_run_once(tmp_path: Path) -> None:
 
 # -- vector index contract --------------------------------------------------------------
 
-@pytest.fixture(params=["numpy"])
+@pytest.fixture(params=["exact", "hnsw"])
 def vindex(request: pytest.FixtureRequest, tmp_path: Path) -> NumpyVectorIndex:
-    return NumpyVectorIndex(tmp_path / "v.npz", dim=8)
+    # "hnsw": the same index with the graph switched on from the first row
+    return NumpyVectorIndex(tmp_path / "v.npz", dim=8,
+                            ann_min=0 if request.param == "hnsw" else 10**9)
 
 
 def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -145,7 +147,7 @@ def test_vector_update_delete_persist(vindex: NumpyVectorIndex, tmp_path: Path) 
     assert {cid for cid, _ in vindex.search(m[2], 2)} == {"a", "c"}
     assert vindex.delete(["c", "missing"]) == 1
     vindex.save()
-    again = NumpyVectorIndex(vindex.path, dim=8)
+    again = NumpyVectorIndex(vindex.path, dim=8, ann_min=vindex.ann_min)
     assert again.ids() == {"a", "b"}
     assert again.search(m[2], 1)[0][0] == "a"
 
@@ -163,3 +165,24 @@ def test_bm25_incremental_and_filters(tmp_path: Path) -> None:
     again = BM25Index(tmp_path / "bm25.pkl")
     assert [cid for cid, _ in again.search("refund", 5)] == ["c"]
     assert again.search("zzzunknown", 5) == []
+
+
+def test_hnsw_recall_and_filters_on_clustered_vectors(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(20, 32)).astype(np.float32)
+    m = centres[rng.integers(0, 20, 3000)] + 0.4 * rng.normal(size=(3000, 32)).astype(np.float32)
+    m /= np.linalg.norm(m, axis=1, keepdims=True)
+    ids = [f"c{i}" for i in range(3000)]
+    fields = [{"half": str(i % 2)} for i in range(3000)]
+    exact = NumpyVectorIndex(tmp_path / "e.npz", dim=32, ann_min=10**9)
+    ann = NumpyVectorIndex(tmp_path / "a.npz", dim=32, ann_min=1000)
+    for index in (exact, ann):
+        index.upsert(ids, m, fields, [["g"]] * 3000)
+    queries = m[:50] + 0.05 * rng.normal(size=(50, 32)).astype(np.float32)
+    hits = [len({c for c, _ in exact.search(q, 10)} & {c for c, _ in ann.search(q, 10)})
+            for q in queries]
+    assert sum(hits) / 500 >= 0.95
+    flt = Filter.build({"half": "1"})
+    assert all(int(c[1:]) % 2 == 1 for c, _ in ann.search(queries[0], 10, flt))
+    ann.delete(ids[:1500])
+    assert all(int(c[1:]) >= 1500 for c, _ in ann.search(queries[0], 10))

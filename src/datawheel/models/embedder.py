@@ -20,12 +20,13 @@ first ``embed`` or ``warm_up``. Nothing is ever downloaded.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -49,6 +50,10 @@ TORCH_PAD_MULTIPLE = 8
 #: Padded tokens per forward pass, per runtime. A batch holds at most ``batch_size`` texts
 #: and at most this many tokens, so long texts go in small batches (attention's working set
 #: stays in cache: +35% for onnx-int8 on 256-token texts) and short ones in full batches.
+#: torch runtimes run batches of at most this many padded tokens on one thread: waking a
+#: second OpenMP thread for each tiny op cost 10-450 ms per query here (2-vCPU VM), one
+#: thread takes ~9 ms for a short query in bf16.
+TORCH_SINGLE_THREAD_TOKENS = 256
 MAX_BATCH_TOKENS = {"torch": 4096, "onnx": 1024, "onnx-int8": 1024, "torch-bf16": 8192}
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 #: sentence-transformers pooling flags the ONNX runtimes rebuild in numpy.
@@ -163,6 +168,7 @@ class _ModelSpec:
     pooling: str
     dim: int
     max_seq_length: int
+    lower_case: bool = False  # sentence_bert_config's do_lower_case: lowercase before tokenising
 
     @classmethod
     def read(cls, root: Path, *, builtin: bool) -> _ModelSpec:
@@ -202,6 +208,7 @@ class _ModelSpec:
             pooling=pooling,
             dim=dim or int(config.get("hidden_size", 0)),
             max_seq_length=int(max_len),
+            lower_case=bool(st_config.get("do_lower_case", False)),
         )
 
     def check_onnx_compatible(self) -> None:
@@ -291,7 +298,9 @@ class _BaseEmbedder:
         if self._tokenizer is None:
             estimate = (min(len(t) // 4 + 2, self.spec.max_seq_length) for t in texts)
             return np.fromiter(estimate, dtype=np.int64, count=len(texts)), None
-        encodings = self._tokenizer.encode_batch(texts)
+        encodings = self._tokenizer.encode_batch(
+            [t.lower() for t in texts] if self.spec.lower_case else texts
+        )
         counts = (len(e.ids) for e in encodings)
         return np.fromiter(counts, dtype=np.int64, count=len(encodings)), encodings
 
@@ -367,6 +376,7 @@ class TorchEmbedder(_BaseEmbedder):
             width = -(-longest // TORCH_PAD_MULTIPLE) * TORCH_PAD_MULTIPLE
             width = max(longest, min(width, self.spec.max_seq_length))
             ids, mask = _pad_batch(encodings, lengths, idx, width, self._pad_id)
+            small = ids.size <= TORCH_SINGLE_THREAD_TOKENS
             features: dict[str, Any] = {
                 k: v for k, v in self._probe.items() if not isinstance(v, torch.Tensor)
             }
@@ -374,7 +384,8 @@ class TorchEmbedder(_BaseEmbedder):
             features["attention_mask"] = torch.from_numpy(mask)
             if "token_type_ids" in self._probe:
                 features["token_type_ids"] = torch.zeros_like(features["input_ids"])
-            vectors = self._model(features)["sentence_embedding"]
+            with _torch_threads(1) if small else contextlib.nullcontext():
+                vectors = self._model(features)["sentence_embedding"]
         return vectors.float().numpy()
 
 
@@ -440,6 +451,26 @@ def _load_tokenizer(spec: _ModelSpec) -> tuple[Any, int]:
     padding = json.loads(tokenizer.to_str()).get("padding") or {}
     pad_id = padding.get("pad_id", tokenizer.token_to_id("[PAD]") or 0)
     return tokenizer, int(pad_id)
+
+
+@contextlib.contextmanager
+def _torch_threads(count: int) -> Iterator[None]:
+    """Run torch ops on ``count`` intra-op threads, then restore (process-wide setting)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if before == count:
+        yield
+        return
+    with _THREADS_LOCK:
+        torch.set_num_threads(count)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+
+_THREADS_LOCK = threading.Lock()
 
 
 def _pad_batch(

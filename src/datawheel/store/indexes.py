@@ -19,7 +19,7 @@ from datawheel.store.keyword import BM25Index
 from datawheel.store.vectors import NumpyVectorIndex
 
 if TYPE_CHECKING:
-    from datawheel.config import BM25Config
+    from datawheel.config import SearchConfig
     from datawheel.models.embedder import Embedder
     from datawheel.store.sql import SQLStore
 
@@ -29,11 +29,16 @@ log = logging.getLogger(__name__)
 class IndexSet:
     """BM25 + vectors, updated together."""
 
-    def __init__(self, folder: Path, dim: int, bm25: BM25Config, vector_tag: str = "") -> None:
+    def __init__(
+        self, folder: Path, dim: int, search: SearchConfig, vector_tag: str = ""
+    ) -> None:
+        bm25 = search.bm25
         self.folder = folder
         # One vector file per embedding model: switching models never mixes vectors.
         name = f"vectors-{vector_tag}.npz" if vector_tag else "vectors.npz"
-        self.vectors = NumpyVectorIndex(folder / name, dim)
+        self.vectors = NumpyVectorIndex(
+            folder / name, dim, ann_min=search.ann_min_chunks, ef_search=search.ann_ef_search
+        )
         self.bm25 = BM25Index(folder / "bm25.pkl", k1=bm25.k1, b=bm25.b, stemmer=bm25.stemmer)
 
     def add(
