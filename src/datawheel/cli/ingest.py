@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from datawheel.cli.common import Command, JsonOpt, console, opened, out, print_json, progress_bar
@@ -54,7 +55,7 @@ def ingest(
         )
         out.print(table)
         for uri, reason in report.failed:
-            console.print(f"[yellow]failed[/] {uri}: {reason}", highlight=False)
+            console.print(f"[yellow]failed[/] {escape(uri)}: {escape(reason)}", highlight=False)
         out.print(f"done in {report.seconds:.1f}s")
     if report.failed:
         raise typer.Exit(3 if (report.added + report.updated + report.unchanged) else 1)

@@ -1,0 +1,73 @@
+"""``datawheel evaluate`` on BEIR data: a tiny judged set made here, and the real SciFact."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from datawheel import Workspace
+from datawheel.cli.main import app
+
+runner = CliRunner()
+DOCS = {
+    "d1": ("Tent care", "Dry the tent fully before storage to prevent mildew on the fly."),
+    "d2": ("Down jackets", "Wash down jackets with a special soap and tumble dry with balls."),
+    "d3": ("Refunds", "Enterprise customers can return products within sixty days."),
+    "d4": ("Gift cards", "Gift cards never expire and cannot be exchanged for cash."),
+    "d5": ("Shipping", "Orders placed before one pm ship the same business day."),
+}
+QUERIES = {"q1": "mildew tent storage", "q2": "gift cards expire", "q3": "enterprise return"}
+QRELS = {"q1": "d1", "q2": "d4", "q3": "d3"}
+
+
+@pytest.fixture()
+def beir(tmp_path: Path) -> Path:
+    root = tmp_path / "tiny"
+    (root / "qrels").mkdir(parents=True)
+    (root / "corpus.jsonl").write_text("".join(
+        json.dumps({"_id": k, "title": t, "text": x}) + "\n" for k, (t, x) in DOCS.items()))
+    (root / "queries.jsonl").write_text("".join(
+        json.dumps({"_id": k, "text": t}) + "\n" for k, t in QUERIES.items()))
+    (root / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d in QRELS.items()))
+    return root
+
+
+@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
+def test_evaluate_json_contract(beir: Path, tmp_path: Path, mode: str) -> None:
+    ws = tmp_path / "kb"
+    result = runner.invoke(app, ["evaluate", "--beir", str(beir), "--split", "test",
+                                 "--mode", mode, "-w", str(ws), "--json"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1  # exactly one JSON object on stdout
+    data = json.loads(lines[0])
+    assert {"ndcg@10", "recall@100", "mrr@10", "queries", "mode"} <= set(data)
+    assert data["mode"] == mode and data["queries"] == 3
+    assert data["ndcg@10"] == pytest.approx(1.0) and data["recall@100"] == 1.0
+    with Workspace.open(ws) as w:
+        [row] = w.store.evaluations()
+        assert row["mode"] == mode and row["versions"]["embedder"].startswith("all-MiniLM")
+        assert row["metrics"]["ndcg@10"] == pytest.approx(1.0)
+
+
+def test_unknown_split_names_the_valid_ones(beir: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["evaluate", "--beir", str(beir), "--split", "dev",
+                                 "-w", str(tmp_path / "kb")])
+    assert result.exit_code == 2
+    assert "valid splits: test" in result.output
+
+
+@pytest.mark.slow
+def test_scifact_hybrid_beats_each_retriever(scifact: Path, tmp_path: Path) -> None:
+    ws = Workspace.init(tmp_path / "kb")
+    scores = {mode: ws.evaluate(scifact, split="test", mode=mode)["ndcg@10"]
+              for mode in ("bm25", "dense", "hybrid")}
+    ws.close()
+    # the README's figures come from benchmarks/quality.py; this guards against regressions
+    assert scores["bm25"] >= 0.66 and scores["dense"] >= 0.63
+    assert scores["hybrid"] >= 0.72
+    assert scores["hybrid"] > max(scores["bm25"], scores["dense"]) + 0.02
