@@ -83,6 +83,22 @@ def measure(ws: Workspace, queries: list[str], n: int) -> list[dict]:
     return rows
 
 
+def ann_recall(ws: Workspace, queries: list[str], n: int = 200) -> float | None:
+    """recall@10 of the HNSW graph against exact search, on real query embeddings."""
+    index = ws.indexes.vectors
+    if len(index) < index.ann_min:
+        return None
+    vecs = ws.embedder.embed(queries[:n])
+    ann_min, found = index.ann_min, 0
+    for q in vecs:
+        approx = {cid for cid, _ in index.search(q, 10)}
+        index.ann_min = 10**12
+        exact = {cid for cid, _ in index.search(q, 10)}
+        index.ann_min = ann_min
+        found += len(approx & exact)
+    return round(found / (10 * len(vecs)), 4)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true")
@@ -92,6 +108,7 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     queries = load_queries()
     results = []
+    hnsw_recall = None
     with tempfile.TemporaryDirectory() as tmp:
         base = Workspace.init(Path(tmp) / "base")
         base.ingest([SCIFACT / "corpus.jsonl"])
@@ -106,9 +123,13 @@ def main() -> None:
             big.close()
             big = Workspace.open(Path(tmp) / f"big{size}")  # measure a re-opened workspace
             results += measure(big, queries, args.queries)
+            recall = ann_recall(big, queries)
+            if recall is not None:
+                print(f"HNSW recall@10 vs exact at {len(big.indexes.vectors):,} chunks: {recall}")
+                hnsw_recall = recall
             big.close()
         base.close()
-    emit({"results": results}, args.json)
+    emit({"results": results, "hnsw_recall@10": hnsw_recall}, args.json)
 
 
 if __name__ == "__main__":
