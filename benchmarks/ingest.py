@@ -14,6 +14,7 @@ Usage: python benchmarks/ingest.py [--json] [--seed-sample 300]
 from __future__ import annotations
 
 import argparse
+import random
 import tempfile
 import time
 from pathlib import Path
@@ -28,11 +29,17 @@ from datawheel.models.embedder import load_embedder, resolve_model_path
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--seed-sample", type=int, default=300)
+    ap.add_argument("--seed-sample", type=int, default=400)
+    ap.add_argument("--runtime", default=None,
+                    help="embedding.runtime to benchmark (default: the config default)")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         ws = Workspace.init(Path(tmp) / "kb")
+        if args.runtime:
+            (ws.path / "datawheel.yaml").write_text(f"embedding:\n  runtime: {args.runtime}\n")
+            ws.close()
+            ws = Workspace.open(ws.path)
         cfg = ws.config.embedding
         warm = load_embedder(cfg.model, cfg.runtime, cfg.batch_size)
         warm.embed(["warm the export cache"])  # one-time export, not part of ingest
@@ -55,7 +62,7 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer
 
     st = SentenceTransformer(str(resolve_model_path(cfg.model)), device="cpu")
-    sample = texts[: args.seed_sample]
+    sample = random.Random(0).sample(texts, min(args.seed_sample, len(texts)))
     st.encode(sample[:2])
     t0 = time.perf_counter()
     for text in sample:

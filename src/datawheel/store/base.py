@@ -34,15 +34,9 @@ class ChunkRecord:
 
 
 @dataclass
-class ChunkView:
+class ChunkView(ChunkRecord):
     """A chunk with the fields of its document that search shows and filters on."""
 
-    id: str
-    doc_id: str
-    ord: int
-    heading: str
-    text: str
-    text_hash: str
     title: str
     uri: str
     groups: list[str]

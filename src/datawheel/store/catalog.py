@@ -175,3 +175,15 @@ def top_k(scores: np.ndarray, k: int, mask: np.ndarray | None = None) -> np.ndar
         part = np.argpartition(-scores, k - 1)[:k]
         return part[np.argsort(-scores[part], kind="stable")]
     return np.argsort(-scores, kind="stable")
+
+
+class CatalogIndex:
+    """What every embedded index answers from its catalog alone."""
+
+    catalog: Catalog
+
+    def __len__(self) -> int:
+        return len(self.catalog)
+
+    def ids(self) -> set[str]:
+        return self.catalog.live_ids()

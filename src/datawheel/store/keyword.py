@@ -19,14 +19,14 @@ import numpy as np
 import Stemmer
 
 from datawheel.store._files import write_atomic
-from datawheel.store.catalog import Catalog, Filter, top_k
+from datawheel.store.catalog import Catalog, CatalogIndex, Filter, top_k
 
 log = logging.getLogger(__name__)
 
 _FORMAT = 1
 
 
-class BM25Index:
+class BM25Index(CatalogIndex):
     """An embedded BM25 index persisted as one file in the workspace.
 
     Example:
@@ -51,12 +51,6 @@ class BM25Index:
         self._stale_model = False
         if path.exists():
             self._load()
-
-    def __len__(self) -> int:
-        return len(self.catalog)
-
-    def ids(self) -> set[str]:
-        return self.catalog.live_ids()
 
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
         return bm25s.tokenize(  # type: ignore[no-any-return]

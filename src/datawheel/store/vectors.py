@@ -19,7 +19,7 @@ from threadpoolctl import ThreadpoolController
 
 from datawheel.store._files import write_atomic
 from datawheel.store.ann import HNSWGraph
-from datawheel.store.catalog import Catalog, Filter, top_k
+from datawheel.store.catalog import Catalog, CatalogIndex, Filter, top_k
 
 log = logging.getLogger(__name__)
 _THREADS = ThreadpoolController()
@@ -59,7 +59,7 @@ class VectorIndex(Protocol):
     def save(self) -> None: ...
 
 
-class NumpyVectorIndex:
+class NumpyVectorIndex(CatalogIndex):
     """Cosine search, persisted as one ``.npz`` file written atomically.
 
     Exact below ``ann_min`` live rows; above, an HNSW graph (``store/ann.py``) answers,
@@ -83,12 +83,6 @@ class NumpyVectorIndex:
         self._dirty = False
         if path.exists():
             self._load()
-
-    def __len__(self) -> int:
-        return len(self.catalog)
-
-    def ids(self) -> set[str]:
-        return self.catalog.live_ids()
 
     def upsert(
         self,
