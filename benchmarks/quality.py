@@ -40,8 +40,9 @@ def lists_for(ws: Workspace, split: str) -> tuple[dict, dict, dict, dict]:
     return sparse, dense, parts, qrels
 
 
-def to_docs(ws: Workspace, ranked: dict[str, list[tuple[str, float]]],
-            beir: dict[str, str]) -> dict[str, list[str]]:
+def to_docs(
+    ws: Workspace, ranked: dict[str, list[tuple[str, float]]], beir: dict[str, str]
+) -> dict[str, list[str]]:
     need = {cid for hits in ranked.values() for cid, _ in hits if cid not in beir}
     for v in ws.store.chunks(need):
         beir[v.id] = v.fields.get("beir_id", v.doc_id)
@@ -71,30 +72,46 @@ def main() -> None:
         fused = {q: fuse.convex(p["bm25"], p["dense"], w) for q, p in parts_tr.items()}
         sweep[w] = score_run(to_docs(ws, fused, beir), qr_tr)["ndcg@10"]
     best_w = max(sweep, key=lambda w: (sweep[w], -abs(w - 0.5)))
-    print("train sweep (dense weight -> nDCG@10):",
-          ", ".join(f"{w}:{s:.4f}" for w, s in sweep.items()))
+    print(
+        "train sweep (dense weight -> nDCG@10):",
+        ", ".join(f"{w}:{s:.4f}" for w, s in sweep.items()),
+    )
 
     sp, de, parts, qr = lists_for(ws, "test")
     w_cfg = ws.config.search.dense_weight
     rows = {
         "bm25": score_run(to_docs(ws, sp, beir), qr),
         "dense": score_run(to_docs(ws, de, beir), qr),
-        "rrf": score_run(to_docs(ws, {q: fuse.rrf([sp[q], de[q]], ws.config.search.rrf_k)
-                                      for q in sp}, beir), qr),
+        "rrf": score_run(
+            to_docs(ws, {q: fuse.rrf([sp[q], de[q]], ws.config.search.rrf_k) for q in sp}, beir), qr
+        ),
         f"hybrid convex@{w_cfg} (default)": score_run(
-            to_docs(ws, {q: fuse.convex(p["bm25"], p["dense"], w_cfg)
-                         for q, p in parts.items()}, beir), qr),
+            to_docs(
+                ws, {q: fuse.convex(p["bm25"], p["dense"], w_cfg) for q, p in parts.items()}, beir
+            ),
+            qr,
+        ),
         f"hybrid convex@{best_w} (train-tuned)": score_run(
-            to_docs(ws, {q: fuse.convex(p["bm25"], p["dense"], best_w)
-                         for q, p in parts.items()}, beir), qr),
+            to_docs(
+                ws, {q: fuse.convex(p["bm25"], p["dense"], best_w) for q, p in parts.items()}, beir
+            ),
+            qr,
+        ),
     }
     for name, m in rows.items():
-        print(f"{name:>34}: nDCG@10 {m['ndcg@10']:.4f}  recall@100 {m['recall@100']:.4f}  "
-              f"MRR@10 {m['mrr@10']:.4f}  ({m['queries']} queries)")
+        print(
+            f"{name:>34}: nDCG@10 {m['ndcg@10']:.4f}  recall@100 {m['recall@100']:.4f}  "
+            f"MRR@10 {m['mrr@10']:.4f}  ({m['queries']} queries)"
+        )
     ws.close()
-    emit({"split": "test", "train_best_dense_weight": best_w,
-          "results": {k: {m: round(v, 4) for m, v in r.items()} for k, r in rows.items()}},
-         args.json)
+    emit(
+        {
+            "split": "test",
+            "train_best_dense_weight": best_w,
+            "results": {k: {m: round(v, 4) for m, v in r.items()} for k, r in rows.items()},
+        },
+        args.json,
+    )
 
 
 if __name__ == "__main__":

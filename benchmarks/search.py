@@ -51,14 +51,22 @@ def replicate(src: Workspace, dst: Workspace, target: int) -> int:
             noisy = vec + nrng.normal(0, 0.02, vec.shape).astype(np.float32)
             vectors[th] = noisy / np.linalg.norm(noisy)
             texts[th] = index_text(v.title, v.heading, body)
-            doc = DocumentRecord(did, uri, th, v.title, "beir", v.groups,
-                                 meta={"beir_id": v.fields.get("beir_id", "")})
+            doc = DocumentRecord(
+                did,
+                uri,
+                th,
+                v.title,
+                "beir",
+                v.groups,
+                meta={"beir_id": v.fields.get("beir_id", "")},
+            )
             writes.append(DocumentWrite(doc, [ChunkRecord(th, did, 0, v.heading, body, th)]))
             made += 1
         for i in range(0, len(writes), 2000):
             part = writes[i : i + 2000]
-            dst.store.write_documents(part, {c.text_hash: vectors[c.text_hash]
-                                             for w in part for c in w.chunks}, model_id)
+            dst.store.write_documents(
+                part, {c.text_hash: vectors[c.text_hash] for w in part for c in w.chunks}, model_id
+            )
             dst.indexes.add(part, texts, vectors)
         copy += 1
     dst.indexes.save()
@@ -76,10 +84,18 @@ def measure(ws: Workspace, queries: list[str], n: int) -> list[dict]:
             ws.search(queries[i % len(queries)], k=10, mode=mode)
             times.append((time.perf_counter() - t0) * 1000)
         chunks = len(ws.indexes.vectors)
-        rows.append({"mode": mode, "chunks": chunks, "p50_ms": round(percentile(times, 50), 2),
-                     "p95_ms": round(percentile(times, 95), 2)})
-        print(f"{mode:>7} @ {chunks:>7,} chunks: p50 {rows[-1]['p50_ms']:6.2f} ms   "
-              f"p95 {rows[-1]['p95_ms']:6.2f} ms")
+        rows.append(
+            {
+                "mode": mode,
+                "chunks": chunks,
+                "p50_ms": round(percentile(times, 50), 2),
+                "p95_ms": round(percentile(times, 95), 2),
+            }
+        )
+        print(
+            f"{mode:>7} @ {chunks:>7,} chunks: p50 {rows[-1]['p50_ms']:6.2f} ms   "
+            f"p95 {rows[-1]['p95_ms']:6.2f} ms"
+        )
     return rows
 
 

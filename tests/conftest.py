@@ -18,7 +18,9 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 def scifact() -> Path:
     path = SHARED / "beir_scifact"
     if not (path / "corpus.jsonl").exists():
-        pytest.fail(f"the shared SciFact data is missing at {path}; CI keeps ../shared beside the repo")
+        pytest.fail(
+            f"the shared SciFact data is missing at {path}; CI keeps ../shared beside the repo"
+        )
     return path
 
 

@@ -88,7 +88,8 @@ def test_groups_and_filters_apply_inside_retrieval(tmp_path: Path) -> None:
     (docs / "fin").mkdir(parents=True)
     (docs / "pub").mkdir()
     (docs / "fin" / "expenses.md").write_text(
-        "---\ngroups: [finance]\ntopic: money\n---\n# Expenses\n\nMeal limit is 40 dollars.")
+        "---\ngroups: [finance]\ntopic: money\n---\n# Expenses\n\nMeal limit is 40 dollars."
+    )
     for i in range(30):
         (docs / "pub" / f"meal-{i}.md").write_text(f"# Meals {i}\n\nThe canteen meal {i} menu.")
     ws = Workspace.init(tmp_path / "kb")
@@ -110,8 +111,10 @@ def test_kill_9_mid_ingest_then_rerun_finishes_without_duplicates(tmp_path: Path
     (kb / "datawheel.yaml").write_text("ingest:\n  batch_docs: 8\n")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "datawheel.cli.main", "ingest", str(kb), str(docs)], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "datawheel.cli.main", "ingest", str(kb), str(docs)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     db = kb / "datawheel.db"
     deadline = time.time() + 240
@@ -149,8 +152,18 @@ def test_kill_9_mid_ingest_then_rerun_finishes_without_duplicates(tmp_path: Path
 def test_cli_rejects_unknown_options(tmp_path: Path, bad: str) -> None:
     Workspace.init(tmp_path / "kb").close()
     proc = subprocess.run(
-        [sys.executable, "-m", "datawheel.cli.main", "search", "x", "-w", str(tmp_path / "kb"), bad],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "datawheel.cli.main",
+            "search",
+            "x",
+            "-w",
+            str(tmp_path / "kb"),
+            bad,
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode != 0
     if bad == "--bogus":

@@ -69,11 +69,14 @@ class SearchConfig(_Section):
     rrf_k: int = Field(60, ge=1, description="RRF constant.")
     candidates: int = Field(100, ge=10, description="Candidates per retriever before fusion.")
     ann_min_chunks: int = Field(
-        50_000, ge=0, description="From this many chunks on, dense search uses an HNSW graph "
-        "(recall@10 ~0.99) instead of exact search."
+        50_000,
+        ge=0,
+        description="From this many chunks on, dense search uses an HNSW graph "
+        "(recall@10 ~0.99) instead of exact search.",
     )
-    ann_ef_search: int = Field(128, ge=8, description="HNSW search breadth (higher: better "
-                               "recall, slower).")
+    ann_ef_search: int = Field(
+        128, ge=8, description="HNSW search breadth (higher: better recall, slower)."
+    )
     bm25: BM25Config = Field(default_factory=BM25Config)
 
 

@@ -42,7 +42,9 @@ class MissingExtraError(DatawheelError):
     exit_code = 2
 
     def __init__(self, what: str, extra: str) -> None:
-        super().__init__(f"{what} is not available - install it with: pip install 'datawheel[{extra}]'")
+        super().__init__(
+            f"{what} is not available - install it with: pip install 'datawheel[{extra}]'"
+        )
 
 
 class ModelError(DatawheelError):

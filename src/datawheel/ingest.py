@@ -70,8 +70,9 @@ def index_text(title: str, heading: str, body: str) -> str:
     return f"{head}\n{body}" if head else body
 
 
-def _document_write(doc: SourceDocument, item: SourceItem, ws: Workspace,
-                    groups: Sequence[str] | None) -> DocumentWrite:
+def _document_write(
+    doc: SourceDocument, item: SourceItem, ws: Workspace, groups: Sequence[str] | None
+) -> DocumentWrite:
     meta = dict(doc.metadata)
     doc_groups = groups or meta.pop("groups", None) or ws.config.ingest.default_groups
     if isinstance(doc_groups, str):
@@ -124,8 +125,14 @@ def run_ingest(
     return report
 
 
-def _ingest(ws: Workspace, roots: list[Path], sync: bool, groups: Sequence[str] | None,
-            progress: Progress | None, report: IngestReport) -> None:
+def _ingest(
+    ws: Workspace,
+    roots: list[Path],
+    sync: bool,
+    groups: Sequence[str] | None,
+    progress: Progress | None,
+    report: IngestReport,
+) -> None:
     store = ws.store
     max_bytes = int(ws.config.ingest.max_file_mb * 1024 * 1024)
     states = store.document_states()
@@ -188,13 +195,20 @@ def _ingest(ws: Workspace, roots: list[Path], sync: bool, groups: Sequence[str] 
     store.record_failures(report.run_id or 0, failures)
 
 
-def _commit(ws: Workspace, writes: list[DocumentWrite],
-            states: dict[str, tuple[str, str]], report: IngestReport) -> None:
+def _commit(
+    ws: Workspace,
+    writes: list[DocumentWrite],
+    states: dict[str, tuple[str, str]],
+    report: IngestReport,
+) -> None:
     if not writes:
         return
     embedder = ws.embedder
-    texts = {c.text_hash: index_text(w.document.title, c.heading, c.text)
-             for w in writes for c in w.chunks}
+    texts = {
+        c.text_hash: index_text(w.document.title, c.heading, c.text)
+        for w in writes
+        for c in w.chunks
+    }
     cached = ws.store.cached_vectors(texts, embedder.model_id)
     missing = [h for h in texts if h not in cached]
     fresh: dict[str, np.ndarray] = {}
@@ -218,8 +232,12 @@ def _commit(ws: Workspace, writes: list[DocumentWrite],
 
 def _under(uri: str, root: Path) -> bool:
     text = str(root)
-    return uri == text or uri.startswith(text.rstrip("/") + "/") or uri.startswith(text + "!") \
+    return (
+        uri == text
+        or uri.startswith(text.rstrip("/") + "/")
+        or uri.startswith(text + "!")
         or uri.startswith(text + "#")
+    )
 
 
 def _opt(value: Any) -> str | None:

@@ -140,8 +140,9 @@ class Workspace:
             progress: called with (stage, done, total) as work advances.
         """
         self.indexes  # noqa: B018 - load and reconcile before writing
-        return run_ingest(self, [Path(p) for p in paths], sync=sync, groups=groups,
-                          progress=progress)
+        return run_ingest(
+            self, [Path(p) for p in paths], sync=sync, groups=groups, progress=progress
+        )
 
     def search(
         self,
@@ -175,8 +176,11 @@ class Workspace:
             if v is None:  # deleted by another process since the index was loaded
                 continue
             scores = {name: part[cid] for name, part in ranking.parts.items() if cid in part}
-            hits.append(SearchHit(rank, score, cid, v.doc_id, v.title, v.uri, v.heading, v.text,
-                                  v.fields, scores))
+            hits.append(
+                SearchHit(
+                    rank, score, cid, v.doc_id, v.title, v.uri, v.heading, v.text, v.fields, scores
+                )
+            )
         return hits
 
     def retriever(self) -> Any:
@@ -211,11 +215,16 @@ class Workspace:
         mode = mode or self.config.search.mode
         if path.is_file():
             result = evaluate_questions(self, path, mode)
-            self.store.record_evaluation(None, {
-                "dataset": str(path), "split": "questions", "mode": mode,
-                "metrics": {k: v for k, v in result.items() if k not in ("mode", "dataset")},
-                "versions": self.versions(),
-            })
+            self.store.record_evaluation(
+                None,
+                {
+                    "dataset": str(path),
+                    "split": "questions",
+                    "mode": mode,
+                    "metrics": {k: v for k, v in result.items() if k not in ("mode", "dataset")},
+                    "versions": self.versions(),
+                },
+            )
             return result
         return evaluate_beir(self, path, split=split, mode=mode, progress=progress)
 

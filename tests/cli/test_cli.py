@@ -19,7 +19,8 @@ def kb(tmp_path: Path) -> Path:
     docs.mkdir()
     (docs / "refunds.md").write_text(
         "---\ntopic: billing\n---\n# Refund policy\n\n## Enterprise\n\n"
-        "Enterprise customers may return orders within 60 days for a full refund.\n")
+        "Enterprise customers may return orders within 60 days for a full refund.\n"
+    )
     (docs / "tents.txt").write_text("Dry your tent before storing it to avoid mildew.")
     result = runner.invoke(app, ["init", str(tmp_path / "kb")])
     assert result.exit_code == 0, result.output
@@ -32,21 +33,26 @@ def kb(tmp_path: Path) -> Path:
 
 
 def test_search_json_and_table(kb: Path) -> None:
-    result = runner.invoke(app, ["search", "enterprise returns", "-w", str(kb), "--k", "1",
-                                 "--json"])
+    result = runner.invoke(
+        app, ["search", "enterprise returns", "-w", str(kb), "--k", "1", "--json"]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     [hit] = data["results"]
-    assert hit["title"] == "Refund policy" and hit["heading"] == "Refund policy > Enterprise" \
+    assert (
+        hit["title"] == "Refund policy"
+        and hit["heading"] == "Refund policy > Enterprise"
         or hit["heading"].endswith("Enterprise")
+    )
     assert "60 days" in hit["snippet"] and hit["uri"].endswith("refunds.md")
     table = runner.invoke(app, ["search", "mildew", "-w", str(kb), "--mode", "bm25"])
     assert table.exit_code == 0 and "tents" in table.stdout
 
 
 def test_search_filter_and_bad_filter(kb: Path) -> None:
-    ok = runner.invoke(app, ["search", "tent", "-w", str(kb), "--filter", "topic=billing",
-                             "--json"])
+    ok = runner.invoke(
+        app, ["search", "tent", "-w", str(kb), "--filter", "topic=billing", "--json"]
+    )
     assert [h["title"] for h in json.loads(ok.stdout)["results"]] == ["Refund policy"]
     bad = runner.invoke(app, ["search", "tent", "-w", str(kb), "--filter", "topic"])
     assert bad.exit_code == 2 and "must look like key=value" in bad.output

@@ -27,20 +27,36 @@ QRELS = {"q1": "d1", "q2": "d4", "q3": "d3"}
 def beir(tmp_path: Path) -> Path:
     root = tmp_path / "tiny"
     (root / "qrels").mkdir(parents=True)
-    (root / "corpus.jsonl").write_text("".join(
-        json.dumps({"_id": k, "title": t, "text": x}) + "\n" for k, (t, x) in DOCS.items()))
-    (root / "queries.jsonl").write_text("".join(
-        json.dumps({"_id": k, "text": t}) + "\n" for k, t in QUERIES.items()))
+    (root / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": k, "title": t, "text": x}) + "\n" for k, (t, x) in DOCS.items())
+    )
+    (root / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": k, "text": t}) + "\n" for k, t in QUERIES.items())
+    )
     (root / "qrels" / "test.tsv").write_text(
-        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d in QRELS.items()))
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d in QRELS.items())
+    )
     return root
 
 
 @pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
 def test_evaluate_json_contract(beir: Path, tmp_path: Path, mode: str) -> None:
     ws = tmp_path / "kb"
-    result = runner.invoke(app, ["evaluate", "--beir", str(beir), "--split", "test",
-                                 "--mode", mode, "-w", str(ws), "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--beir",
+            str(beir),
+            "--split",
+            "test",
+            "--mode",
+            mode,
+            "-w",
+            str(ws),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1  # exactly one JSON object on stdout
@@ -55,8 +71,9 @@ def test_evaluate_json_contract(beir: Path, tmp_path: Path, mode: str) -> None:
 
 
 def test_unknown_split_names_the_valid_ones(beir: Path, tmp_path: Path) -> None:
-    result = runner.invoke(app, ["evaluate", "--beir", str(beir), "--split", "dev",
-                                 "-w", str(tmp_path / "kb")])
+    result = runner.invoke(
+        app, ["evaluate", "--beir", str(beir), "--split", "dev", "-w", str(tmp_path / "kb")]
+    )
     assert result.exit_code == 2
     assert "valid splits: test" in result.output
 
@@ -64,8 +81,10 @@ def test_unknown_split_names_the_valid_ones(beir: Path, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_scifact_hybrid_beats_each_retriever(scifact: Path, tmp_path: Path) -> None:
     ws = Workspace.init(tmp_path / "kb")
-    scores = {mode: ws.evaluate(scifact, split="test", mode=mode)["ndcg@10"]
-              for mode in ("bm25", "dense", "hybrid")}
+    scores = {
+        mode: ws.evaluate(scifact, split="test", mode=mode)["ndcg@10"]
+        for mode in ("bm25", "dense", "hybrid")
+    }
     ws.close()
     # the README's figures come from benchmarks/quality.py; this guards against regressions
     assert scores["bm25"] >= 0.66 and scores["dense"] >= 0.63

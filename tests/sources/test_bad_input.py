@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from datawheel.errors import SourceError
-from datawheel.sources import entries
+from datawheel.sources import discover, entries
 
 from .helpers import make_blank_pdf, run
 
@@ -108,19 +110,37 @@ def test_too_large_file_in_a_folder_does_not_stop_the_walk(tmp_path: Path) -> No
     assert failure.uri == str(tmp_path / "a-huge.md")
 
 
-@pytest.mark.skipif(
-    hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads files whatever their mode"
-)
 def test_file_without_read_permission(tmp_path: Path) -> None:
-    path = tmp_path / "secret.txt"
+    folder = Path(tempfile.mkdtemp(prefix="dw-perm-"))  # world-traversable, unlike tmp_path
+    folder.chmod(0o755)
+    path = folder / "secret.txt"
     path.write_text("classified", "utf-8")
+    (folder / "open.txt").write_text("public words", "utf-8")
     path.chmod(0)
-    try:
-        items, (failure,) = run(tmp_path)
-    finally:
-        path.chmod(0o644)
-    assert items == []
-    assert "permission denied" in failure.reason
+    # Root reads files whatever their mode, so as root the walk runs in a child process
+    # that has become user "nobody" (everything it needs is imported before the fork).
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            if os.geteuid() == 0:
+                os.setuid(65534)
+            lines = []
+            for found in discover(folder, max_file_bytes=10**9):
+                text = getattr(found, "reason", None) or found.load().text
+                lines.append(f"{found.uri} | {text}")
+            os.write(write, "\n".join(lines).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as fh:
+        out = fh.read()
+    os.waitpid(pid, 0)
+    path.chmod(0o644)
+    shutil.rmtree(folder)
+    lines = dict(line.split(" | ", 1) for line in out.strip().splitlines())
+    assert "permission denied" in lines[str(path)]
+    assert lines[str(folder / "open.txt")] == "public words"
 
 
 def test_permission_error_while_reading_is_a_failure(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from datawheel.store.base import ChunkRecord, DocumentRecord, DocumentWrite
 from datawheel.store.catalog import Filter
@@ -26,9 +27,19 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> SQLStore:
 
 
 def _write(doc_id: str, uri: str, fp: str, texts: list[str], groups=("everyone",)) -> DocumentWrite:
-    doc = DocumentRecord(id=doc_id, uri=uri, fingerprint=fp, title=f"T {doc_id}", kind="md",
-                         groups=list(groups), topic="billing", meta={"lang": "en"})
-    chunks = [ChunkRecord(f"{doc_id}-{i}", doc_id, i, "H", t, f"h-{t}") for i, t in enumerate(texts)]
+    doc = DocumentRecord(
+        id=doc_id,
+        uri=uri,
+        fingerprint=fp,
+        title=f"T {doc_id}",
+        kind="md",
+        groups=list(groups),
+        topic="billing",
+        meta={"lang": "en"},
+    )
+    chunks = [
+        ChunkRecord(f"{doc_id}-{i}", doc_id, i, "H", t, f"h-{t}") for i, t in enumerate(texts)
+    ]
     return DocumentWrite(doc, chunks)
 
 
@@ -48,8 +59,14 @@ def test_write_replace_delete(store: SQLStore) -> None:
 
 
 def test_states_by_prefix_and_chunk_views(store: SQLStore) -> None:
-    store.write_documents([_write("d1", "/x/a.md", "1", ["a"]),
-                           _write("d2", "/y/b.md", "2", ["b"], groups=("sales",))], {}, "m")
+    store.write_documents(
+        [
+            _write("d1", "/x/a.md", "1", ["a"]),
+            _write("d2", "/y/b.md", "2", ["b"], groups=("sales",)),
+        ],
+        {},
+        "m",
+    )
     assert set(store.document_states("/x/")) == {"/x/a.md"}
     views = {v.id: v for v in store.chunks(["d2-0"])}
     assert views["d2-0"].groups == ["sales"]
@@ -72,7 +89,7 @@ def test_failed_write_leaves_nothing(store: SQLStore) -> None:
     good = _write("d1", "/a", "1", ["a"])
     clash = _write("d2", "/b", "1", ["b"])
     clash.chunks.append(ChunkRecord("d1-0", "d2", 9, "", "dup id", "h"))  # primary key clash
-    with pytest.raises(Exception):
+    with pytest.raises(IntegrityError):
         store.write_documents([good, clash], {}, "m")
     assert store.counts()["documents"] == 0 and store.chunk_ids() == set()
 
@@ -87,8 +104,16 @@ def test_runs_failures_evaluations(store: SQLStore) -> None:
     assert store.failures()[0]["reason"] == "corrupt PDF"
     store.clear_failures(["/x/bad.pdf"])
     assert store.failures() == []
-    store.record_evaluation(run, {"dataset": "d", "split": "test", "mode": "bm25",
-                                  "metrics": {"ndcg@10": 0.5}, "versions": {"e": "m"}})
+    store.record_evaluation(
+        run,
+        {
+            "dataset": "d",
+            "split": "test",
+            "mode": "bm25",
+            "metrics": {"ndcg@10": 0.5},
+            "versions": {"e": "m"},
+        },
+    )
     assert store.evaluations()[0]["metrics"]["ndcg@10"] == 0.5
 
 
@@ -104,11 +129,13 @@ def test_reopen_keeps_data_and_migrations_run_once(tmp_path: Path) -> None:
 
 # -- vector index contract --------------------------------------------------------------
 
+
 @pytest.fixture(params=["exact", "hnsw"])
 def vindex(request: pytest.FixtureRequest, tmp_path: Path) -> NumpyVectorIndex:
     # "hnsw": the same index with the graph switched on from the first row
-    return NumpyVectorIndex(tmp_path / "v.npz", dim=8,
-                            ann_min=0 if request.param == "hnsw" else 10**9)
+    return NumpyVectorIndex(
+        tmp_path / "v.npz", dim=8, ann_min=0 if request.param == "hnsw" else 10**9
+    )
 
 
 def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -120,8 +147,9 @@ def test_vector_exact_search_matches_brute_force(vindex: NumpyVectorIndex) -> No
     rng = np.random.default_rng(0)
     m = _unit(rng, 300)
     ids = [f"c{i}" for i in range(300)]
-    vindex.upsert(ids, m, [{"topic": "a" if i % 2 else "b"} for i in range(300)],
-                  [["everyone"]] * 300)
+    vindex.upsert(
+        ids, m, [{"topic": "a" if i % 2 else "b"} for i in range(300)], [["everyone"]] * 300
+    )
     q = _unit(rng, 1)[0]
     expected = [ids[i] for i in np.argsort(-(m @ q))[:10]]
     assert [cid for cid, _ in vindex.search(q, 10)] == expected
@@ -154,8 +182,12 @@ def test_vector_update_delete_persist(vindex: NumpyVectorIndex, tmp_path: Path) 
 
 def test_bm25_incremental_and_filters(tmp_path: Path) -> None:
     idx = BM25Index(tmp_path / "bm25.pkl")
-    idx.upsert(["a", "b"], ["refund policy for enterprise customers", "holiday schedule"],
-               [{"topic": "billing"}, {"topic": "hr"}], [["sales"], ["everyone"]])
+    idx.upsert(
+        ["a", "b"],
+        ["refund policy for enterprise customers", "holiday schedule"],
+        [{"topic": "billing"}, {"topic": "hr"}],
+        [["sales"], ["everyone"]],
+    )
     assert idx.search("refunds", 5)[0][0] == "a"  # stemming: refunds -> refund
     assert idx.search("refund", 5, Filter.build(groups=["everyone"])) == []
     idx.upsert(["c"], ["a new refund rule"], [{"topic": "billing"}], [["everyone"]])
@@ -179,8 +211,10 @@ def test_hnsw_recall_and_filters_on_clustered_vectors(tmp_path: Path) -> None:
     for index in (exact, ann):
         index.upsert(ids, m, fields, [["g"]] * 3000)
     queries = m[:50] + 0.05 * rng.normal(size=(50, 32)).astype(np.float32)
-    hits = [len({c for c, _ in exact.search(q, 10)} & {c for c, _ in ann.search(q, 10)})
-            for q in queries]
+    hits = [
+        len({c for c, _ in exact.search(q, 10)} & {c for c, _ in ann.search(q, 10)})
+        for q in queries
+    ]
     assert sum(hits) / 500 >= 0.95
     flt = Filter.build({"half": "1"})
     assert all(int(c[1:]) % 2 == 1 for c, _ in ann.search(queries[0], 10, flt))

@@ -52,20 +52,28 @@ def load_queries(path: Path, ids: set[str] | None = None) -> dict[str, str]:
 
 
 def beir_paths(root: Path, split: str) -> tuple[Path, Path, Path]:
-    corpus, queries, qrels = root / "corpus.jsonl", root / "queries.jsonl", root / "qrels" / f"{split}.tsv"
+    corpus, queries, qrels = (
+        root / "corpus.jsonl",
+        root / "queries.jsonl",
+        root / "qrels" / f"{split}.tsv",
+    )
     for p in (corpus, queries):
         if not p.exists():
-            raise ConfigError(f"{p} not found: a BEIR folder holds corpus.jsonl, queries.jsonl "
-                              "and qrels/<split>.tsv")
+            raise ConfigError(
+                f"{p} not found: a BEIR folder holds corpus.jsonl, queries.jsonl "
+                "and qrels/<split>.tsv"
+            )
     if not qrels.exists():
         splits = sorted(p.stem for p in (root / "qrels").glob("*.tsv"))
-        raise ConfigError(f"no split {split!r} in {root / 'qrels'}; valid splits: "
-                          f"{', '.join(splits) or 'none'}")
+        raise ConfigError(
+            f"no split {split!r} in {root / 'qrels'}; valid splits: {', '.join(splits) or 'none'}"
+        )
     return corpus, queries, qrels
 
 
-def rank_documents(ws: Workspace, queries: dict[str, str], mode: str,
-                   progress: Progress | None = None) -> dict[str, list[str]]:
+def rank_documents(
+    ws: Workspace, queries: dict[str, str], mode: str, progress: Progress | None = None
+) -> dict[str, list[str]]:
     """Top documents per query: chunk hits folded to their BEIR doc id (best chunk wins)."""
     retriever = ws.retriever()
     flt = Filter.build({"kind": "beir"})
@@ -92,8 +100,9 @@ def rank_documents(ws: Workspace, queries: dict[str, str], mode: str,
     return run
 
 
-def evaluate_beir(ws: Workspace, root: Path, *, split: str, mode: str,
-                  progress: Progress | None = None) -> dict[str, Any]:
+def evaluate_beir(
+    ws: Workspace, root: Path, *, split: str, mode: str, progress: Progress | None = None
+) -> dict[str, Any]:
     corpus, queries_path, qrels_path = beir_paths(root, split)
     qrels = load_qrels(qrels_path)
     queries = load_queries(queries_path, set(qrels))
@@ -109,7 +118,15 @@ def evaluate_beir(ws: Workspace, root: Path, *, split: str, mode: str,
         raise
     result = {**metrics, "mode": mode, "split": split, "dataset": root.name}
     versions = ws.versions()
-    ws.store.record_evaluation(run_id, {"dataset": str(root), "split": split, "mode": mode,
-                                        "metrics": metrics, "versions": versions})
+    ws.store.record_evaluation(
+        run_id,
+        {
+            "dataset": str(root),
+            "split": split,
+            "mode": mode,
+            "metrics": metrics,
+            "versions": versions,
+        },
+    )
     ws.store.finish_run(run_id, "finished", metrics)
     return result

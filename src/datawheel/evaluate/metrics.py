@@ -9,9 +9,7 @@ Qrels = Mapping[str, Mapping[str, int]]  # query id -> doc id -> relevance grade
 
 
 def ndcg_at(ranked: Sequence[str], relevant: Mapping[str, int], k: int = 10) -> float:
-    dcg = sum(
-        (relevant.get(doc, 0)) / math.log2(i + 2) for i, doc in enumerate(ranked[:k])
-    )
+    dcg = sum((relevant.get(doc, 0)) / math.log2(i + 2) for i, doc in enumerate(ranked[:k]))
     ideal = sorted((g for g in relevant.values() if g > 0), reverse=True)[:k]
     idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
     return dcg / idcg if idcg > 0 else 0.0

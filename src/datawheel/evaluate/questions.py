@@ -28,7 +28,7 @@ def load_questions(path: Path) -> list[dict[str, Any]]:
             rows.append({"question": str(row["question"]), "relevant": list(row["relevant"])})
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise SourceError(
-                f"{path}:{n}: expected {{\"question\": ..., \"relevant\": [...]}} ({exc})"
+                f'{path}:{n}: expected {{"question": ..., "relevant": [...]}} ({exc})'
             ) from exc
     return rows
 

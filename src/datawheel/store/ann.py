@@ -27,8 +27,9 @@ def _faiss():  # type: ignore[no-untyped-def]
 class HNSWGraph:
     """Approximate inner-product search over rows 0..n-1 of a matrix."""
 
-    def __init__(self, dim: int, m: int = 32, ef_construction: int = 64,
-                 ef_search: int = 128) -> None:
+    def __init__(
+        self, dim: int, m: int = 32, ef_construction: int = 64, ef_search: int = 128
+    ) -> None:
         faiss = _faiss()
         self.index = faiss.IndexHNSWFlat(dim, m, faiss.METRIC_INNER_PRODUCT)
         self.index.hnsw.efConstruction = ef_construction

@@ -57,9 +57,7 @@ _SCALAR = (str, int, float)
 def document_fields(doc: DocumentRecord) -> dict[str, str]:
     """The filterable fields of a document's chunks: its columns plus scalar metadata."""
     fields = {
-        k: str(v)
-        for k, v in doc.meta.items()
-        if isinstance(v, _SCALAR) and not isinstance(v, bool)
+        k: str(v) for k, v in doc.meta.items() if isinstance(v, _SCALAR) and not isinstance(v, bool)
     }
     for key in ("kind", "author", "date", "topic", "title", "uri"):
         value = getattr(doc, key)
@@ -90,8 +88,9 @@ class Store(Protocol):
 
     def chunk_ids_of(self, doc_ids: Iterable[str]) -> list[str]: ...
 
-    def cached_vectors(self, text_hashes: Iterable[str], model_id: str) -> dict[str, np.ndarray]:
-        ...
+    def cached_vectors(
+        self, text_hashes: Iterable[str], model_id: str
+    ) -> dict[str, np.ndarray]: ...
 
     def counts(self) -> dict[str, int]: ...
 

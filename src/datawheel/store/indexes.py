@@ -29,9 +29,7 @@ log = logging.getLogger(__name__)
 class IndexSet:
     """BM25 + vectors, updated together."""
 
-    def __init__(
-        self, folder: Path, dim: int, search: SearchConfig, vector_tag: str = ""
-    ) -> None:
+    def __init__(self, folder: Path, dim: int, search: SearchConfig, vector_tag: str = "") -> None:
         bm25 = search.bm25
         self.folder = folder
         # One vector file per embedding model: switching models never mixes vectors.

@@ -169,7 +169,9 @@ class BM25Index(CatalogIndex):
             log.warning("BM25 index %s unreadable (%s); it will be rebuilt", self.path, exc)
             return
         if state.get("format") != _FORMAT or state.get("params") != [
-            self.k1, self.b, self.stemmer_name
+            self.k1,
+            self.b,
+            self.stemmer_name,
         ]:
             log.info("BM25 settings changed; the index will be rebuilt")
             return

@@ -118,7 +118,9 @@ class SQLStore:
         with self.engine.begin() as conn:
             for part in _batches(ids):
                 conn.execute(delete(t.chunks).where(t.chunks.c.doc_id.in_(part)))
-                removed += conn.execute(delete(t.documents).where(t.documents.c.id.in_(part))).rowcount
+                removed += conn.execute(
+                    delete(t.documents).where(t.documents.c.id.in_(part))
+                ).rowcount
         return removed
 
     def chunks(self, ids: Iterable[str] | None = None) -> Iterator[ChunkView]:
@@ -181,9 +183,7 @@ class SQLStore:
             }
 
     def documents(self, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-        query = (
-            select(t.documents).order_by(t.documents.c.uri).limit(limit).offset(offset)
-        )
+        query = select(t.documents).order_by(t.documents.c.uri).limit(limit).offset(offset)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
@@ -289,8 +289,15 @@ class SQLStore:
 
 def _view(m: Mapping[str, Any]) -> ChunkView:
     doc = DocumentRecord(
-        id=m["doc_id"], uri=m["uri"], fingerprint="", title=m["title"], kind=m["kind"],
-        groups=list(m["groups"] or []), author=m["author"], date=m["date"], topic=m["topic"],
+        id=m["doc_id"],
+        uri=m["uri"],
+        fingerprint="",
+        title=m["title"],
+        kind=m["kind"],
+        groups=list(m["groups"] or []),
+        author=m["author"],
+        date=m["date"],
+        topic=m["topic"],
         meta=m["meta"] or {},
     )
     return ChunkView(

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-
 from threadpoolctl import ThreadpoolController
 
 from datawheel.store._files import write_atomic
@@ -160,8 +159,12 @@ class NumpyVectorIndex(CatalogIndex):
             graph = self._ensure_graph().to_bytes()
 
         def write(fh: io.BufferedWriter) -> None:  # type: ignore[type-arg]
-            np.savez(fh, matrix=self._matrix[:n], catalog=np.frombuffer(state, dtype=np.uint8),
-                     graph=graph)
+            np.savez(
+                fh,
+                matrix=self._matrix[:n],
+                catalog=np.frombuffer(state, dtype=np.uint8),
+                graph=graph,
+            )
 
         write_atomic(self.path, write)  # type: ignore[arg-type]
         self._dirty = False
@@ -192,8 +195,12 @@ class NumpyVectorIndex(CatalogIndex):
             log.warning("vector index %s unreadable (%s); it will be rebuilt", self.path, exc)
             return
         if matrix.shape[1:] != (self.dim,):
-            log.warning("vector index %s has dim %s, expected %s; rebuilding", self.path,
-                        matrix.shape[1:], self.dim)
+            log.warning(
+                "vector index %s has dim %s, expected %s; rebuilding",
+                self.path,
+                matrix.shape[1:],
+                self.dim,
+            )
             return
         self.catalog = Catalog.from_state(state)
         self._matrix = np.ascontiguousarray(matrix, dtype=np.float32)
