@@ -77,7 +77,7 @@ class SearchConfig(_Section):
     ann_ef_search: int = Field(
         128, ge=8, description="HNSW search breadth (higher: better recall, slower)."
     )
-    bm25: BM25Config = Field(default_factory=BM25Config)
+    bm25: BM25Config = Field(default_factory=lambda: BM25Config())
 
 
 class StoreConfig(_Section):
@@ -91,11 +91,11 @@ class StoreConfig(_Section):
 class Config(_Section):
     """The whole ``datawheel.yaml``."""
 
-    embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
-    chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
-    ingest: IngestConfig = Field(default_factory=IngestConfig)
-    search: SearchConfig = Field(default_factory=SearchConfig)
-    store: StoreConfig = Field(default_factory=StoreConfig)
+    embedding: EmbeddingConfig = Field(default_factory=lambda: EmbeddingConfig())
+    chunking: ChunkingConfig = Field(default_factory=lambda: ChunkingConfig())
+    ingest: IngestConfig = Field(default_factory=lambda: IngestConfig())
+    search: SearchConfig = Field(default_factory=lambda: SearchConfig())
+    store: StoreConfig = Field(default_factory=lambda: StoreConfig())
 
     @classmethod
     def load(cls, path: Path) -> Config:

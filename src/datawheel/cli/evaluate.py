@@ -69,12 +69,8 @@ def evaluate(
             ws = Workspace.init(workspace or scratch_workspace(beir))  # type: ignore[arg-type]
         try:
             with progress_bar(not json_) as progress:
-                result = ws.evaluate(
-                    beir or questions,
-                    split=split,
-                    mode=mode,  # type: ignore[arg-type]
-                    progress=progress,
-                )
+                source: Path = beir or questions  # type: ignore[assignment]
+                result = ws.evaluate(source, split=split, mode=mode, progress=progress)
         finally:
             ws.close()
     if json_:

@@ -278,6 +278,7 @@ class SQLStore:
 
     def _insert_ignore(self, conn: Any, table: Any, rows: list[dict[str, Any]]) -> None:
         dialect = self.engine.dialect.name
+        stmt: Any
         if dialect == "sqlite":
             stmt = sqlite.insert(table).on_conflict_do_nothing()
         elif dialect == "postgresql":
@@ -287,7 +288,7 @@ class SQLStore:
         conn.execute(stmt, rows)
 
 
-def _view(m: Mapping[str, Any]) -> ChunkView:
+def _view(m: Any) -> ChunkView:
     doc = DocumentRecord(
         id=m["doc_id"],
         uri=m["uri"],
