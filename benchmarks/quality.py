@@ -28,7 +28,7 @@ def lists_for(ws: Workspace, split: str) -> tuple[dict, dict, dict, dict]:
     qrels = load_qrels(SCIFACT / "qrels" / f"{split}.tsv")
     queries = load_queries(SCIFACT / "queries.jsonl", set(qrels))
     r = ws.retriever()
-    flt = Filter.build({"kind": "beir"})
+    flt = Filter.build({"kind": "beir", "corpus": str((SCIFACT / "corpus.jsonl").resolve())})
     qids = list(queries)
     vecs = ws.embedder.embed([queries[q] for q in qids])
     sparse, dense, parts = {}, {}, {}

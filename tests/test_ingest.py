@@ -170,3 +170,25 @@ def test_cli_rejects_unknown_options(tmp_path: Path, bad: str) -> None:
         assert "No such option: --bogus" in proc.stderr and "--mode" in proc.stderr
     else:
         assert "valid modes: bm25, dense, hybrid" in proc.stderr
+
+
+def test_changed_settings_or_groups_redo_the_documents(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    long = " ".join(f"Sentence {i} about warehouse returns and refunds." for i in range(60))
+    (docs / "long.md").write_text(f"# Long\n\n{long}\n")
+    kb = tmp_path / "kb"
+    ws = Workspace.init(kb)
+    ws.ingest([docs])
+    before = len(ws.store.chunk_ids())
+    ws.close()
+    (kb / "datawheel.yaml").write_text("chunking:\n  target_chars: 400\n  overlap_chars: 50\n")
+    ws = Workspace.open(kb)
+    report = ws.ingest([docs])
+    assert report.updated == 1 and len(ws.store.chunk_ids()) > before
+    regrouped = ws.ingest([docs], groups=["sales"])
+    assert regrouped.updated == 1
+    assert ws.search("warehouse returns", k=3, groups=["everyone"]) == []
+    assert ws.search("warehouse returns", k=3, groups=["sales"])
+    _consistent(ws)
+    ws.close()

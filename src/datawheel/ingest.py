@@ -8,6 +8,7 @@ open, so a re-run finishes the job without duplicates.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -56,6 +57,22 @@ class IngestReport:
         return data
 
 
+#: Bump when parsing or chunking changes what a document becomes: every document is redone.
+PIPELINE_VERSION = 1
+
+
+def pipeline_tag(ws: Workspace, groups: Sequence[str] | None) -> str:
+    """What besides the raw bytes decides a document's chunks; part of its fingerprint, so
+    changing chunk settings or ``--groups`` and re-ingesting redoes the affected documents."""
+    settings = [
+        PIPELINE_VERSION,
+        ws.config.chunking.model_dump(),
+        sorted(groups or []),
+        sorted(ws.config.ingest.default_groups),
+    ]
+    return hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:8]
+
+
 def doc_id_for(uri: str) -> str:
     return hashlib.sha256(uri.encode()).hexdigest()[:32]
 
@@ -82,7 +99,7 @@ def _document_write(
     record = DocumentRecord(
         id=doc_id,
         uri=item.uri,
-        fingerprint=item.fingerprint,
+        fingerprint=f"{item.fingerprint}-{pipeline_tag(ws, groups)}",
         title=doc.title,
         kind=str(meta.pop("kind", "")),
         groups=sorted({str(g) for g in doc_groups}),
@@ -136,6 +153,7 @@ def _ingest(
     store = ws.store
     max_bytes = int(ws.config.ingest.max_file_mb * 1024 * 1024)
     states = store.document_states()
+    tag = pipeline_tag(ws, groups)
     pending: list[SourceItem] = []
     seen: set[str] = set()
     failures: list[tuple[str, str, str | None]] = []
@@ -152,7 +170,7 @@ def _ingest(
                 continue
             seen.add(found.uri)
             state = states.get(found.uri)
-            if state is not None and state[1] == found.fingerprint:
+            if state is not None and state[1] == f"{found.fingerprint}-{tag}":
                 report.unchanged += 1
             else:
                 pending.append(found)
@@ -170,7 +188,7 @@ def _ingest(
                 writes.append(_document_write(item.load(), item, ws, groups))
             except SourceError as exc:
                 failures.append((item.uri, str(exc), item.fingerprint))
-            except DatawheelError:
+            except DatawheelError:  # a config or model problem stops the job
                 raise
             except Exception as exc:  # a parser bug must not stop the whole job
                 log.exception("unexpected error reading %s", item.uri)

@@ -90,3 +90,18 @@ def test_scifact_hybrid_beats_each_retriever(scifact: Path, tmp_path: Path) -> N
     assert scores["bm25"] >= 0.66 and scores["dense"] >= 0.63
     assert scores["hybrid"] >= 0.72
     assert scores["hybrid"] > max(scores["bm25"], scores["dense"]) + 0.02
+
+
+def test_evaluation_stays_inside_its_corpus(beir: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other.jsonl"
+    other.write_text(
+        "".join(  # decoys that match every query word for word
+            json.dumps({"_id": f"x{i}", "title": q, "text": q * 3}) + "\n"
+            for i, q in enumerate(QUERIES.values())
+        )
+    )
+    ws = Workspace.init(tmp_path / "kb")
+    ws.ingest([other])
+    result = ws.evaluate(beir, split="test", mode="bm25")
+    ws.close()
+    assert result["ndcg@10"] == pytest.approx(1.0)

@@ -72,11 +72,15 @@ def beir_paths(root: Path, split: str) -> tuple[Path, Path, Path]:
 
 
 def rank_documents(
-    ws: Workspace, queries: dict[str, str], mode: str, progress: Progress | None = None
+    ws: Workspace,
+    corpus: Path,
+    queries: dict[str, str],
+    mode: str,
+    progress: Progress | None = None,
 ) -> dict[str, list[str]]:
     """Top documents per query: chunk hits folded to their BEIR doc id (best chunk wins)."""
     retriever = ws.retriever()
-    flt = Filter.build({"kind": "beir"})
+    flt = Filter.build({"kind": "beir", "corpus": str(corpus.resolve())})
     qids = list(queries)
     vectors = ws.embedder.embed([queries[q] for q in qids]) if mode != "bm25" else None
     run: dict[str, list[str]] = {}
@@ -111,7 +115,7 @@ def evaluate_beir(
         report = ws.ingest([corpus], progress=progress)
         if report.failed:
             log.warning("%d corpus lines could not be ingested", len(report.failed))
-        run = rank_documents(ws, queries, mode, progress)
+        run = rank_documents(ws, corpus, queries, mode, progress)
         metrics = score_run(run, {q: qrels[q] for q in queries})
     except BaseException:
         ws.store.finish_run(run_id, "failed", {})

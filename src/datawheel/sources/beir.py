@@ -87,6 +87,7 @@ def _document(entry: Entry, record: dict[str, Any]) -> SourceDocument:
     body = record["text"] if record["text"].strip() else title
     metadata = base_metadata(entry, "beir")
     metadata["beir_id"] = record["_id"]
+    metadata["corpus"] = entry.uri  # which corpus file, so evaluation can stay inside it
     extra = record.get("metadata")
     if isinstance(extra, dict):
         for key, value in extra.items():

@@ -1,0 +1,357 @@
+"""Load a table source into DuckDB as the table ``raw``.
+
+Files keep the text they came with: CSV/TSV and Excel cells are read as strings
+(``all_varchar``), so the quarantine can show a bad row exactly as it arrived. CSV lines that
+cannot be parsed (wrong column count, broken quoting) are never dropped silently: they are
+returned as :class:`Rejected` rows with their line number and reason.
+
+Every loaded table gets ``_row`` (1-based position in the source) so rows can be traced back.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from datawheel.config import resolve_secret
+from datawheel.errors import ConfigError, DatawheelError, MissingExtraError, SourceError
+from datawheel.tables.spec import TableSource
+
+log = logging.getLogger(__name__)
+
+ROW = "_row"
+BATCH_ROWS = 50_000
+_SUFFIX_FORMATS = {
+    ".csv": "csv",
+    ".txt": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".xlsx": "excel",
+    ".xlsm": "excel",
+}
+_DUCKDB_ENCODINGS = {"utf-8": "utf-8", "utf_8": "utf-8", "ascii": "utf-8", "latin_1": "latin-1"}
+
+
+@dataclass
+class Rejected:
+    """A source line that could not be parsed into a row."""
+
+    line: int
+    reason: str
+    text: str
+
+
+@dataclass
+class Loaded:
+    """What :func:`load` put into DuckDB."""
+
+    columns: list[str]
+    rows: int
+    rejected: list[Rejected] = field(default_factory=list)
+    encoding: str | None = None
+
+
+def load(con: duckdb.DuckDBPyConnection, source: TableSource, table: str = "raw") -> Loaded:
+    """Read ``source`` into the DuckDB table ``table`` (with a ``_row`` column)."""
+    if source.url:
+        loaded = _load_sql(con, source, table)
+    else:
+        path = Path(source.path or "")
+        if not path.is_file():
+            raise SourceError(f"{source.name}: file {path} does not exist; check the path")
+        if path.stat().st_size == 0:
+            raise SourceError(
+                f"{source.name}: {path} is empty (0 bytes), so it has no header and no rows; "
+                "re-export the table or remove the source"
+            )
+        fmt = source.format if source.format != "auto" else _format_of(path)
+        if fmt in ("csv", "tsv"):
+            loaded = _load_csv(con, source, path, fmt, table)
+        elif fmt == "parquet":
+            loaded = _load_scan(con, f"read_parquet({_lit(path)})", table)
+        elif fmt == "jsonl":
+            loaded = _load_scan(con, f"read_json({_lit(path)}, format='newline_delimited')", table)
+        else:
+            loaded = _load_excel(con, source, path, table)
+    log.info("loaded %s: %d rows, %d rejected", source.name, loaded.rows, len(loaded.rejected))
+    return loaded
+
+
+def _format_of(path: Path) -> str:
+    fmt = _SUFFIX_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ConfigError(
+            f"cannot tell the format of {path.name} from its extension; set format: to one of "
+            "csv, tsv, parquet, jsonl, excel"
+        )
+    return fmt
+
+
+def _lit(value: object) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def ident(name: str) -> str:
+    """Quote a column name for DuckDB SQL."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    names = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
+    return [n for n in names if n != ROW]
+
+
+def _load_scan(con: duckdb.DuckDBPyConnection, scan: str, table: str) -> Loaded:
+    con.execute(f"CREATE TABLE {table} AS SELECT *, row_number() OVER () AS {ROW} FROM {scan}")
+    rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
+    return Loaded(_columns(con, table), rows)
+
+
+# --- CSV -----------------------------------------------------------------------------------
+
+
+def detect_encoding(path: Path, sample_bytes: int = 1 << 20) -> str:
+    """``utf-8`` when the first MiB decodes as UTF-8, else charset-normalizer's best guess."""
+    with path.open("rb") as fh:
+        sample = fh.read(sample_bytes)
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(sample).best()
+    if best is None:
+        raise SourceError(
+            f"cannot tell the text encoding of {path}; set encoding: (e.g. cp1252, latin-1)"
+        )
+    return best.encoding
+
+
+def _transcode(path: Path, encoding: str, workdir: Path) -> Path:
+    """Copy ``path`` to a UTF-8 file in chunks (DuckDB reads only UTF-8/latin-1 offline)."""
+    out = workdir / (path.stem + ".utf8" + path.suffix)
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    try:
+        with path.open("rb") as src, out.open("w", encoding="utf-8", newline="") as dst:
+            while chunk := src.read(1 << 22):
+                dst.write(decoder.decode(chunk))
+            dst.write(decoder.decode(b"", final=True))
+    except (UnicodeDecodeError, LookupError) as exc:
+        raise SourceError(
+            f"{path} is not valid {encoding}: {exc}; set encoding: to the file's real encoding"
+        ) from None
+    return out
+
+
+def _header(path: Path, delimiter: str) -> list[str]:
+    import csv
+
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        first = fh.readline()
+    row = next(csv.reader([first], delimiter=delimiter), [])
+    names = [c.strip() for c in row]
+    if not names or names == [""]:
+        raise SourceError(f"{path} has no header line; the first line must name the columns")
+    seen: dict[str, int] = {}
+    out = []
+    for i, name in enumerate(names):
+        name = name or f"column{i + 1}"
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}_{seen[name]}"
+        else:
+            seen[name] = 0
+        out.append(name)
+    return out
+
+
+def _sniff_delimiter(path: Path) -> str:
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        first = fh.readline()
+    counts = {d: first.count(d) for d in (",", ";", "\t", "|")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def _load_csv(
+    con: duckdb.DuckDBPyConnection, source: TableSource, path: Path, fmt: str, table: str
+) -> Loaded:
+    encoding = (source.encoding or detect_encoding(path)).lower().replace("-", "_")
+    duck_encoding = _DUCKDB_ENCODINGS.get(encoding)
+    work = Path(tempfile.mkdtemp(prefix="datawheel-csv-"))
+    if duck_encoding is None:
+        path, duck_encoding = _transcode(path, encoding, work), "utf-8"
+    delimiter = source.delimiter or ("\t" if fmt == "tsv" else None)
+    if duck_encoding == "latin-1":
+        # _header/_sniff read text as UTF-8; give them a latin-1 view of the same bytes
+        head = work / "head.csv"
+        with path.open("rb") as fh:
+            head.write_text(fh.readline().decode("latin-1"), encoding="utf-8")
+        hpath = head
+    else:
+        hpath = path
+    delimiter = delimiter or _sniff_delimiter(hpath)
+    columns = _header(hpath, delimiter)
+    spec = "{" + ", ".join(f"{_lit(c)}: 'VARCHAR'" for c in columns) + "}"
+    # no sniffing: the header gives the columns, so a broken quote cannot fool the dialect
+    scan = (
+        f"read_csv({_lit(path)}, auto_detect=false, header=false, skip=1, columns={spec}, "
+        f"delim={_lit(delimiter)}, quote='\"', escape='\"', encoding={_lit(duck_encoding)}, "
+        "store_rejects=true, rejects_table='dw_rejects', rejects_scan='dw_rejects_scan')"
+    )
+    try:
+        loaded = _load_scan(con, scan, table)
+    except duckdb.Error as exc:
+        raise SourceError(f"{source.name}: cannot read {path} as CSV: {exc}") from None
+    rejected = [
+        Rejected(int(line), f"{kind}: {msg}", text.rstrip("\r\n"))
+        for line, kind, msg, text in con.execute(
+            "SELECT line, CAST(error_type AS VARCHAR), error_message, csv_line "
+            "FROM dw_rejects ORDER BY line"
+        ).fetchall()
+    ]
+    # DuckDB reports one reject per bad cell; keep one entry per line
+    by_line: dict[int, Rejected] = {}
+    for r in rejected:
+        by_line.setdefault(r.line, r)
+    loaded.rejected = list(by_line.values())
+    loaded.encoding = encoding
+    return loaded
+
+
+# --- Excel ---------------------------------------------------------------------------------
+
+
+def _cell_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _insert_batches(
+    con: duckdb.DuckDBPyConnection, table: str, columns: list[str], batches: Any
+) -> int:
+    schema = pa.schema([(c, pa.string()) for c in columns])
+    cols = ", ".join(f"{ident(c)} VARCHAR" for c in columns)
+    con.execute(f"CREATE TABLE {table} ({cols}, {ROW} BIGINT)")
+    n = 0
+    for batch in batches:
+        if not batch:
+            continue
+        arrays = [
+            pa.array([_cell_text(r[i]) for r in batch], pa.string()) for i in range(len(columns))
+        ]
+        arrow_batch = pa.Table.from_arrays(arrays, schema=schema)  # noqa: F841 - used by DuckDB
+        con.execute(f"INSERT INTO {table} SELECT *, {n} + row_number() OVER () FROM arrow_batch")
+        n += len(batch)
+    return n
+
+
+def _load_excel(
+    con: duckdb.DuckDBPyConnection, source: TableSource, path: Path, table: str
+) -> Loaded:
+    import openpyxl
+
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many kinds for a bad file
+        raise SourceError(f"{source.name}: cannot open {path} as Excel: {exc}") from None
+    try:
+        sheet = book[source.sheet] if source.sheet else book.worksheets[0]
+    except KeyError:
+        raise ConfigError(
+            f"{source.name}: no sheet {source.sheet!r}; sheets: {', '.join(book.sheetnames)}"
+        ) from None
+    rows = sheet.iter_rows(values_only=True)
+    header = next(rows, None)
+    if not header:
+        raise SourceError(f"{source.name}: {path} has an empty first sheet")
+    columns = [_cell_text(h) or f"column{i + 1}" for i, h in enumerate(header)]
+
+    def batches() -> Any:
+        batch: list[tuple[Any, ...]] = []
+        for r in rows:
+            r = tuple(r) + (None,) * (len(columns) - len(r))
+            batch.append(r[: len(columns)])
+            if len(batch) >= BATCH_ROWS:
+                yield batch
+                batch = []
+        yield batch
+
+    n = _insert_batches(con, table, columns, batches())
+    book.close()
+    return Loaded(columns, n)
+
+
+# --- SQL databases -------------------------------------------------------------------------
+
+
+def hide_password(url: str) -> str:
+    """The URL with its password replaced by ***."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable url>"
+
+
+def _load_sql(con: duckdb.DuckDBPyConnection, source: TableSource, table: str) -> Loaded:
+    import sqlalchemy as sa
+
+    url = resolve_secret(source.url or "")
+    shown = hide_password(url)
+    try:
+        engine = sa.create_engine(url)
+    except ModuleNotFoundError as exc:
+        raise MissingExtraError(
+            f"the database driver {exc.name!r} for {shown}", "postgres"
+        ) from None
+    except sa.exc.ArgumentError as exc:
+        raise ConfigError(f"{source.name}: {shown} is not a valid SQLAlchemy URL: {exc}") from None
+    query = (
+        sa.text(source.query)
+        if source.query
+        else sa.select(sa.text("*")).select_from(sa.table(source.table or ""))
+    )
+    try:
+        with engine.connect() as conn:
+            result = conn.execution_options(stream_results=True).execute(query)
+            columns = list(result.keys())
+
+            def batches() -> Any:
+                while chunk := result.fetchmany(BATCH_ROWS):
+                    yield chunk
+
+            n = _insert_batches(con, table, columns, batches())
+    except sa.exc.OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise DatawheelError(
+            f"{source.name}: cannot connect to the database at {shown} ({reason}); check that "
+            "the server is running and reachable from this machine (host, port, firewall), "
+            "and that the user, password and database name are right"
+        ) from None
+    except sa.exc.SQLAlchemyError as exc:
+        what = f"query {source.query!r}" if source.query else f"table {source.table!r}"
+        raise SourceError(f"{source.name}: cannot read {what} from {shown}: {exc}") from None
+    finally:
+        engine.dispose()
+    return Loaded(columns, n)
