@@ -22,6 +22,7 @@ from datawheel.store._files import write_atomic
 from datawheel.store.catalog import Catalog, CatalogIndex, Filter, top_k
 
 log = logging.getLogger(__name__)
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets itself to DEBUG on import
 
 _FORMAT = 1
 

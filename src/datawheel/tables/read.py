@@ -5,7 +5,7 @@ Files keep the text they came with: CSV/TSV and Excel cells are read as strings
 cannot be parsed (wrong column count, broken quoting) are never dropped silently: they are
 returned as :class:`Rejected` rows with their line number and reason.
 
-Every loaded table gets ``_row`` (1-based position in the source) so rows can be traced back.
+Every loaded table gets ``__dw_row`` (1-based position in the source) so rows can be traced back.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from datawheel.tables.spec import TableSource
 
 log = logging.getLogger(__name__)
 
-ROW = "_row"
+ROW = "__dw_row"
 BATCH_ROWS = 50_000
 _SUFFIX_FORMATS = {
     ".csv": "csv",
@@ -63,8 +63,16 @@ class Loaded:
     encoding: str | None = None
 
 
-def load(con: duckdb.DuckDBPyConnection, source: TableSource, table: str = "raw") -> Loaded:
-    """Read ``source`` into the DuckDB table ``table`` (with a ``_row`` column)."""
+def load(
+    con: duckdb.DuckDBPyConnection,
+    source: TableSource,
+    table: str = "raw",
+    workdir: Path | None = None,
+) -> Loaded:
+    """Read ``source`` into the DuckDB table ``table`` (plus a ``__dw_row`` column).
+
+    ``workdir`` holds temporary files (a UTF-8 copy of a file in another encoding).
+    """
     if source.url:
         loaded = _load_sql(con, source, table)
     else:
@@ -78,7 +86,7 @@ def load(con: duckdb.DuckDBPyConnection, source: TableSource, table: str = "raw"
             )
         fmt = source.format if source.format != "auto" else _format_of(path)
         if fmt in ("csv", "tsv"):
-            loaded = _load_csv(con, source, path, fmt, table)
+            loaded = _load_csv(con, source, path, fmt, table, workdir)
         elif fmt == "parquet":
             loaded = _load_scan(con, f"read_parquet({_lit(path)})", table)
         elif fmt == "jsonl":
@@ -188,11 +196,16 @@ def _sniff_delimiter(path: Path) -> str:
 
 
 def _load_csv(
-    con: duckdb.DuckDBPyConnection, source: TableSource, path: Path, fmt: str, table: str
+    con: duckdb.DuckDBPyConnection,
+    source: TableSource,
+    path: Path,
+    fmt: str,
+    table: str,
+    workdir: Path | None,
 ) -> Loaded:
     encoding = (source.encoding or detect_encoding(path)).lower().replace("-", "_")
     duck_encoding = _DUCKDB_ENCODINGS.get(encoding)
-    work = Path(tempfile.mkdtemp(prefix="datawheel-csv-"))
+    work = workdir or Path(tempfile.mkdtemp(prefix="datawheel-csv-"))
     if duck_encoding is None:
         path, duck_encoding = _transcode(path, encoding, work), "utf-8"
     delimiter = source.delimiter or ("\t" if fmt == "tsv" else None)
