@@ -60,9 +60,15 @@ def to_docs(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--workspace", type=Path, default=Path(".bench/scifact"))
+    ap.add_argument("--workspace", type=Path, default=None)
+    ap.add_argument("--runtime", default=None, help="embedding.runtime (default: config's)")
     args = ap.parse_args()
-    ws = Workspace.init(args.workspace)
+    folder = args.workspace or Path(".bench") / f"scifact-{args.runtime or 'default'}"
+    ws = Workspace.init(folder)
+    if args.runtime:
+        (ws.path / "datawheel.yaml").write_text(f"embedding:\n  runtime: {args.runtime}\n")
+        ws.close()
+        ws = Workspace.open(folder)
     ws.ingest([SCIFACT / "corpus.jsonl"])
     beir: dict[str, str] = {}
 

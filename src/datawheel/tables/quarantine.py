@@ -1,0 +1,161 @@
+"""Look at quarantined rows, and re-admit rows once they are fixed.
+
+A fixed-rows file is a CSV, JSONL or Parquet file with the table's columns, plus ``_row``
+(and ``_line`` for lines the reader could not parse) copied from :func:`list_quarantined`, so
+the fixed rows replace their quarantined versions. Example::
+
+    bad = list_quarantined(Path("cleaned"), "deals", rule="closes_after_engage")
+    # ... fix the values, write them with _row to fixed.csv ...
+    report = readmit("deals", Path("fixed.csv"), Path("cleaned"))
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from datawheel.errors import ConfigError
+from datawheel.tables.pipeline import (
+    CleanReport,
+    _original_json,
+    execute,
+    latest_run,
+    outlier_bounds,
+    save_run,
+    session,
+    _new_run_dir,
+)
+from datawheel.tables.read import ROW, ident, load
+from datawheel.tables.spec import CleanSpec, Outliers, TableSource
+from datawheel.tables.steps import DUPLICATES, FAIL, build_steps, lit
+
+
+def list_quarantined(
+    out_dir: Path, source: str, rule: str | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Quarantined rows of the newest run of ``source``, optionally only those failing ``rule``.
+
+    ``rule`` matches a check by name: a rule's name (or expression), or a step such as
+    ``dedupe``, ``drop_missing``, ``types``, ``read``. Each row is its original values plus
+    ``_row``, ``_line`` and ``_reasons``.
+    """
+    path = latest_run(out_dir, source) / "quarantine.parquet"
+    where = ""
+    if rule:
+        prefixes = [f"rule {rule}: ", f"{rule}: ", f"{rule}:"]
+        match = " OR ".join(f"starts_with(x, {lit(p)})" for p in prefixes)
+        where = f"WHERE len(list_filter(_reasons, lambda x: {match})) > 0"
+    sql = f"SELECT _row, _line, _reasons, _original FROM read_parquet({lit(str(path))}) {where}"
+    sql += " ORDER BY coalesce(_row, 0), coalesce(_line, 0)"
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    out = []
+    for row, line, reasons, original in duckdb.connect().execute(sql).fetchall():
+        out.append({**json.loads(original), "_row": row, "_line": line, "_reasons": reasons})
+    return out
+
+
+def readmit(
+    source: str, fixed_rows_file: Path, out_dir: Path, memory_limit: str = "2GB"
+) -> CleanReport:
+    """Re-check fixed rows with the newest run's steps and rules, and write a new run.
+
+    Rows that now pass are appended to the clean output; rows that still fail stay
+    quarantined with their new reasons. Outlier checks reuse the bounds of the newest run,
+    and dedupe compares the fixed rows only with each other.
+    """
+    started = time.perf_counter()
+    prev = latest_run(out_dir, source)
+    spec = CleanSpec.model_validate_json((prev / "spec.json").read_text(encoding="utf-8"))
+    table = TableSource.model_validate_json((prev / "source.json").read_text(encoding="utf-8"))
+    prev_report = CleanReport.model_validate_json((prev / "report.json").read_text("utf-8"))
+    columns = prev_report.columns
+    # the fixed rows are checked against the bounds this table was cleaned with
+    bounds = prev_report.outlier_bounds
+    spec = spec.model_copy(
+        update={
+            "outliers": [
+                Outliers(column=o.column, method="rule", action=o.action,
+                         min=bounds.get(o.column, (o.min, o.max))[0],
+                         max=bounds.get(o.column, (o.min, o.max))[1])
+                for o in spec.outliers
+            ]
+        }
+    )
+    fixed = TableSource(name=source, path=str(fixed_rows_file))
+    with session(memory_limit) as (con, work):
+        loaded = load(con, fixed, "f0", workdir=work)
+        missing = [c for c in columns if c not in loaded.columns]
+        if missing:
+            raise ConfigError(
+                f"{fixed_rows_file} lacks column(s) {', '.join(missing)}; a fixed-rows file "
+                f"needs the table's columns ({', '.join(columns)}) plus _row from the quarantine"
+            )
+        if loaded.rejected:
+            raise ConfigError(
+                f"{fixed_rows_file} has {len(loaded.rejected)} lines that cannot be parsed "
+                f"(first: line {loaded.rejected[0].line}: {loaded.rejected[0].reason}); fix them"
+            )
+        row_id = "TRY_CAST(_row AS BIGINT)" if "_row" in loaded.columns else "NULL"
+        line_id = "TRY_CAST(_line AS BIGINT)" if "_line" in loaded.columns else "NULL"
+        cols = ", ".join(ident(c) for c in columns)
+        # rows without a quarantine id get negative ids, so they never collide with source rows
+        con.execute(
+            f"CREATE TABLE t0 AS SELECT {cols}, coalesce({row_id}, -{ROW}) AS {ROW}, "
+            f"{line_id} AS __dw_line FROM f0"
+        )
+        con.execute("CREATE TABLE dw_fixed_ids AS SELECT " + ROW + ", __dw_line FROM t0")
+        con.execute("ALTER TABLE t0 DROP COLUMN __dw_line")
+        steps = build_steps(spec, table, columns)
+        steps_report, rules_report, final = execute(con, steps, "t0", columns)
+        out_columns = steps[-1].out_columns() if steps else columns
+        run_dir, run = _new_run_dir(Path(out_dir) / source)
+        tmp = run_dir.with_name(run_dir.name + ".partial")
+        tmp.mkdir(parents=True)
+        out_cols = ", ".join(ident(c) for c in out_columns)
+        con.execute(
+            f"COPY (SELECT * FROM read_parquet({lit(str(prev / 'clean.parquet'))}) "
+            f"UNION ALL BY NAME (SELECT {out_cols} FROM {final} WHERE len({FAIL}) = 0 "
+            f"ORDER BY {ROW})) TO {lit(str(tmp / 'clean.parquet'))} (FORMAT parquet)"
+        )
+        con.execute(
+            f"COPY (SELECT * FROM read_parquet({lit(str(prev / 'quarantine.parquet'))}) q "
+            f"WHERE NOT EXISTS (SELECT 1 FROM dw_fixed_ids i WHERE i.{ROW} = q._row "
+            f"OR i.__dw_line = q._line) "
+            f"UNION ALL SELECT o.{ROW}, NULL, f.reasons, o.original FROM ("
+            f"SELECT {ROW}, {FAIL} AS reasons FROM {final} WHERE len({FAIL}) > 0 "
+            f"UNION ALL SELECT {ROW}, {FAIL} FROM {DUPLICATES}) f JOIN "
+            f"(SELECT {ROW}, {_original_json(columns)} AS original FROM t0) o USING ({ROW}) "
+            f"ORDER BY coalesce(_row, 0), coalesce(_line, 0)) "
+            f"TO {lit(str(tmp / 'quarantine.parquet'))} (FORMAT parquet)"
+        )
+        clean_n, quarantined_n = (
+            duckdb.connect()
+            .execute(
+                f"SELECT (SELECT count(*) FROM read_parquet({lit(str(tmp / 'clean.parquet'))})), "
+                f"(SELECT count(*) FROM read_parquet({lit(str(tmp / 'quarantine.parquet'))}))"
+            )
+            .fetchone()
+            or (0, 0)
+        )
+        bounds_now = outlier_bounds(steps)
+    report = CleanReport(
+        source=source,
+        run=run,
+        run_dir=str(run_dir),
+        columns=columns,
+        rows_in=loaded.rows,
+        rows_clean=int(clean_n),
+        rows_quarantined=int(quarantined_n),
+        steps=steps_report,
+        rules=rules_report,
+        outlier_bounds=bounds_now or bounds,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    save_run(tmp, report, table, CleanSpec.model_validate_json((prev / "spec.json").read_text()))
+    tmp.rename(run_dir)
+    return report

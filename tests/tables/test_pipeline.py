@@ -1,0 +1,220 @@
+"""run_clean end to end on real DuckDB: step reports, rule counts, quarantine, idempotence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from datawheel.errors import ConfigError
+from datawheel.tables import (
+    CleanSpec,
+    Dedupe,
+    DropMissing,
+    Outliers,
+    Rule,
+    Standardise,
+    TableSource,
+    list_quarantined,
+    run_clean,
+)
+
+CRM = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / (
+    "crm_sales_opportunities/sales_pipeline.csv"
+)
+
+DEALS = """id,stage,amount,probability,email
+1,won,100,90,A@X.COM
+2,lost,-5,10,b@x.com
+3,maybe,50,150,c@x.com
+4,won,0,50,d@x.com
+5,lost,20,-1,not-an-email
+6,won,30,40,f@x.com
+"""
+
+
+def _rows(path: Path) -> list[tuple]:
+    return duckdb.connect().execute(f"SELECT * FROM read_parquet('{path}')").fetchall()
+
+
+def test_rules_report_exact_counts(write, out):
+    spec = CleanSpec(
+        types={"amount": "double", "probability": "integer"},
+        rules=[
+            Rule(name="positive", expr="amount > 0"),
+            "stage in ('won', 'lost')",
+            Rule(name="probability", expr="probability between 0 and 100"),
+        ],
+    )
+    report = run_clean(write("d.csv", DEALS), spec, out)
+    assert [r.render() for r in report.rules] == [
+        "positive: kept 4 of 6 (66.7%)",
+        "stage in ('won', 'lost'): kept 5 of 6 (83.3%)",
+        "probability: kept 4 of 6 (66.7%)",
+    ]
+    assert report.rows_clean == 2 and report.rows_quarantined == 4
+    assert [r[0] for r in _rows(report.clean_path)] == ["1", "6"]
+
+
+def test_quarantine_keeps_original_row_and_every_failed_rule(write, out):
+    spec = CleanSpec(
+        types={"amount": "double", "probability": "integer"},
+        rules=["amount > 0", Rule(name="stage", expr="stage in ('won','lost')"),
+               Rule(name="prob", expr="probability between 0 and 100")],
+    )
+    run_clean(write("d.csv", DEALS), spec, out)
+    bad = {b["_row"]: b for b in list_quarantined(out, "t")}
+    assert sorted(bad) == [2, 3, 4, 5]
+    three = bad[3]
+    assert {k: three[k] for k in ("id", "stage", "amount", "probability", "email")} == {
+        "id": "3", "stage": "maybe", "amount": "50", "probability": "150", "email": "c@x.com"
+    }
+    assert three["_reasons"] == [
+        "rule stage: failed (stage in ('won','lost'))",
+        "rule prob: failed (probability between 0 and 100)",
+    ]
+    assert [b["_row"] for b in list_quarantined(out, "t", rule="prob")] == [3, 5]
+    assert [b["_row"] for b in list_quarantined(out, "t", rule="amount > 0")] == [2, 4]
+
+
+def test_every_step_reports_what_it_changed(write, out):
+    csv = (
+        "id,name,email,phone,score\n"
+        "1, Ann ,ANN@X.COM,(555) 123-4567,10\n"
+        "1, Ann ,ANN@X.COM,(555) 123-4567,10\n"
+        "2,bob,,555 000 1111,11\n"
+        "3,cy,cy@x.com,+44 20 7946 0958,\n"
+        "4,dee,dee@x.com,12,1000\n"
+        "5,,eve@x.com,555-222-3333,12\n"
+    )
+    spec = CleanSpec(
+        dedupe=Dedupe(),
+        drop_missing=DropMissing(columns=["name"]),
+        fill={"email": "unknown@example.com", "score": 0},
+        standardise=[
+            Standardise(column="name", how="trim"),
+            Standardise(column="name", how="upper"),
+            Standardise(column="email", how="email"),
+            Standardise(column="phone", how="phone"),
+        ],
+        outliers=[Outliers(column="score", method="rule", max=100, action="clip")],
+        types={"score": "integer"},
+    )
+    report = run_clean(write("p.csv", csv), spec, out)
+    msgs = {s.name: s.message for s in report.steps}
+    assert msgs["dedupe"] == "removed 1 duplicate rows (moved to quarantine)"
+    assert msgs["drop_missing"] == "quarantined 1 rows missing name"
+    assert msgs["fill"] == "filled 2 missing values in email, score"
+    assert msgs["standardise"].endswith("quarantined 1 rows with invalid values")
+    assert msgs["outliers:score"] == "score: clipped 1 rows outside [None, 100.0]"
+    rows = _rows(report.clean_path)
+    assert rows == [
+        ("1", "ANN", "ann@x.com", "+5551234567", 10),
+        ("2", "BOB", "unknown@example.com", "+5550001111", 11),
+        ("3", "CY", "cy@x.com", "+442079460958", 0),
+    ]
+    assert report.rows_clean + report.rows_quarantined == report.rows_in == 6
+    reasons = {b["_row"]: b["_reasons"] for b in list_quarantined(out, "t")}
+    assert reasons[2] == ["dedupe: duplicate of row 1"]
+    assert reasons[5] == ["standardise: phone value 12 is not a valid phone"]
+    assert reasons[6] == ["drop_missing: name is missing"]
+
+
+@pytest.mark.parametrize(
+    ("method", "action", "expected"),
+    [("iqr", "flag", 1), ("zscore", "drop", 0), ("iqr", "drop", 1)],
+)
+def test_outlier_methods(write, out, method, action, expected):
+    values = [10, 11, 12, 13, 12, 11, 10, 500]
+    csv = "v\n" + "\n".join(map(str, values)) + "\n"
+    spec = CleanSpec(outliers=[Outliers(column="v", method=method, action=action)])
+    report = run_clean(write("o.csv", csv), spec, out)
+    if action == "flag":
+        rows = _rows(report.clean_path)
+        assert [r for r in rows if r[1]] == [("500", True)]
+    else:
+        assert report.rows_quarantined == expected
+
+
+def test_unknown_column_in_rule_lists_columns(write, out):
+    with pytest.raises(ConfigError, match=r"rule 'amt > 0'.*columns are: id, stage, amount"):
+        run_clean(write("d.csv", DEALS), CleanSpec(rules=["amt > 0"]), out)
+
+
+def test_bad_sql_rule_is_quoted(write, out):
+    with pytest.raises(ConfigError, match=r"not a valid SQL boolean expression: 'amount >> > 0'"):
+        run_clean(write("d.csv", DEALS), CleanSpec(rules=["amount >> > 0"]), out)
+
+
+def test_dedupe_on_key_keeps_last(write, out):
+    src = write("k.csv", "id,v\n1,a\n2,b\n1,c\n", key=["id"])
+    report = run_clean(src, CleanSpec(dedupe=Dedupe(on="key", keep="last")), out)
+    assert _rows(report.clean_path) == [("2", "b"), ("1", "c")]
+
+
+def test_runs_are_versioned_and_idempotent(write, out):
+    src = write("d.csv", DEALS)
+    spec = CleanSpec(dedupe=Dedupe(), types={"amount": "double"}, rules=["amount > 0"])
+    first, second = run_clean(src, spec, out), run_clean(src, spec, out)
+    assert (first.run, second.run) == (1, 2)
+    assert Path(second.run_dir).name == "run-2"
+    for name in ("clean.parquet", "quarantine.parquet"):
+        a, b = Path(first.run_dir) / name, Path(second.run_dir) / name
+        assert _rows(a) == _rows(b)
+        assert a.read_bytes() == b.read_bytes()
+    saved = json.loads((Path(first.run_dir) / "report.json").read_text())
+    assert saved["rows_clean"] == first.rows_clean
+
+
+def test_memory_limit_must_be_a_size(write, out):
+    with pytest.raises(ConfigError, match="write it like 2GB"):
+        run_clean(write("d.csv", DEALS), CleanSpec(), out, memory_limit="lots")
+
+
+def test_crm_pipeline_counts_add_up(out):
+    if not CRM.exists():
+        pytest.skip(f"shared CRM data missing at {CRM}")
+    src = TableSource(name="crm", path=str(CRM), key=["opportunity_id"])
+    spec = CleanSpec(
+        dedupe=Dedupe(on="key"),
+        types={"engage_date": "date", "close_date": "date", "close_value": "double"},
+        rules=[
+            Rule(name="closes_after_engage", expr="close_date >= engage_date"),
+            Rule(name="stage", expr="deal_stage in ('Won','Lost','Engaging','Prospecting')"),
+        ],
+    )
+    report = run_clean(src, spec, out)
+    rows = duckdb.connect().execute(f"SELECT count(*) FROM read_csv('{CRM}')").fetchone()[0]
+    assert report.rows_in == rows == 8800
+    assert report.rows_clean + report.rows_quarantined == rows
+    q = duckdb.connect().execute(f"SELECT count(*) FROM '{report.quarantine_path}'").fetchone()[0]
+    c = duckdb.connect().execute(f"SELECT count(*) FROM '{report.clean_path}'").fetchone()[0]
+    assert (c, q) == (report.rows_clean, report.rows_quarantined)
+    by_name = {r.name: r for r in report.rules}
+    assert by_name["stage"].kept == by_name["stage"].total == rows
+    # open deals have no close date yet, so the date rule fails for exactly those
+    open_deals = duckdb.connect().execute(
+        f"SELECT count(*) FROM read_csv('{CRM}') WHERE close_date IS NULL"
+    ).fetchone()[0]
+    assert by_name["closes_after_engage"].kept == rows - open_deals
+
+
+def test_memory_capped_run_over_a_larger_file(tmp_path, out):
+    big = tmp_path / "big.csv"
+    duckdb.connect().execute(
+        f"COPY (SELECT i AS id, i % 1000 AS store, (i * 7919) % 100 - 3 AS sales, "
+        f"'2024-01-' || lpad(CAST(i % 28 + 1 AS VARCHAR), 2, '0') AS day, "
+        f"md5(CAST(i % 400000 AS VARCHAR)) AS note "
+        f"FROM range(600000) t(i)) TO '{big}' (HEADER)"
+    )
+    spec = CleanSpec(
+        dedupe=Dedupe(),
+        types={"sales": "integer", "day": "date"},
+        rules=[Rule(name="non_negative", expr="sales >= 0")],
+    )
+    report = run_clean(TableSource(name="big", path=str(big)), spec, out, memory_limit="100MB")
+    assert report.rows_in == 600_000
+    assert report.rows_clean + report.rows_quarantined == 600_000
+    assert report.rules[0].total - report.rules[0].kept == 600_000 * 3 // 100
