@@ -21,8 +21,11 @@ from datawheel.tables import (
     run_clean,
 )
 
-CRM = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / (
-    "crm_sales_opportunities/sales_pipeline.csv"
+CRM = (
+    Path(__file__).resolve().parents[2].parent
+    / "shared"
+    / "datasets"
+    / ("crm_sales_opportunities/sales_pipeline.csv")
 )
 
 DEALS = """id,stage,amount,probability,email
@@ -61,15 +64,22 @@ def test_rules_report_exact_counts(write, out):
 def test_quarantine_keeps_original_row_and_every_failed_rule(write, out):
     spec = CleanSpec(
         types={"amount": "double", "probability": "integer"},
-        rules=["amount > 0", Rule(name="stage", expr="stage in ('won','lost')"),
-               Rule(name="prob", expr="probability between 0 and 100")],
+        rules=[
+            "amount > 0",
+            Rule(name="stage", expr="stage in ('won','lost')"),
+            Rule(name="prob", expr="probability between 0 and 100"),
+        ],
     )
     run_clean(write("d.csv", DEALS), spec, out)
     bad = {b["_row"]: b for b in list_quarantined(out, "t")}
     assert sorted(bad) == [2, 3, 4, 5]
     three = bad[3]
     assert {k: three[k] for k in ("id", "stage", "amount", "probability", "email")} == {
-        "id": "3", "stage": "maybe", "amount": "50", "probability": "150", "email": "c@x.com"
+        "id": "3",
+        "stage": "maybe",
+        "amount": "50",
+        "probability": "150",
+        "email": "c@x.com",
     }
     assert three["_reasons"] == [
         "rule stage: failed (stage in ('won','lost'))",
@@ -195,9 +205,11 @@ def test_crm_pipeline_counts_add_up(out):
     by_name = {r.name: r for r in report.rules}
     assert by_name["stage"].kept == by_name["stage"].total == rows
     # open deals have no close date yet, so the date rule fails for exactly those
-    open_deals = duckdb.connect().execute(
-        f"SELECT count(*) FROM read_csv('{CRM}') WHERE close_date IS NULL"
-    ).fetchone()[0]
+    open_deals = (
+        duckdb.connect()
+        .execute(f"SELECT count(*) FROM read_csv('{CRM}') WHERE close_date IS NULL")
+        .fetchone()[0]
+    )
     assert by_name["closes_after_engage"].kept == rows - open_deals
 
 

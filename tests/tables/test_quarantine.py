@@ -15,7 +15,10 @@ DEALS = "id,stage,amount\n1,won,100\n2,lost,-5\n3,maybe,50\n4,won,-1\n4,won,-1\n
 SPEC = CleanSpec(
     dedupe=Dedupe(),
     types={"amount": "double"},
-    rules=[Rule(name="positive", expr="amount > 0"), Rule(name="stage", expr="stage in ('won','lost')")],
+    rules=[
+        Rule(name="positive", expr="amount > 0"),
+        Rule(name="stage", expr="stage in ('won','lost')"),
+    ],
 )
 
 

@@ -70,8 +70,10 @@ def test_dates_in_two_formats(write, out):
 
 @pytest.mark.parametrize("encoding", ["cp1252", "latin-1", "utf-16"])
 def test_non_utf8_file(write, out, encoding):
-    text = "name;city\nJosé;Zürich\nRenée;Besançon €\n" if encoding != "latin-1" else (
-        "name;city\nJosé;Zürich\nRenée;Besançon\n"
+    text = (
+        "name;city\nJosé;Zürich\nRenée;Besançon €\n"
+        if encoding != "latin-1"
+        else ("name;city\nJosé;Zürich\nRenée;Besançon\n")
     )
     src = write("enc.csv", text.encode(encoding))
     report = run_clean(src, CleanSpec(), out)
@@ -107,6 +109,7 @@ def test_missing_critical_column_names_the_columns(write, out):
 
 
 def test_database_down_names_url_without_password(out):
+    pytest.importorskip("psycopg2", reason="the PostgreSQL driver (psycopg2-binary) is needed")
     url = "postgresql+psycopg2://bob:s3cret@127.0.0.1:9/sales"
     src = TableSource(name="db", url=url, table="deals")
     with pytest.raises(DatawheelError) as info:

@@ -1,7 +1,7 @@
 """Tables: load a table source, clean it with declared steps and rules, quarantine the rest.
 
-    source (file or database) → read → dedupe → drop_missing → fill → standardise
-    → outliers → types → rules → clean.parquet + quarantine.parquet (per run)
+source (file or database) → read → dedupe → drop_missing → fill → standardise
+→ outliers → types → rules → clean.parquet + quarantine.parquet (per run)
 """
 
 from datawheel.tables.pipeline import CleanReport, RuleReport, StepReport, run_clean

@@ -51,6 +51,7 @@ QUARANTINE_COLUMNS = ("_row", "_line", "_reasons", "_original")
 class StepReport(BaseModel):
     name: str = Field(..., description="Step name, e.g. dedupe or outliers:amount.")
     message: str = Field(..., description="What the step changed.")
+    seconds: float = Field(0.0, description="How long the step took.")
 
 
 class RuleReport(BaseModel):
@@ -96,7 +97,9 @@ class CleanReport(BaseModel):
     def render(self) -> str:
         lines = [f"{self.source} run {self.run}: {self.rows_in} rows in"]
         if self.rejected_lines:
-            lines.append(f"  read: quarantined {self.rejected_lines} lines that could not be parsed")
+            lines.append(
+                f"  read: quarantined {self.rejected_lines} lines that could not be parsed"
+            )
         lines += [f"  {s.name}: {s.message}" for s in self.steps]
         lines += [f"  rule {r.render()}" for r in self.rules]
         lines.append(
@@ -122,6 +125,7 @@ def run_clean(
     started = time.perf_counter()
     with session(memory_limit, threads) as (con, work):
         loaded = load(con, source, "t0", workdir=work)
+        log.info("read %s in %.2fs", source.name, time.perf_counter() - started)
         steps = build_steps(spec, source, loaded.columns)
         steps_report, rules_report, final = execute(con, steps, "t0", loaded.columns)
         _quarantine_rejects(con, loaded)
@@ -130,6 +134,7 @@ def run_clean(
         tmp.mkdir(parents=True)
         out_columns = steps[-1].out_columns() if steps else loaded.columns
         _write_outputs(con, final, out_columns, tmp, "t0", loaded.columns)
+        log.info("wrote outputs of %s at %.2fs", source.name, time.perf_counter() - started)
         counts = _counts(con, final)
     report = CleanReport(
         source=source.name,
@@ -157,9 +162,12 @@ def session(
 ) -> Iterator[tuple[duckdb.DuckDBPyConnection, Path]]:
     """A DuckDB database in a temporary folder, memory capped, spilling to that folder."""
     if not re.fullmatch(r"\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*", memory_limit, re.I):
-        raise ConfigError(f"memory_limit {memory_limit!r} is not a size; write it like 2GB or 512MB")
+        raise ConfigError(
+            f"memory_limit {memory_limit!r} is not a size; write it like 2GB or 512MB"
+        )
     work = Path(tempfile.mkdtemp(prefix="datawheel-clean-"))
-    con = duckdb.connect(str(work / "clean.duckdb"))
+    # in memory, but tables and operators spill to temp_directory past memory_limit
+    con = duckdb.connect(":memory:")
     try:
         con.execute(f"SET memory_limit = {lit(memory_limit)}")
         con.execute(f"SET temp_directory = {lit(str(work / 'spill'))}")
@@ -179,23 +187,41 @@ def execute(
     # s0 is a view: the loaded table stays untouched, the source of the quarantine's originals
     con.execute(f"CREATE VIEW s0 AS SELECT *, CAST([] AS VARCHAR[]) AS {FAIL} FROM {table}")
     con.execute(f"CREATE TABLE {DUPLICATES} AS SELECT * FROM s0 LIMIT 0")
-    reports: list[StepReport] = []
-    rules: list[RuleReport] = []
     current = "s0"
+    timings: list[float] = []
     for i, step in enumerate(steps, start=1):
+        # most steps make views; the chain is materialised once, at the end
         dst = f"s{i}"
+        t = time.perf_counter()
         step.prepare(con, current)
         for statement in step.sql(current, dst):
             con.execute(statement)
-        con.execute(f"DROP {'VIEW' if current == 's0' else 'TABLE'} {current}")
-        reports.append(StepReport(name=step.name, message=step.summary(con, dst)))
+        timings.append(time.perf_counter() - t)
+        current = dst
+    final = "dw_final"
+    con.execute(f"CREATE TABLE {final} AS SELECT * FROM {current}")
+    kinds = dict(
+        con.execute(
+            "SELECT table_name, table_type FROM information_schema.tables "
+            "WHERE regexp_full_match(table_name, 's[0-9]+')"
+        ).fetchall()
+    )
+    for i in range(len(steps), -1, -1):  # free the intermediate tables early
+        if f"s{i}" in kinds:
+            kind = "VIEW" if kinds[f"s{i}"] == "VIEW" else "TABLE"
+            con.execute(f"DROP {kind} s{i}")
+    con.execute("DROP TABLE IF EXISTS __dw_dedup")
+    reports: list[StepReport] = []
+    rules: list[RuleReport] = []
+    for step, seconds in zip(steps, timings, strict=True):
+        message = step.summary(con, final)
+        reports.append(StepReport(name=step.name, message=message, seconds=round(seconds, 3)))
         if isinstance(step, RulesStep):
             rules = [
                 RuleReport(name=r.label, expr=r.expr, kept=kept, total=total)
-                for r, kept, total in step.kept(con, dst)
+                for r, kept, total in step.kept(con, final)
             ]
-        current = dst
-    return reports, rules, current
+    return reports, rules, final
 
 
 def outlier_bounds(steps: list[Step]) -> dict[str, tuple[float | None, float | None]]:
@@ -212,9 +238,7 @@ def _original_json(columns: list[str]) -> str:
 
 
 def _quarantine_rejects(con: duckdb.DuckDBPyConnection, loaded: Loaded) -> None:
-    con.execute(
-        "CREATE TABLE dw_rejected (_line BIGINT, _reasons VARCHAR[], _original VARCHAR)"
-    )
+    con.execute("CREATE TABLE dw_rejected (_line BIGINT, _reasons VARCHAR[], _original VARCHAR)")
     if loaded.rejected:
         con.executemany(
             "INSERT INTO dw_rejected VALUES (?, ?, ?)",

@@ -21,13 +21,13 @@ import duckdb
 from datawheel.errors import ConfigError
 from datawheel.tables.pipeline import (
     CleanReport,
+    _new_run_dir,
     _original_json,
     execute,
     latest_run,
     outlier_bounds,
     save_run,
     session,
-    _new_run_dir,
 )
 from datawheel.tables.read import ROW, ident, load
 from datawheel.tables.spec import CleanSpec, Outliers, TableSource
@@ -79,9 +79,13 @@ def readmit(
     spec = spec.model_copy(
         update={
             "outliers": [
-                Outliers(column=o.column, method="rule", action=o.action,
-                         min=bounds.get(o.column, (o.min, o.max))[0],
-                         max=bounds.get(o.column, (o.min, o.max))[1])
+                Outliers(
+                    column=o.column,
+                    method="rule",
+                    action=o.action,
+                    min=bounds.get(o.column, (o.min, o.max))[0],
+                    max=bounds.get(o.column, (o.min, o.max))[1],
+                )
                 for o in spec.outliers
             ]
         }
@@ -133,15 +137,10 @@ def readmit(
             f"ORDER BY coalesce(_row, 0), coalesce(_line, 0)) "
             f"TO {lit(str(tmp / 'quarantine.parquet'))} (FORMAT parquet)"
         )
-        clean_n, quarantined_n = (
-            duckdb.connect()
-            .execute(
-                f"SELECT (SELECT count(*) FROM read_parquet({lit(str(tmp / 'clean.parquet'))})), "
-                f"(SELECT count(*) FROM read_parquet({lit(str(tmp / 'quarantine.parquet'))}))"
-            )
-            .fetchone()
-            or (0, 0)
-        )
+        clean_n, quarantined_n = duckdb.connect().execute(
+            f"SELECT (SELECT count(*) FROM read_parquet({lit(str(tmp / 'clean.parquet'))})), "
+            f"(SELECT count(*) FROM read_parquet({lit(str(tmp / 'quarantine.parquet'))}))"
+        ).fetchone() or (0, 0)
         bounds_now = outlier_bounds(steps)
     report = CleanReport(
         source=source,

@@ -16,8 +16,15 @@ import duckdb
 
 from datawheel.errors import ConfigError
 from datawheel.tables.read import ROW, ident
-from datawheel.tables.spec import SQL_TYPES, CleanSpec, Outliers, Rule, Standardise, TableSource
-from datawheel.tables.spec import check_columns
+from datawheel.tables.spec import (
+    SQL_TYPES,
+    CleanSpec,
+    Outliers,
+    Rule,
+    Standardise,
+    TableSource,
+    check_columns,
+)
 
 FAIL = "__dw_fail"
 DUPLICATES = "dw_duplicates"
@@ -72,7 +79,7 @@ class Step:
             f"{exprs[c]} AS {ident(c)}" if c in exprs else ident(c) for c in self.columns
         )
         tail = f", {extra}" if extra else f", {FAIL}"
-        return f"CREATE TABLE {dst} AS SELECT {cols}, {ROW}{tail} FROM {src}"
+        return f"CREATE VIEW {dst} AS SELECT {cols}, {ROW}{tail} FROM {src}"
 
 
 @dataclass
@@ -81,20 +88,23 @@ class DedupeStep(Step):
     keep: str = "first"
 
     def sql(self, src: str, dst: str) -> list[str]:
-        part = ", ".join(ident(c) for c in self.on)
-        order = f"{ROW} {'DESC' if self.keep == 'last' else 'ASC'}"
-        ranked = (
-            f"SELECT *, row_number() OVER (PARTITION BY {part} ORDER BY {order}) AS __dw_rank, "
-            f"first_value({ROW}) OVER (PARTITION BY {part} ORDER BY {order}) AS __dw_kept "
-            f"FROM {src}"
-        )
+        # One hash aggregate keeps a row per group (arg_min picks the first row's other
+        # values): much faster than a window sort or an aggregate plus a join.
+        pick = "max" if self.keep == "last" else "min"
+        keys = ", ".join(ident(c) for c in self.on)
+        others = [c for c in self.columns if c not in self.on]
+        carried = "".join(f"arg_{pick}({ident(c)}, {ROW}) AS {ident(c)}, " for c in others)
+        order = ", ".join(ident(c) for c in self.columns)
+        same = " AND ".join(f"d.{ident(c)} IS NOT DISTINCT FROM g.{ident(c)}" for c in self.on)
         return [
-            f"CREATE TABLE __dw_ranked AS {ranked}",
-            f"INSERT INTO {DUPLICATES} SELECT * EXCLUDE (__dw_rank, __dw_kept, {FAIL}), "
-            f"['dedupe: duplicate of row ' || __dw_kept] FROM __dw_ranked WHERE __dw_rank > 1",
-            f"CREATE TABLE {dst} AS SELECT * EXCLUDE (__dw_rank, __dw_kept) "
-            "FROM __dw_ranked WHERE __dw_rank = 1",
-            "DROP TABLE __dw_ranked",
+            f"CREATE TABLE __dw_dedup AS SELECT {keys}, {carried}{pick}({ROW}) AS {ROW}, "
+            f"CAST([] AS VARCHAR[]) AS {FAIL}, count(*) AS __dw_n FROM {src} GROUP BY {keys}",
+            f"CREATE VIEW {dst} AS SELECT {order}, {ROW}, {FAIL} FROM __dw_dedup",
+            # duplicates are few: match each one to the kept row of its (small) group
+            f"INSERT INTO {DUPLICATES} SELECT d.* EXCLUDE ({FAIL}), "
+            f"['dedupe: duplicate of row ' || g.{ROW}] "
+            f"FROM (SELECT * FROM {src} ANTI JOIN __dw_dedup USING ({ROW})) d "
+            f"JOIN (SELECT * FROM __dw_dedup WHERE __dw_n > 1) g ON {same}",
         ]
 
     def summary(self, con: duckdb.DuckDBPyConnection, dst: str) -> str:
@@ -108,7 +118,10 @@ class DropMissingStep(Step):
 
     def sql(self, src: str, dst: str) -> list[str]:
         checks = [
-            (f"nullif(trim(CAST({ident(c)} AS VARCHAR)), '') IS NULL", lit(f"drop_missing: {c} is missing"))
+            (
+                f"nullif(trim(CAST({ident(c)} AS VARCHAR)), '') IS NULL",
+                lit(f"drop_missing: {c} is missing"),
+            )
             for c in self.critical
         ]
         return [self._select(src, dst, {}, _fail_if(checks))]
@@ -169,7 +182,10 @@ class StandardiseStep(Step):
                 bad = f"{new} IS NULL"
             else:
                 continue
-            detail = f"'standardise: ' || {lit(fix.column)} || ' value ' || {raw} || {lit(' is not a valid ' + fix.how)}"
+            detail = (
+                f"'standardise: ' || {lit(fix.column)} || ' value ' || {raw} || "
+                f"{lit(' is not a valid ' + fix.how)}"
+            )
             checks.append((f"{raw} IS NOT NULL AND {bad}", detail))
         return checks
 
@@ -293,7 +309,8 @@ class TypesStep(Step):
 
     def summary(self, con: duckdb.DuckDBPyConnection, dst: str) -> str:
         n = _failed_with(con, dst, "types:")
-        return f"converted {', '.join(self.types)}; quarantined {n} rows with values that do not convert"
+        names = ", ".join(self.types)
+        return f"converted {names}; quarantined {n} rows with values that do not convert"
 
 
 @dataclass
