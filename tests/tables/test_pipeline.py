@@ -185,7 +185,7 @@ def test_memory_limit_must_be_a_size(write, out):
 
 def test_crm_pipeline_counts_add_up(out):
     if not CRM.exists():
-        pytest.skip(f"shared CRM data missing at {CRM}")
+        pytest.fail(f"shared CRM data missing at {CRM}; CI keeps ../shared beside the repo")
     src = TableSource(name="crm", path=str(CRM), key=["opportunity_id"])
     spec = CleanSpec(
         dedupe=Dedupe(on="key"),

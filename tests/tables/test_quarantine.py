@@ -72,3 +72,14 @@ def test_readmit_needs_the_table_columns(write, out, tmp_path):
 def test_readmit_before_any_run(out, tmp_path):
     with pytest.raises(ConfigError, match="no cleaning runs"):
         readmit("nope", tmp_path / "x.csv", out)
+
+
+def test_readmit_a_line_the_reader_could_not_parse(write, out, tmp_path):
+    run_clean(write("d.csv", "id,stage,amount\n1,won,100\n2,lost\n"), SPEC, out)
+    (bad,) = list_quarantined(out, "t", rule="read")
+    assert bad["_line"] == 3 and bad["_raw_line"] == "2,lost"
+    fixed = tmp_path / "fixed.csv"
+    fixed.write_text("_line,id,stage,amount\n3,2,lost,7\n", encoding="utf-8")
+    report = readmit("t", fixed, out)
+    assert _rows(report.clean_path) == [("1", "won", 100.0), ("2", "lost", 7.0)]
+    assert list_quarantined(out, "t") == []

@@ -109,8 +109,7 @@ def test_missing_critical_column_names_the_columns(write, out):
 
 
 def test_database_down_names_url_without_password(out):
-    pytest.importorskip("psycopg2", reason="the PostgreSQL driver (psycopg2-binary) is needed")
-    url = "postgresql+psycopg2://bob:s3cret@127.0.0.1:9/sales"
+    url = "postgresql+psycopg://bob:s3cret@127.0.0.1:9/sales"
     src = TableSource(name="db", url=url, table="deals")
     with pytest.raises(DatawheelError) as info:
         run_clean(src, CleanSpec(), out)
