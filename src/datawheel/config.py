@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 from difflib import get_close_matches
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from datawheel.errors import ConfigError
+from datawheel.tables.spec import CleanSpec, TableSource
 
 CONFIG_FILE = "datawheel.yaml"
 
@@ -88,6 +89,15 @@ class StoreConfig(_Section):
     )
 
 
+class SourceConfig(TableSource):
+    """A table source under ``sources:``; its key in the mapping is its name."""
+
+    name: str = Field("", description="Filled in from the key under sources:.")
+    clean: CleanSpec = Field(
+        default_factory=lambda: CleanSpec(), description="Cleaning steps and business rules."
+    )
+
+
 class Config(_Section):
     """The whole ``datawheel.yaml``."""
 
@@ -96,6 +106,9 @@ class Config(_Section):
     ingest: IngestConfig = Field(default_factory=lambda: IngestConfig())
     search: SearchConfig = Field(default_factory=lambda: SearchConfig())
     store: StoreConfig = Field(default_factory=lambda: StoreConfig())
+    sources: dict[str, SourceConfig] = Field(
+        default_factory=dict, description="Table sources (files or databases) and their cleaning."
+    )
 
     @classmethod
     def load(cls, path: Path) -> Config:
@@ -113,9 +126,12 @@ class Config(_Section):
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> Config:
         try:
-            return cls.model_validate(data)
+            config = cls.model_validate(data)
         except ValidationError as exc:
             raise ConfigError(_explain(exc, source)) from None
+        for name, entry in config.sources.items():
+            entry.name = name
+        return config
 
     def database_url(self, workspace: Path) -> str:
         url = os.environ.get("DATAWHEEL_DATABASE_URL") or self.store.url
@@ -136,9 +152,14 @@ def resolve_secret(value: str) -> str:
 
 def _model_at(path: tuple[Any, ...]) -> type[BaseModel] | None:
     model: type[BaseModel] = Config
-    for part in path:
-        field = model.model_fields.get(str(part))
+    parts = list(path)
+    while parts:
+        field = model.model_fields.get(str(parts.pop(0)))
         annotation = field.annotation if field else None
+        if get_origin(annotation) is dict:  # sources: {name: SourceConfig}
+            annotation = get_args(annotation)[1]
+            if parts:
+                parts.pop(0)
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return None
         model = annotation
@@ -184,7 +205,25 @@ def render_default_config() -> str:
 
     cfg = Config()
     for name in Config.model_fields:
+        if name == "sources":
+            out.extend(_SOURCES_EXAMPLE.splitlines())
+            continue
         out.append(f"{name}:")
         emit(getattr(cfg, name), 1)
         out.append("")
     return "\n".join(out)
+
+
+_SOURCES_EXAMPLE = """# Table sources (files or any SQLAlchemy URL) and how to clean them, e.g.:
+# sources:
+#   crm:
+#     path: data/sales_pipeline.csv        # or url: env:CRM_DB_URL with table: or query:
+#     key: [opportunity_id]
+#     critical: [opportunity_id, deal_stage]
+#     clean:
+#       dedupe: {on: key, keep: last}
+#       types: {engage_date: date, close_date: date, close_value: double}
+#       rules:
+#         - close_date >= engage_date
+#         - deal_stage in ('Won', 'Lost', 'Engaging', 'Prospecting')
+sources: {}"""

@@ -237,6 +237,66 @@ class Workspace:
             "chunking": self.config.chunking.model_dump(),
         }
 
+    # -- tables ---------------------------------------------------------------------------
+
+    def table_source(self, name: str) -> Any:
+        """The ``sources:`` entry called ``name``, with a relative path made absolute."""
+        source = self.config.sources.get(name)
+        if source is None:
+            known = ", ".join(sorted(self.config.sources)) or "none yet"
+            raise ConfigError(
+                f"no table source {name!r} in {self.path / CONFIG_FILE} (known: {known}); "
+                "add it under sources: (see the commented example there)"
+            )
+        if source.path and not Path(source.path).expanduser().is_absolute():
+            source = source.model_copy(update={"path": str(self.path / source.path)})
+        return source
+
+    def clean(self, name: str, *, memory_limit: str = "2GB") -> Any:
+        """Clean a table source with its declared steps and rules (DuckDB).
+
+        Rows failing any rule go to the quarantine with every reason; the clean table and
+        the quarantine are written as Parquet under ``tables/<name>/run-<n>/``.
+        """
+        from datawheel.tables import run_clean
+
+        source = self.table_source(name)
+        run_id = self.store.start_run("clean", {"source": name})
+        try:
+            report = run_clean(
+                source, source.clean, self.path / "tables", memory_limit=memory_limit
+            )
+        except BaseException:
+            self.store.finish_run(run_id, "failed", {})
+            raise
+        self.store.finish_run(
+            run_id,
+            "finished",
+            {
+                "rows_in": report.rows_in,
+                "rows_clean": report.rows_clean,
+                "rows_quarantined": report.rows_quarantined,
+                "run": report.run,
+            },
+        )
+        return report
+
+    def quarantined(
+        self, name: str, *, rule: str | None = None, limit: int | None = 50
+    ) -> list[dict[str, Any]]:
+        """Rows of a source held in quarantine, with every reason they failed."""
+        from datawheel.tables import list_quarantined
+
+        self.table_source(name)
+        return list_quarantined(self.path / "tables", name, rule=rule, limit=limit)
+
+    def readmit(self, name: str, fixed_rows: str | Path) -> Any:
+        """Re-validate fixed quarantined rows; those that pass join the clean table."""
+        from datawheel.tables import readmit
+
+        self.table_source(name)
+        return readmit(name, Path(fixed_rows), self.path / "tables")
+
     def status(self) -> dict[str, Any]:
         """Counts and the latest runs, for ``datawheel status``."""
         return {

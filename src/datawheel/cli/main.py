@@ -7,7 +7,7 @@ import os
 
 import typer
 
-from datawheel.cli import demo, evaluate, ingest, search, workspace
+from datawheel.cli import demo, evaluate, ingest, search, tables, workspace
 
 app = typer.Typer(
     name="datawheel",
@@ -24,6 +24,7 @@ ingest.register(app)
 search.register(app)
 evaluate.register(app)
 demo.register(app)
+tables.register(app)
 
 
 @app.callback()

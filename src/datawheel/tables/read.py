@@ -20,7 +20,6 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from datawheel.config import resolve_secret
 from datawheel.errors import ConfigError, DatawheelError, MissingExtraError, SourceError
 from datawheel.tables.spec import TableSource
 
@@ -329,6 +328,8 @@ def hide_password(url: str) -> str:
 
 def _load_sql(con: duckdb.DuckDBPyConnection, source: TableSource, table: str) -> Loaded:
     import sqlalchemy as sa
+
+    from datawheel.config import resolve_secret  # late: config imports the table specs
 
     url = resolve_secret(source.url or "")
     shown = hide_password(url)

@@ -1,0 +1,48 @@
+"""``datawheel clean`` / ``quarantine`` over the real CRM export, configured in datawheel.yaml."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from datawheel.cli.main import app
+
+runner = CliRunner()
+CRM = Path(__file__).resolve().parents[3] / "shared/datasets/crm_sales_opportunities"
+
+
+def test_clean_and_quarantine_from_config(tmp_path: Path) -> None:
+    assert (CRM / "sales_pipeline.csv").exists(), "CI keeps ../shared beside the repo"
+    kb = tmp_path / "kb"
+    assert runner.invoke(app, ["init", str(kb)]).exit_code == 0
+    with (kb / "datawheel.yaml").open("a") as fh:
+        fh.write(
+            f"""
+sources:
+  crm:
+    path: {CRM / "sales_pipeline.csv"}
+    key: [opportunity_id]
+    clean:
+      types: {{engage_date: date, close_date: date}}
+      rules:
+        - close_date >= engage_date
+        - deal_stage in ('Won', 'Lost', 'Engaging', 'Prospecting')
+"""
+        )
+    # the appended block replaces the template's "sources: {}" (YAML keeps the last key)
+    result = runner.invoke(app, ["clean", "crm", "-w", str(kb), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["rows_in"] == 8800
+    assert report["rows_clean"] + report["rows_quarantined"] == 8800
+    rules = {r["expr"]: r for r in report["rules"]}
+    assert rules["close_date >= engage_date"]["total"] == 8800
+    listed = runner.invoke(
+        app, ["quarantine", "list", "crm", "-w", str(kb), "--json", "--limit", "5"]
+    )
+    rows = json.loads(listed.stdout)["rows"]
+    assert len(rows) == 5 and all(r["_reasons"] for r in rows)
+    unknown = runner.invoke(app, ["clean", "nope", "-w", str(kb)])
+    assert unknown.exit_code == 2 and "known: crm" in unknown.output
