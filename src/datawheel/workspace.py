@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from datawheel.store.indexes import IndexSet
 from datawheel.store.sql import SQLStore
 
 log = logging.getLogger(__name__)
+_EMPHASIS = re.compile(r"\*\*|__|`")
 
 
 @dataclass
@@ -42,7 +44,8 @@ class SearchHit:
     scores: dict[str, float] = field(default_factory=dict)  # per retriever, raw
 
     def snippet(self, width: int = 240) -> str:
-        text = " ".join(self.text.split())
+        """The chunk's text on one line, Markdown emphasis removed, cut at a word."""
+        text = " ".join(_EMPHASIS.sub("", self.text).split())
         return text if len(text) <= width else text[: width - 1].rsplit(" ", 1)[0] + "…"
 
     def to_dict(self) -> dict[str, Any]:

@@ -74,3 +74,12 @@ def test_help_has_examples() -> None:
     for cmd in ("init", "ingest", "search", "evaluate", "status", "demo"):
         result = runner.invoke(app, [cmd, "--help"])
         assert result.exit_code == 0 and "Example:" in result.output, cmd
+
+
+def test_snippet_drops_markdown_emphasis() -> None:
+    from datawheel.workspace import SearchHit
+
+    hit = SearchHit(1, 1.0, "c", "d", "t", "u", "", "A **15% fee** on `opened` items " * 20)
+    snippet = hit.snippet(60)
+    assert "**" not in snippet and "`" not in snippet
+    assert snippet.endswith("…") and len(snippet) <= 60
