@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from datawheel.config import CONFIG_FILE, Config, render_default_config
 from datawheel.errors import ConfigError, WorkspaceError
 from datawheel.ingest import IngestReport, Progress, run_ingest
@@ -254,6 +256,61 @@ class Workspace:
         if source.path and not Path(source.path).expanduser().is_absolute():
             source = source.model_copy(update={"path": str(self.path / source.path)})
         return source
+
+    def add_source(
+        self, name: str, location: str, *, table: str | None = None, query: str | None = None
+    ) -> Any:
+        """Register a table source in ``datawheel.yaml`` (comments kept) and return it.
+
+        Args:
+            location: a file (CSV, TSV, Parquet, JSON lines, Excel) or a SQLAlchemy URL.
+            table / query: with a URL, the table to read or a SELECT to run.
+        """
+        if name in self.config.sources:
+            raise ConfigError(
+                f"a source called {name!r} already exists; pick another name "
+                "or edit it in datawheel.yaml"
+            )
+        entry: dict[str, Any] = {}
+        if re.match(r"^[a-z0-9+]+://[^/@:]+:[^/@]+@", location):
+            raise ConfigError(
+                "this URL holds a password, which must not be written into datawheel.yaml; "
+                "export it instead (export CRM_DB='...') and pass env:CRM_DB"
+            )
+        if "://" in location or location.startswith("env:"):
+            if not (table or query):
+                raise ConfigError("a database source needs --table NAME or --query 'SELECT ...'")
+            entry["url"] = location
+            entry.update({k: v for k, v in (("table", table), ("query", query)) if v})
+        else:
+            path = Path(location).expanduser().resolve()
+            if not path.exists():
+                raise ConfigError(f"{path} does not exist; check the path")
+            entry["path"] = str(path)
+        cfg_path = self.path / CONFIG_FILE
+        text = cfg_path.read_text(encoding="utf-8")
+        block = yaml.safe_dump({name: entry}, sort_keys=False, default_flow_style=False)
+        block = "".join(f"  {line}\n" for line in block.splitlines())
+        if re.search(r"^sources:\s*\{\}\s*$", text, flags=re.M):
+            text = re.sub(
+                r"^sources:\s*\{\}\s*$",
+                "sources:\n" + block.rstrip("\n"),
+                text,
+                count=1,
+                flags=re.M,
+            )
+        elif re.search(r"^sources:\s*$", text, flags=re.M):
+            text = re.sub(
+                r"^sources:\s*$", "sources:\n" + block.rstrip("\n"), text, count=1, flags=re.M
+            )
+        else:
+            text = text.rstrip("\n") + "\n\nsources:\n" + block
+        config = Config.from_dict(yaml.safe_load(text) or {}, source=str(cfg_path))
+        tmp = cfg_path.with_suffix(".yaml.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(cfg_path)
+        self.config = config
+        return self.table_source(name)
 
     def clean(self, name: str, *, memory_limit: str = "2GB") -> Any:
         """Clean a table source with its declared steps and rules (DuckDB).

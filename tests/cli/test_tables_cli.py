@@ -46,3 +46,31 @@ sources:
     assert len(rows) == 5 and all(r["_reasons"] for r in rows)
     unknown = runner.invoke(app, ["clean", "nope", "-w", str(kb)])
     assert unknown.exit_code == 2 and "known: crm" in unknown.output
+
+
+def test_sources_add_keeps_comments_and_validates(tmp_path: Path) -> None:
+    kb = tmp_path / "kb"
+    runner.invoke(app, ["init", str(kb)])
+    data = tmp_path / "deals.csv"
+    data.write_text("id,amount\n1,10\n2,-5\n")
+    added = runner.invoke(app, ["sources", "add", "deals", str(data), "-w", str(kb)])
+    assert added.exit_code == 0, added.output
+    text = (kb / "datawheel.yaml").read_text()
+    assert "# Embedding model" in text and f"path: {data}" in text  # comments kept
+    listed = runner.invoke(app, ["sources", "list", "-w", str(kb), "--json"])
+    assert json.loads(listed.stdout)["deals"]["path"] == str(data)
+    again = runner.invoke(app, ["sources", "add", "deals", str(data), "-w", str(kb)])
+    assert again.exit_code == 2 and "already exists" in again.output
+    secret = runner.invoke(
+        app,
+        ["sources", "add", "erp", "postgresql://u:pw@db/erp", "--table", "orders", "-w", str(kb)],
+    )
+    assert secret.exit_code == 2 and "env:" in secret.output
+    assert "pw@" not in (kb / "datawheel.yaml").read_text()
+    db = runner.invoke(
+        app, ["sources", "add", "erp", "env:ERP_DB", "--table", "orders", "-w", str(kb)]
+    )
+    assert db.exit_code == 0, db.output
+    result = runner.invoke(app, ["clean", "deals", "-w", str(kb), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["rows_in"] == 2

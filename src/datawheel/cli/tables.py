@@ -10,16 +10,66 @@ from rich.table import Table
 
 from datawheel.cli.common import Command, JsonOpt, WorkspaceOpt, opened, out, print_json
 
+sources_app = typer.Typer(
+    help="Table sources: files or databases to clean and profile.", no_args_is_help=True
+)
 quarantine_app = typer.Typer(
     help="Rows held back by cleaning, and re-admitting fixed ones.", no_args_is_help=True
 )
 
 
 def register(app: typer.Typer) -> None:
+    app.add_typer(sources_app, name="sources")
+    sources_app.command("add", cls=Command)(sources_add)
+    sources_app.command("list", cls=Command)(sources_list)
     app.command("clean", cls=Command)(clean)
     app.add_typer(quarantine_app, name="quarantine")
     quarantine_app.command("list", cls=Command)(quarantine_list)
     quarantine_app.command("readmit", cls=Command)(quarantine_readmit)
+
+
+def sources_add(
+    name: Annotated[str, typer.Argument(help="Name for the source (letters, digits, _.-).")],
+    location: Annotated[str, typer.Argument(help="A file, or a SQLAlchemy URL.")],
+    table: Annotated[str | None, typer.Option("--table", help="With a URL: the table.")] = None,
+    query: Annotated[str | None, typer.Option("--query", help="With a URL: a SELECT.")] = None,
+    workspace: WorkspaceOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Register a table source in datawheel.yaml; add cleaning steps and rules there.
+
+    Example: datawheel sources add crm data/sales_pipeline.csv -w kb/
+    """
+    with opened(workspace) as ws:
+        source = ws.add_source(name, location, table=table, query=query)
+    if json_:
+        print_json(source.model_dump(mode="json"))
+    else:
+        out.print(
+            f"added source {name!r}; declare its cleaning steps and rules under "
+            f"sources.{name}.clean in {ws.path / 'datawheel.yaml'}",
+            highlight=False,
+        )
+
+
+def sources_list(workspace: WorkspaceOpt = None, json_: JsonOpt = False) -> None:
+    """List the table sources declared in datawheel.yaml.
+
+    Example: datawheel sources list -w kb/
+    """
+    with opened(workspace) as ws:
+        sources = {
+            n: s.model_dump(mode="json", exclude_defaults=True)
+            for n, s in ws.config.sources.items()
+        }
+    if json_:
+        print_json(sources)
+        return
+    table = Table("name", "where", "rules")
+    for name, src in sources.items():
+        where = src.get("path") or f"{src.get('url')} {src.get('table') or src.get('query')}"
+        table.add_row(name, str(where), str(len(src.get("clean", {}).get("rules", []))))
+    out.print(table)
 
 
 def clean(
