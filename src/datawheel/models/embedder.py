@@ -20,13 +20,12 @@ first ``embed`` or ``warm_up``. Nothing is ever downloaded.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -133,8 +132,12 @@ def load_embedder(
         raise ConfigError(f"embedding batch_size must be a positive integer, got {batch_size!r}")
     spec = _ModelSpec.read(resolve_model_path(model), builtin=model == BUILTIN_MODEL)
     if runtime.startswith("onnx"):
+        from datawheel.models.onnx_runtime import OnnxEmbedder
+
         spec.check_onnx_compatible()
         return OnnxEmbedder(spec, runtime, batch_size, Path(cache_dir or default_cache_dir()))
+    from datawheel.models.torch_runtime import TorchEmbedder
+
     return TorchEmbedder(spec, runtime, batch_size)
 
 
@@ -314,129 +317,6 @@ class _BaseEmbedder:
         raise NotImplementedError
 
 
-class TorchEmbedder(_BaseEmbedder):
-    """sentence-transformers on CPU (runtime ``torch`` in fp32, ``torch-bf16`` in bf16)."""
-
-    def _load(self) -> None:
-        import torch
-        from sentence_transformers import SentenceTransformer
-
-        kwargs: dict[str, Any] = {}
-        if self.runtime == "torch-bf16":
-            kwargs["model_kwargs"] = {"dtype": torch.bfloat16}
-            if not _cpu_has_bf16():
-                logger.warning("no native bf16 on this CPU (AMX/AVX512-BF16): torch-bf16 is slow")
-        try:
-            self._model = SentenceTransformer(str(self.spec.root), device="cpu", **kwargs)
-        except Exception as exc:  # noqa: BLE001 - any load failure is a model problem
-            raise ModelError(
-                f"cannot load the sentence-transformers model at {self.spec.root}: {exc} - point "
-                f"embedding.model at a sentence-transformers folder, or use {BUILTIN_MODEL!r}"
-            ) from exc
-        self._model.eval()
-        get_dim = getattr(self._model, "get_embedding_dimension", None)
-        dim = int((get_dim or self._model.get_sentence_embedding_dimension)() or self.dim)
-        if dim != self.dim:
-            logger.warning("model %s has dimension %d, not %d", self.spec.root, dim, self.dim)
-            self.dim = dim
-        self._probe: dict[str, Any] = {}
-        if (self.spec.transformer_dir / "tokenizer.json").is_file():
-            self._tokenizer, self._pad_id = _load_tokenizer(self.spec)
-            prepare = getattr(self._model, "preprocess", None) or self._model.tokenize
-            self._probe = dict(prepare(["probe"]))
-            if not {"input_ids", "attention_mask"} <= self._probe.keys():
-                self._probe = {}  # unusual inputs: let sentence-transformers tokenize
-
-    def _prepare(self, texts: list[str]) -> tuple[np.ndarray, Any]:
-        lengths, encodings = self._token_lengths(texts)
-        return lengths, (encodings, lengths)
-
-    def _encode(self, texts: list[str], prepared: Any, idx: np.ndarray) -> np.ndarray:
-        """Run the sentence-transformers pipeline on our own, bucketed, tokenisation.
-
-        Widths are rounded up to a multiple of TORCH_PAD_MULTIPLE: oneDNN builds a kernel
-        for every new input shape, and with free widths that cost never stops (bf16 ran at
-        a fifth of its speed until every shape had been seen).
-        """
-        import torch
-
-        encodings, lengths = prepared
-        with torch.inference_mode():
-            if encodings is None or not self._probe:
-                batch = [texts[i] for i in idx]
-                vectors = self._model.encode(
-                    batch,
-                    batch_size=len(batch),
-                    normalize_embeddings=True,
-                    convert_to_tensor=True,
-                    show_progress_bar=False,
-                )
-                return vectors.float().numpy()
-            longest = int(lengths[idx].max())
-            width = -(-longest // TORCH_PAD_MULTIPLE) * TORCH_PAD_MULTIPLE
-            width = max(longest, min(width, self.spec.max_seq_length))
-            ids, mask = _pad_batch(encodings, lengths, idx, width, self._pad_id)
-            small = ids.size <= TORCH_SINGLE_THREAD_TOKENS
-            features: dict[str, Any] = {
-                k: v for k, v in self._probe.items() if not isinstance(v, torch.Tensor)
-            }
-            features["input_ids"] = torch.from_numpy(ids)
-            features["attention_mask"] = torch.from_numpy(mask)
-            if "token_type_ids" in self._probe:
-                features["token_type_ids"] = torch.zeros_like(features["input_ids"])
-            with _torch_threads(1) if small else contextlib.nullcontext():
-                vectors = self._model(features)["sentence_embedding"]
-        return vectors.float().numpy()
-
-
-class OnnxEmbedder(_BaseEmbedder):
-    """onnxruntime on the exported transformer, then pooling + L2 norm in numpy."""
-
-    def __init__(self, spec: _ModelSpec, runtime: str, batch_size: int, cache_dir: Path) -> None:
-        super().__init__(spec, runtime, batch_size)
-        self.cache_dir = cache_dir
-        self.onnx_path: Path | None = None
-
-    def _load(self) -> None:
-        import onnxruntime as ort  # type: ignore[import-untyped]
-
-        from datawheel.models.onnx_export import ensure_onnx
-
-        sha = weights_sha256(self.spec.weights)
-        int8 = self.runtime == "onnx-int8"
-        self.onnx_path = ensure_onnx(
-            self.spec.transformer_dir, self.cache_dir, self.spec.name, sha, int8=int8
-        )
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = _cpu_threads()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        try:
-            self._session = ort.InferenceSession(
-                str(self.onnx_path), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # noqa: BLE001 - a corrupt cache file or an unsupported graph
-            raise ModelError(
-                f"onnxruntime cannot load {self.onnx_path}: {exc} - delete that file to re-export, "
-                "or use embedding.runtime 'torch'"
-            ) from exc
-        self._inputs = {i.name for i in self._session.get_inputs()}
-        self._tokenizer, self._pad_id = _load_tokenizer(self.spec)
-
-    def _prepare(self, texts: list[str]) -> tuple[np.ndarray, Any]:
-        lengths, encodings = self._token_lengths(texts)
-        return lengths, (encodings, lengths)
-
-    def _encode(self, texts: list[str], prepared: Any, idx: np.ndarray) -> np.ndarray:
-        encodings, lengths = prepared
-        ids, mask = _pad_batch(encodings, lengths, idx, int(lengths[idx].max()), self._pad_id)
-        feed = {"input_ids": ids, "attention_mask": mask}
-        if "token_type_ids" in self._inputs:
-            feed["token_type_ids"] = np.zeros_like(ids)
-        hidden = self._session.run(None, feed)[0]
-        return _pool(hidden, mask, self.spec.pooling)
-
-
 def _load_tokenizer(spec: _ModelSpec) -> tuple[Any, int]:
     """The model's fast tokenizer, truncating to max_seq_length, unpadded; and its pad id."""
     from tokenizers import Tokenizer
@@ -451,26 +331,6 @@ def _load_tokenizer(spec: _ModelSpec) -> tuple[Any, int]:
     padding = json.loads(tokenizer.to_str()).get("padding") or {}
     pad_id = padding.get("pad_id", tokenizer.token_to_id("[PAD]") or 0)
     return tokenizer, int(pad_id)
-
-
-@contextlib.contextmanager
-def _torch_threads(count: int) -> Iterator[None]:
-    """Run torch ops on ``count`` intra-op threads, then restore (process-wide setting)."""
-    import torch
-
-    before = torch.get_num_threads()
-    if before == count:
-        yield
-        return
-    with _THREADS_LOCK:
-        torch.set_num_threads(count)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
-
-
-_THREADS_LOCK = threading.Lock()
 
 
 def _pad_batch(
@@ -503,22 +363,6 @@ def _pooling_mode(config: dict[str, Any]) -> str:
     if not on:
         return "mean"  # sentence-transformers' default for a bare transformer folder
     return _POOLING_FLAGS.get(on[0], "other") if len(on) == 1 else "other"
-
-
-def _cpu_threads() -> int:
-    """CPUs this process may run on (the affinity mask, not the host's count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def _cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return True  # unknown: do not warn
-    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def _read_json(path: Path) -> Any:
