@@ -50,6 +50,7 @@ class BM25Index(CatalogIndex):
         self._model_positions = np.zeros(0, dtype=np.int64)
         self._dirty = False
         self._stale_model = False
+        self._last: tuple[str, bm25s.BM25, np.ndarray | None] | None = None
         if path.exists():
             self._load()
 
@@ -86,32 +87,35 @@ class BM25Index(CatalogIndex):
     def search(self, query: str, k: int, flt: Filter | None = None) -> list[tuple[str, float]]:
         if len(self.catalog) == 0 or k <= 0:
             return []
-        tokens = [t for t in self.tokenize([query])[0] if t in self._vocab]
-        if not tokens:
+        scores = self._score_all(query)
+        if scores is None:
             return []
-        model = self._ensure_model()
-        scores_alive = model.get_scores(tokens)
-        scores = np.zeros(self.catalog.size, dtype=np.float32)
-        scores[self._model_positions] = scores_alive
-        mask = self.catalog.mask(flt)
-        mask = mask & (scores > 0)
-        best = top_k(scores, k, mask)
+        mask = self.catalog.mask(flt) & (scores > 0)
         ids = self.catalog.ids
-        return [(ids[p], float(scores[p])) for p in best]
+        return [(ids[p], float(scores[p])) for p in top_k(scores, k, mask)]
 
     def scores(self, query: str, ids: Sequence[str]) -> list[float]:
         """BM25 scores of given chunks for a query (0 for unknown ids or no match)."""
-        tokens = [t for t in self.tokenize([query])[0] if t in self._vocab]
-        if not tokens or len(self.catalog) == 0:
-            return [0.0] * len(ids)
-        model = self._ensure_model()
-        full = np.zeros(self.catalog.size, dtype=np.float32)
-        full[self._model_positions] = model.get_scores(tokens)
+        full = self._score_all(query) if len(self.catalog) else None
         out = []
         for chunk_id in ids:
             pos = self.catalog.position(chunk_id)
-            out.append(0.0 if pos is None else float(full[pos]))
+            out.append(0.0 if full is None or pos is None else float(full[pos]))
         return out
+
+    def _score_all(self, query: str) -> np.ndarray | None:
+        """Scores of every position (None: no query word is indexed). Hybrid search asks
+        twice per query (top list, then candidates), so the last answer is kept."""
+        model = self._ensure_model()
+        if self._last is not None and self._last[0] == query and self._last[1] is model:
+            return self._last[2]
+        tokens = [t for t in self.tokenize([query])[0] if t in self._vocab]
+        full = None
+        if tokens:
+            full = np.zeros(self.catalog.size, dtype=np.float32)
+            full[self._model_positions] = model.get_scores(tokens)
+        self._last = (query, model, full)
+        return full
 
     def save(self) -> None:
         if not self._dirty and self.path.exists():
