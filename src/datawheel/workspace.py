@@ -65,6 +65,9 @@ class Workspace:
         self.store = SQLStore(config.database_url(path))
         self._embedder: Any = None
         self._indexes: IndexSet | None = None
+        self._model: Any = None
+        self._chunk_info: dict[str, Any] = {}
+        self._generator: Any = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -126,6 +129,47 @@ class Workspace:
             self._indexes.reconcile(self.store, embedder)
         return self._indexes
 
+    @property
+    def model(self) -> Any:
+        """The RAG model version in use (fusion weight, learned ranker, feedback memory)."""
+        if self._model is None:
+            from datawheel.improve import load_current
+
+            self._model = load_current(self)
+        return self._model
+
+    @property
+    def generator(self) -> Any:
+        if self._generator is None:
+            from datawheel.models.generators import load_generator
+            from datawheel.models.generators.extractive import ExtractiveGenerator
+
+            extractive = ExtractiveGenerator(self.indexes.bm25.tokenize)
+            self._generator = load_generator(self.config.generation, extractive)
+        return self._generator
+
+    @property
+    def interactions(self) -> Any:
+        """The interaction log: answers, their evidence and versions, and votes."""
+        from datawheel.feedback.log import InteractionLog
+
+        return InteractionLog(self.store.engine)
+
+    def reload_model(self) -> None:
+        self._model = None
+
+    def chunk_info(self, ids: Sequence[str]) -> dict[str, Any]:
+        """Document id and title words of chunks, cached, for the learned ranker."""
+        from datawheel.improve.features import ChunkInfo
+
+        missing = [cid for cid in ids if cid not in self._chunk_info]
+        if missing:
+            views = list(self.store.chunks(missing))
+            titles = self.indexes.bm25.tokenize([v.title for v in views])
+            for v, words in zip(views, titles, strict=True):
+                self._chunk_info[v.id] = ChunkInfo(v.doc_id, frozenset(words))
+        return {cid: self._chunk_info[cid] for cid in ids if cid in self._chunk_info}
+
     # -- verbs ----------------------------------------------------------------------------
 
     def ingest(
@@ -145,6 +189,7 @@ class Workspace:
             progress: called with (stage, done, total) as work advances.
         """
         self.indexes  # noqa: B018 - load and reconcile before writing
+        self._chunk_info.clear()
         return run_ingest(
             self, [Path(p) for p in paths], sync=sync, groups=groups, progress=progress
         )
@@ -171,8 +216,10 @@ class Workspace:
             raise ConfigError("the query is empty; pass some words to search for")
         if k < 1:
             raise ConfigError(f"k must be at least 1, got {k}")
-        ranking = self.retriever().search(
-            query, k, mode or self.config.search.mode, Filter.build(filters, groups)
+        from datawheel.apps.rag.rank import rank as rank_chunks
+
+        ranking = rank_chunks(
+            self, query, k, mode or self.config.search.mode, Filter.build(filters, groups)
         )
         views = {v.id: v for v in self.store.chunks([cid for cid, _ in ranking.hits])}
         hits = []
@@ -227,15 +274,107 @@ class Workspace:
                     "split": "questions",
                     "mode": mode,
                     "metrics": {k: v for k, v in result.items() if k not in ("mode", "dataset")},
-                    "versions": self.versions(),
+                    "versions": self.provenance(),
                 },
             )
             return result
         return evaluate_beir(self, path, split=split, mode=mode, progress=progress)
 
-    def versions(self) -> dict[str, Any]:
-        """What produced a result: embedder, index size and the search settings."""
+    # -- the flywheel ---------------------------------------------------------------------
+
+    def ask(
+        self,
+        question: str,
+        *,
+        user: str = "anonymous",
+        groups: Sequence[str] | None = None,
+        k: int | None = None,
+        record: bool = True,
+    ) -> Any:
+        """Answer a question with numbered citations; the interaction is logged first.
+
+        Args:
+            user: who asks (one vote per user per interaction).
+            groups: the caller's groups; only documents shared with them are cited.
+            k: sources to retrieve and show (default ``generation.sources``).
+            record: log the interaction (evaluation runs pass False).
+        """
+        from datawheel.apps.rag.answer import ask
+
+        return ask(self, question, user=user, groups=groups, k=k, record=record)
+
+    def feedback(
+        self,
+        interaction_id: str,
+        vote: str,
+        *,
+        user: str = "anonymous",
+        comment: str | None = None,
+        correction: str | None = None,
+        helpful: Sequence[str] = (),
+        failure: str | None = None,
+    ) -> Any:
+        """Record a 👍/👎 on an answer; a user's latest vote replaces their earlier one.
+
+        Args:
+            vote: ``up`` or ``down``.
+            helpful: chunk ids (``chunk:`` prefix allowed) of the sources that helped.
+            failure: ``wrong_source`` (retrieval failed) or ``wrong_answer``.
+            correction: the right answer; it becomes a curated answer at the next improve.
+        """
+        return self.interactions.vote(
+            interaction_id,
+            vote,
+            user=user,
+            comment=comment,
+            correction=correction,
+            helpful=helpful,
+            failure=failure,
+        )
+
+    def improve(self, *, progress: Progress | None = None, **overrides: Any) -> Any:
+        """Build candidates from feedback, judge them on held-out feedback, promote a winner."""
+        from datawheel.improve import run_improve
+
+        run_id = self.store.start_run("improve", {k: str(v) for k, v in overrides.items()})
+        try:
+            report = run_improve(self, progress=progress, **overrides)
+        except BaseException:
+            self.store.finish_run(run_id, "failed", {})
+            raise
+        self.store.finish_run(
+            run_id, "finished", {"promoted": report.promoted, "examples": report.examples}
+        )
+        return report
+
+    def versions(self) -> list[dict[str, Any]]:
+        """Every RAG model version with its metrics; ``current`` marks the one in use."""
+        from datawheel.improve.registry import Registry
+
+        return Registry(self.store).versions()
+
+    def rollback(self, version: str | None = None) -> str | None:
+        """Put a kept version back in use (default: the one before the current).
+
+        Returns the version now in use; ``None`` means the baseline (no learned parts).
+        """
+        from datawheel.improve.registry import CURRENT, Registry
+
+        registry = Registry(self.store)
+        target = registry.rollback_target(version)
+        if target is None:
+            registry.promote("")
+            self.store.set_state(CURRENT, "")
+        else:
+            registry.promote(target)
+        self.reload_model()
+        return target
+
+    def provenance(self) -> dict[str, Any]:
+        """What produced a result: model version, embedder, index size and search settings."""
         return {
+            "version": self.model.version,
+            "ranker": self.model.ranker_name,
             "embedder": self.embedder.model_id,
             "chunks": len(self.indexes.vectors),
             "search": self.config.search.model_dump(),

@@ -9,11 +9,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from datawheel.apps.rag.rank import rank
 from datawheel.errors import ConfigError, SourceError
 from datawheel.evaluate.metrics import Qrels, score_run
 from datawheel.store.catalog import Filter
 
 if TYPE_CHECKING:
+    from datawheel.improve.model import RagModel
     from datawheel.ingest import Progress
     from datawheel.workspace import Workspace
 
@@ -77,9 +79,9 @@ def rank_documents(
     queries: dict[str, str],
     mode: str,
     progress: Progress | None = None,
+    model: RagModel | None = None,
 ) -> dict[str, list[str]]:
     """Top documents per query: chunk hits folded to their BEIR doc id (best chunk wins)."""
-    retriever = ws.retriever()
     flt = Filter.build({"kind": "beir", "corpus": str(corpus.resolve())})
     qids = list(queries)
     vectors = ws.embedder.embed([queries[q] for q in qids]) if mode != "bm25" else None
@@ -87,7 +89,7 @@ def rank_documents(
     beir_ids: dict[str, str] = {}
     for i, qid in enumerate(qids):
         qvec = None if vectors is None else vectors[i]
-        ranking = retriever.search(queries[qid], DOC_DEPTH * 3, mode, flt, query_vector=qvec)
+        ranking = rank(ws, queries[qid], DOC_DEPTH * 3, mode, flt, qvec, model)
         missing = [cid for cid, _ in ranking.hits if cid not in beir_ids]
         for view in ws.store.chunks(missing):
             beir_ids[view.id] = view.fields.get("beir_id", view.doc_id)
@@ -121,7 +123,7 @@ def evaluate_beir(
         ws.store.finish_run(run_id, "failed", {})
         raise
     result = {**metrics, "mode": mode, "split": split, "dataset": root.name}
-    versions = ws.versions()
+    versions = ws.provenance()
     ws.store.record_evaluation(
         run_id,
         {

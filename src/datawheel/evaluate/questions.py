@@ -11,10 +11,12 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from datawheel.apps.rag.rank import rank
 from datawheel.errors import SourceError
 from datawheel.evaluate.metrics import score_run
 
 if TYPE_CHECKING:
+    from datawheel.improve.model import RagModel
     from datawheel.workspace import Workspace
 
 
@@ -33,17 +35,17 @@ def load_questions(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def evaluate_questions(ws: Workspace, path: Path, mode: str) -> dict[str, Any]:
+def evaluate_questions(
+    ws: Workspace, path: Path, mode: str, model: RagModel | None = None
+) -> dict[str, Any]:
     questions = load_questions(path)
     run: dict[str, list[str]] = {}
     qrels: dict[str, dict[str, int]] = {}
     for i, q in enumerate(questions):
         qid = str(i)
-        hits = ws.search(q["question"], k=100, mode=mode)
-        ranked: list[str] = []
-        for h in hits:
-            if h.uri not in ranked:
-                ranked.append(h.uri)
+        ranking = rank(ws, q["question"], 100, mode, model=model)
+        views = {v.id: v.uri for v in ws.store.chunks([cid for cid, _ in ranking.hits])}
+        ranked = list(dict.fromkeys(views[c] for c, _ in ranking.hits if c in views))
         run[qid] = ranked
         qrels[qid] = {uri: 1 for uri in ranked if any(uri.endswith(r) for r in q["relevant"])}
         # relevant documents never retrieved still count against recall

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     Connection,
     DateTime,
@@ -119,6 +120,51 @@ state = Table(
     Column("value", Text, nullable=False),
 )
 
+interactions = Table(
+    "interactions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("question", Text, nullable=False),
+    Column("answer", Text, nullable=False),
+    Column("user", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("declined", Boolean, nullable=False),
+    Column("answered_from", String(20), nullable=False),  # generator, memory, declined
+    Column("sources", JSON, nullable=False),  # [{n, chunk_id, doc_id, score, cited}]
+    Column("versions", JSON, nullable=False),  # version, retriever, ranker, generator, embedder
+    Column("warnings", JSON, nullable=False),
+    Index("ix_interactions_created_at", "created_at"),
+)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("interaction_id", String(32), ForeignKey("interactions.id"), primary_key=True),
+    Column("user", String(200), primary_key=True),  # one vote per user; the latest counts
+    Column("vote", String(4), nullable=False),  # up, down
+    Column("failure", String(20)),  # wrong_source, wrong_answer
+    Column("comment", Text),
+    Column("correction", Text),
+    Column("helpful", JSON, nullable=False),  # chunk ids
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", String(16), primary_key=True),  # v1, v2, ...
+    Column("kind", String(20), nullable=False),  # rag
+    Column("status", String(20), nullable=False),  # promoted, rejected, retired
+    Column("parent", String(16)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("settings", JSON, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("artifacts", Text, nullable=False),  # folder under the workspace
+    Column("note", Text, nullable=False),
+)
+
 Migration = Callable[[Connection], None]
 MIGRATIONS: dict[int, tuple[str, Migration]] = {}
 
@@ -141,6 +187,11 @@ def _initial(conn: Connection) -> None:
         conn,
         tables=[documents, chunks, embeddings, runs, ingest_failures, evaluations, state],
     )
+
+
+@migration(2, "flywheel: interactions, feedback, model versions")
+def _flywheel(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[interactions, feedback, model_versions])
 
 
 def migrate(conn: Connection) -> list[int]:

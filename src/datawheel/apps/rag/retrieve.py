@@ -48,6 +48,7 @@ class Retriever:
         mode: str,
         flt: Filter | None = None,
         query_vector: np.ndarray | None = None,
+        dense_weight: float | None = None,
     ) -> Ranking:
         if mode not in MODES:
             raise ConfigError(f"unknown search mode {mode!r}; valid modes: {', '.join(MODES)}")
@@ -75,5 +76,6 @@ class Retriever:
                 full = dict(have)
                 full.update(zip(todo, score(todo), strict=True))
                 parts[name] = full
-        fused = fuse.convex(parts["bm25"], parts["dense"], self.settings.dense_weight)
+        weight = self.settings.dense_weight if dense_weight is None else dense_weight
+        fused = fuse.convex(parts["bm25"], parts["dense"], weight)
         return Ranking(fused[:k], parts)

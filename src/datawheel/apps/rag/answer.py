@@ -1,0 +1,190 @@
+"""Ask: retrieve, check the evidence, answer with citations, and log the interaction.
+
+The interaction is committed to the store before the answer is returned.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from datawheel.apps.rag.calibrate import load_or_fit
+from datawheel.apps.rag.rank import rank
+from datawheel.errors import ConfigError
+from datawheel.feedback.log import MAX_QUESTION_CHARS, Interaction, new_interaction_id
+from datawheel.models.generators.base import DECLINE_TEXT, Generation, Passage
+from datawheel.store.catalog import Filter
+
+if TYPE_CHECKING:
+    from datawheel.workspace import Workspace
+
+WEAK_EVIDENCE = (
+    "I could not find this in the knowledge base: the closest sources below do not look "
+    "like they answer it (confidence {confidence:.0%})."
+)
+
+
+@dataclass
+class Source:
+    n: int
+    chunk_id: str
+    doc_id: str
+    title: str
+    uri: str
+    heading: str
+    snippet: str
+    score: float
+    cited: bool
+
+
+@dataclass
+class Answer:
+    id: str
+    question: str
+    text: str
+    sources: list[Source]
+    confidence: float
+    declined: bool
+    answered_from: str  # generator, memory, declined
+    generator: str
+    version: str | None
+    latency_ms: float
+    warnings: list[str] = field(default_factory=list)
+    memory_question: str | None = None  # the curated question answered from, if any
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def validate_question(question: str) -> str:
+    text = question.strip()
+    if not text:
+        raise ConfigError(
+            "the question is empty; ask something, e.g. datawheel ask 'refund policy?'"
+        )
+    if len(text) > MAX_QUESTION_CHARS:
+        raise ConfigError(
+            f"the question is {len(text):,} characters; the limit is {MAX_QUESTION_CHARS:,}. "
+            "Ask a shorter question, or search for a distinctive phrase instead"
+        )
+    return text
+
+
+def ask(
+    ws: Workspace,
+    question: str,
+    *,
+    user: str = "anonymous",
+    groups: Sequence[str] | None = None,
+    k: int | None = None,
+    record: bool = True,
+) -> Answer:
+    started = time.perf_counter()
+    question = validate_question(question)
+    k = k or ws.config.generation.sources
+    flt = Filter.build(None, groups)
+    model = ws.model
+    qvec = ws.embedder.embed([question])[0]
+    ranking = rank(ws, question, k, "hybrid", flt, qvec, model)
+    views = {v.id: v for v in ws.store.chunks([cid for cid, _ in ranking.hits])}
+    hits = [(views[cid], score) for cid, score in ranking.hits if cid in views]
+    calibration = load_or_fit(ws)
+    n_tokens = len(ws.indexes.bm25.tokenize([question])[0])
+    confidence = calibration.confidence(ranking.parts, n_tokens) if calibration else 1.0
+    warnings: list[str] = []
+    memory_question = None
+    curated = model.memory.closest_curated(qvec)
+    if curated is not None and curated[1] >= ws.config.improve.memory_similarity:
+        entry, similarity = curated
+        readable = {
+            v.id: v
+            for v in ws.store.chunks([c["chunk_id"] for c in entry.citations])
+            if flt is None or flt.matches(v.fields, v.groups)
+        }
+        if len(readable) == len(entry.citations):
+            memory_question = entry.question
+            hits = [(readable[c["chunk_id"]], similarity) for c in entry.citations]
+            generation = Generation(entry.answer or "", list(range(1, len(hits) + 1)), "memory")
+            answered_from = "memory"
+            confidence = max(confidence, similarity)
+    if memory_question is None:
+        passages = [
+            Passage(n, v.id, v.title, v.heading, v.text, score)
+            for n, (v, score) in enumerate(hits, start=1)
+        ]
+        if not passages or confidence < ws.config.generation.min_confidence:
+            generation = Generation(
+                WEAK_EVIDENCE.format(confidence=confidence), [], "declined", declined=True
+            )
+        else:
+            generation = ws.generator.generate(question, passages)
+            warnings.extend(generation.warnings)
+        answered_from = "declined" if generation.declined else "generator"
+        if generation.declined and generation.text == DECLINE_TEXT:
+            generation.text = WEAK_EVIDENCE.format(confidence=confidence)
+    sources = [
+        Source(
+            n,
+            v.id,
+            v.doc_id,
+            v.title,
+            v.uri,
+            v.heading,
+            " ".join(v.text.split())[:240],
+            float(score),
+            n in generation.cited,
+        )
+        for n, (v, score) in enumerate(hits, start=1)
+    ]
+    answer = Answer(
+        new_interaction_id(),
+        question,
+        generation.text,
+        sources,
+        float(confidence),
+        generation.declined,
+        answered_from,
+        generation.generator if answered_from != "memory" else "memory",
+        model.version,
+        0.0,
+        warnings,
+        memory_question,
+    )
+    answer.latency_ms = (time.perf_counter() - started) * 1000
+    if record:
+        ws.interactions.record(
+            Interaction(
+                answer.id,
+                question,
+                answer.text,
+                user,
+                datetime.now(UTC),
+                answer.latency_ms,
+                answer.confidence,
+                answer.declined,
+                answered_from,
+                [
+                    {
+                        "n": s.n,
+                        "chunk_id": s.chunk_id,
+                        "doc_id": s.doc_id,
+                        "title": s.title,
+                        "score": s.score,
+                        "cited": s.cited,
+                    }
+                    for s in sources
+                ],
+                {
+                    "version": model.version,
+                    "retriever": f"hybrid(dense_weight={model.dense_weight:g})",
+                    "ranker": model.ranker_name,
+                    "generator": answer.generator,
+                    "embedder": ws.embedder.model_id,
+                },
+                warnings,
+            )
+        )
+    return answer

@@ -1,0 +1,1 @@
+"""Interactions, votes, corrections and outcomes."""

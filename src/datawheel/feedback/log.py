@@ -1,0 +1,165 @@
+"""The interaction log: every answer with its evidence and versions, and the votes on it.
+
+An interaction is committed before its answer is returned, so nothing a user saw is lost.
+A user has one vote per interaction; voting again replaces it (the latest counts).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import Engine, delete, insert, select
+
+from datawheel.errors import ConfigError
+from datawheel.store import schema as t
+
+Vote = Literal["up", "down"]
+Failure = Literal["wrong_source", "wrong_answer"]
+VOTES = ("up", "down")
+FAILURES = ("wrong_source", "wrong_answer")
+MAX_QUESTION_CHARS = 4000
+
+
+@dataclass
+class Interaction:
+    id: str
+    question: str
+    answer: str
+    user: str
+    created_at: datetime
+    latency_ms: float
+    confidence: float
+    declined: bool
+    answered_from: str  # generator, memory, declined
+    sources: list[dict[str, Any]]  # {n, chunk_id, doc_id, title, score, cited}
+    versions: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data["created_at"] = self.created_at.isoformat()
+        return data
+
+
+@dataclass
+class FeedbackRecord:
+    interaction_id: str
+    user: str
+    vote: str
+    failure: str | None
+    comment: str | None
+    correction: str | None
+    helpful: list[str]
+    created_at: datetime
+
+
+def new_interaction_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+class InteractionLog:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def record(self, item: Interaction) -> None:
+        row = dict(item.__dict__)
+        with self.engine.begin() as conn:
+            conn.execute(insert(t.interactions).values(**row))
+
+    def get(self, interaction_id: str) -> Interaction:
+        """One interaction by id or by a unique prefix of at least 6 characters."""
+        ident = interaction_id.strip().lower()
+        with self.engine.connect() as conn:
+            if len(ident) < 32:
+                if len(ident) < 6:
+                    raise ConfigError(
+                        f"interaction id {interaction_id!r} is too short; give at least 6 "
+                        "characters of the id that ask printed"
+                    )
+                rows = conn.execute(
+                    select(t.interactions).where(t.interactions.c.id.startswith(ident)).limit(2)
+                ).all()
+            else:
+                rows = conn.execute(
+                    select(t.interactions).where(t.interactions.c.id == ident)
+                ).all()
+        if not rows:
+            raise ConfigError(
+                f"no interaction {interaction_id!r}; use the id that ask printed "
+                "(datawheel report lists recent ones)"
+            )
+        if len(rows) > 1:
+            raise ConfigError(f"interaction id {interaction_id!r} is ambiguous; give more of it")
+        return _interaction(rows[0]._mapping)
+
+    def interactions(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> list[Interaction]:
+        query = select(t.interactions).order_by(t.interactions.c.created_at)
+        if since is not None:
+            query = query.where(t.interactions.c.created_at >= since)
+        if until is not None:
+            query = query.where(t.interactions.c.created_at < until)
+        with self.engine.connect() as conn:
+            return [_interaction(r._mapping) for r in conn.execute(query)]
+
+    def vote(
+        self,
+        interaction_id: str,
+        vote: str,
+        *,
+        user: str = "anonymous",
+        comment: str | None = None,
+        correction: str | None = None,
+        helpful: Sequence[str] = (),
+        failure: str | None = None,
+    ) -> FeedbackRecord:
+        if vote not in VOTES:
+            raise ConfigError(f"unknown vote {vote!r}; valid votes: up, down")
+        if failure is not None and failure not in FAILURES:
+            raise ConfigError(
+                f"unknown failure kind {failure!r}; valid kinds: {', '.join(FAILURES)}"
+            )
+        item = self.get(interaction_id)
+        known = {s["chunk_id"] for s in item.sources}
+        chunks = [h.removeprefix("chunk:") for h in helpful]
+        unknown = [c for c in chunks if c not in known and not any(k.startswith(c) for k in known)]
+        if unknown:
+            raise ConfigError(
+                f"helpful chunk(s) {', '.join(unknown)} were not among this answer's sources; "
+                f"its sources are: {', '.join(sorted(known)) or 'none'}"
+            )
+        full = [next(k for k in sorted(known) if k.startswith(c)) for c in chunks]
+        record = FeedbackRecord(
+            item.id, user, vote, failure, comment, correction, full, datetime.now(UTC)
+        )
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(t.feedback).where(
+                    t.feedback.c.interaction_id == item.id, t.feedback.c.user == user
+                )
+            )
+            conn.execute(insert(t.feedback).values(**record.__dict__))
+        return record
+
+    def feedback(self, interaction_ids: Iterable[str] | None = None) -> list[FeedbackRecord]:
+        query = select(t.feedback).order_by(t.feedback.c.created_at)
+        if interaction_ids is not None:
+            query = query.where(t.feedback.c.interaction_id.in_(list(interaction_ids)))
+        with self.engine.connect() as conn:
+            return [
+                FeedbackRecord(**{**r._mapping, "created_at": _utc(r.created_at)})
+                for r in conn.execute(query)
+            ]
+
+
+def _interaction(m: Any) -> Interaction:
+    return Interaction(**{**m, "created_at": _utc(m["created_at"])})

@@ -1,0 +1,108 @@
+"""Feedback turned into training examples: one per answered question that got a vote."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from datawheel.improve.memory import FeedbackMemory, MemoryEntry
+
+if TYPE_CHECKING:
+    from datawheel.workspace import Workspace
+
+
+@dataclass
+class Example:
+    interaction_id: str
+    question: str
+    vote: str  # the latest vote
+    helpful: list[str]  # chunk ids, best evidence first
+    shown: list[str]  # chunk ids shown with the answer
+    doc_of: dict[str, str]  # chunk id -> document id, for shown chunks
+    answer: str | None  # curated answer text (a 👍 answer or a correction), if any
+    citations: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def helpful_docs(self) -> list[str]:
+        return list(dict.fromkeys(self.doc_of[c] for c in self.helpful if c in self.doc_of))
+
+    def in_holdout(self, share: float) -> bool:
+        """A stable split: an interaction is held out in every improve run, or never."""
+        digest = hashlib.sha256(self.interaction_id.encode()).digest()
+        return int.from_bytes(digest[:4], "big") / 2**32 < share
+
+
+def collect(ws: Workspace) -> list[Example]:
+    """Every interaction with feedback; several users' marks are merged, the latest vote wins."""
+    log = ws.interactions
+    votes = log.feedback()
+    by_interaction: dict[str, list] = {}
+    for v in votes:
+        by_interaction.setdefault(v.interaction_id, []).append(v)
+    examples = []
+    for item in log.interactions():
+        marks = by_interaction.get(item.id)
+        if not marks:
+            continue
+        latest = marks[-1]
+        helpful = list(dict.fromkeys(c for m in marks for c in m.helpful))
+        cited = [s["chunk_id"] for s in item.sources if s.get("cited")]
+        if latest.vote == "up" and not helpful:
+            helpful = cited  # a plain 👍: the cited sources helped
+        correction = next((m.correction for m in reversed(marks) if m.correction), None)
+        answer, citations = None, []
+        if correction:
+            answer = correction
+            citations = [s for s in item.sources if s["chunk_id"] in (helpful or cited)]
+        elif latest.vote == "up" and not item.declined and item.answered_from != "memory":
+            answer = item.answer
+            citations = [s for s in item.sources if s.get("cited")]
+        if answer and citations:
+            renumber = {s["n"]: i for i, s in enumerate(citations, start=1)}
+            for old, new in renumber.items():
+                answer = answer.replace(f"[{old}]", f"[{{{new}}}]")
+            answer = answer.replace("[{", "[").replace("}]", "]")
+        examples.append(
+            Example(
+                item.id,
+                item.question,
+                latest.vote,
+                helpful,
+                [s["chunk_id"] for s in item.sources],
+                {s["chunk_id"]: s["doc_id"] for s in item.sources},
+                answer if citations else None,
+                [
+                    {"n": str(i), "chunk_id": s["chunk_id"], "title": s["title"]}
+                    for i, s in enumerate(citations, start=1)
+                ],
+            )
+        )
+    return examples
+
+
+def build_memory(examples: list[Example], vectors: np.ndarray) -> FeedbackMemory:
+    entries = []
+    for ex in examples:
+        helpful_docs = ex.helpful_docs
+        engaged = ex.vote == "down" or bool(ex.helpful)
+        failed = (
+            [d for d in dict.fromkeys(ex.doc_of.values()) if d not in helpful_docs]
+            if engaged
+            else []
+        )
+        entries.append(
+            MemoryEntry(
+                ex.interaction_id,
+                ex.question,
+                ex.vote,
+                list(ex.helpful),
+                helpful_docs,
+                failed,
+                ex.answer,
+                ex.citations,
+            )
+        )
+    return FeedbackMemory(entries, vectors)

@@ -1,0 +1,345 @@
+"""Improve: build candidate versions from feedback, judge them on held-out feedback, promote.
+
+Candidates:
+  * fusion  - the dense/BM25 fusion weight re-chosen on the training feedback;
+  * ranker  - a LightGBM LambdaRank model over retrieval scores and feedback history.
+Each carries the feedback memory (curated answers). A candidate is promoted only when it
+beats the version in use by ``improve.margin`` nDCG@10 on the held-out feedback and loses
+on no registered eval set. When no ranking candidate wins but there are new curated answers,
+the version in use is re-issued with the refreshed memory (its ranking is unchanged).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from datawheel.apps.rag import fuse
+from datawheel.apps.rag.retrieve import Ranking
+from datawheel.errors import DatawheelError, MissingExtraError
+from datawheel.improve.examples import Example, build_memory, collect
+from datawheel.improve.features import FEATURES, candidate_features
+from datawheel.improve.memory import FeedbackMemory
+from datawheel.improve.model import RagModel
+from datawheel.improve.registry import Registry
+
+if TYPE_CHECKING:
+    from datawheel.workspace import Workspace
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str, int, int], None]
+MIN_RANKER_QUESTIONS = 10
+WEIGHTS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+
+
+@dataclass
+class Settings:
+    holdout: float
+    margin: float
+    min_ranker_questions: int = MIN_RANKER_QUESTIONS
+
+
+@dataclass
+class ImproveReport:
+    examples: int
+    train: int
+    holdout: int
+    current: str | None
+    promoted: str | None
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class NotEnoughFeedback(DatawheelError):
+    """There is no feedback to learn from yet."""
+
+
+def baseline(ws: Workspace) -> RagModel:
+    return RagModel(None, ws.config.search.dense_weight, FeedbackMemory.empty(ws.embedder.dim))
+
+
+def load_current(ws: Workspace) -> RagModel:
+    version = Registry(ws.store).current()
+    if version is None:
+        return baseline(ws)
+    row = Registry(ws.store).get(version)
+    return RagModel.load(ws.path / row["artifacts"], ws.embedder.dim)
+
+
+def run_improve(
+    ws: Workspace,
+    *,
+    holdout: float | None = None,
+    margin: float | None = None,
+    min_ranker_questions: int = MIN_RANKER_QUESTIONS,
+    progress: Progress | None = None,
+) -> ImproveReport:
+    cfg = ws.config.improve
+    settings = Settings(
+        cfg.holdout if holdout is None else holdout,
+        cfg.margin if margin is None else margin,
+        min_ranker_questions,
+    )
+    clock: dict[str, float] = {}
+    t0 = time.perf_counter()
+    examples = collect(ws)
+    if not examples:
+        raise NotEnoughFeedback(
+            "no feedback yet: ask questions, vote on the answers (datawheel feedback ID up|down), "
+            "then run improve"
+        )
+    held = [ex.in_holdout(settings.holdout) for ex in examples]
+    train = [ex for ex, h in zip(examples, held, strict=True) if not h]
+    test = [ex for ex, h in zip(examples, held, strict=True) if h and ex.helpful_docs]
+    vectors = ws.embedder.embed([ex.question for ex in examples])
+    train_vectors = vectors[[i for i, h in enumerate(held) if not h]]
+    memory_all = build_memory(examples, vectors)
+    memory_train = build_memory(train, train_vectors)
+    clock["collect"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    current = ws.model
+    registry = Registry(ws.store)
+    holdout_ids = {ex.interaction_id for ex, h in zip(examples, held, strict=True) if h}
+    judged_current = RagModel(
+        current.version,
+        current.dense_weight,
+        _without(current.memory, holdout_ids),
+        current.ranker,
+        current.rerank_depth,
+    )
+    cache = _Retrieval(ws, vectors, examples)
+    report = ImproveReport(
+        len(examples),
+        len(train),
+        len(test),
+        current.version,
+        None,
+        settings=settings.__dict__,
+    )
+    base_score = cache.ndcg(judged_current, test)
+    report.candidates.append(
+        {"name": "current", "version": current.version, "holdout_ndcg@10": base_score}
+    )
+    clock["retrieve"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    weight_scores = {w: cache.ndcg(RagModel(None, w, memory_train), train) for w in WEIGHTS}
+    best_weight = max(WEIGHTS, key=lambda w: (round(weight_scores[w], 4), -abs(w - 0.5)))
+    fusion = RagModel(None, best_weight, memory_train)
+    candidates: list[tuple[str, RagModel]] = [("fusion", fusion)]
+    clock["fusion"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    trainable = [ex for ex in train if ex.helpful]
+    if len(trainable) < settings.min_ranker_questions:
+        report.skipped.append(
+            f"ranker: {len(trainable)} training questions with helpful sources, "
+            f"{settings.min_ranker_questions} needed"
+        )
+    else:
+        booster = _train_ranker(cache, trainable, memory_train, best_weight)
+        candidates.append(("ranker", RagModel(None, best_weight, memory_train, booster)))
+    clock["ranker"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    best_name, best_model, best_score = None, None, base_score
+    for name, model in candidates:
+        score = cache.ndcg(model, test)
+        entry: dict[str, Any] = {"name": name, "dense_weight": model.dense_weight}
+        entry["holdout_ndcg@10"] = score
+        entry.update(_eval_sets(ws, model, judged_current, settings.margin))
+        report.candidates.append(entry)
+        beats = score >= base_score + settings.margin and not entry.get("eval_set_regression")
+        if beats and score > best_score:
+            best_name, best_model, best_score = name, model, score
+    clock["evaluate"] = time.perf_counter() - t0
+
+    version = registry.next_id()
+    if best_model is not None and best_name is not None:
+        ranker = best_model.ranker
+        if ranker is not None:
+            # The winner is refitted on all feedback, held-out part included.
+            t0 = time.perf_counter()
+            everything = [ex for ex in examples if ex.helpful]
+            ranker = _train_ranker(cache, everything, memory_all, best_model.dense_weight)
+            clock["refit"] = time.perf_counter() - t0
+        chosen = RagModel(version, best_model.dense_weight, memory_all, ranker)
+        note = (
+            f"{best_name}: held-out nDCG@10 {base_score:.4f} -> {best_score:.4f} "
+            f"on {len(test)} questions"
+        )
+    elif _curated(memory_all) > _curated(current.memory):
+        chosen = RagModel(
+            version, current.dense_weight, memory_all, current.ranker, current.rerank_depth
+        )
+        best_score = base_score
+        note = (
+            f"answer memory refreshed: {_curated(memory_all)} curated answers; ranking unchanged "
+            f"(no candidate beat held-out nDCG@10 {base_score:.4f} by {settings.margin})"
+        )
+    else:
+        chosen = None
+        note = f"no candidate beat held-out nDCG@10 {base_score:.4f} by {settings.margin}"
+    if chosen is not None:
+        folder = f"models/{version}"
+        chosen.save(ws.path / folder)
+        registry.record(
+            version,
+            status="promoted",
+            parent=current.version,
+            settings={
+                "dense_weight": chosen.dense_weight,
+                "ranker": chosen.ranker is not None,
+                "features": list(FEATURES) if chosen.ranker is not None else [],
+                "memory": len(chosen.memory),
+                "curated_answers": _curated(chosen.memory),
+            },
+            metrics={"holdout_ndcg@10": best_score, "before": base_score, "questions": len(test)},
+            artifacts=folder,
+            note=note,
+        )
+        registry.promote(version)
+        ws.reload_model()
+        report.promoted = version
+    if chosen is None:
+        report.skipped.append(note)
+    report.candidates.append({"name": "decision", "note": note})
+    report.seconds = {k: round(v, 2) for k, v in clock.items()}
+    return report
+
+
+def _eval_sets(ws: Workspace, model: RagModel, current: RagModel, margin: float) -> dict[str, Any]:
+    from datawheel.evaluate.questions import evaluate_questions
+
+    out: dict[str, Any] = {}
+    for name in ws.config.improve.eval_sets:
+        path = Path(name).expanduser()
+        path = path if path.is_absolute() else ws.path / path
+        before = evaluate_questions(ws, path, "hybrid", model=current)["ndcg@10"]
+        after = evaluate_questions(ws, path, "hybrid", model=model)["ndcg@10"]
+        out[f"eval:{path.name}"] = {"current": before, "candidate": after}
+        if after < before - margin:
+            out["eval_set_regression"] = True
+    return out
+
+
+def _curated(memory: FeedbackMemory) -> int:
+    return len(memory.curated)
+
+
+def _without(memory: FeedbackMemory, ids: set[str]) -> FeedbackMemory:
+    keep = [i for i, e in enumerate(memory.entries) if e.interaction_id not in ids]
+    if len(keep) == len(memory.entries):
+        return memory
+    return FeedbackMemory([memory.entries[i] for i in keep], memory.vectors[keep])
+
+
+class _Retrieval:
+    """Retrieval parts per example, computed once and re-fused for every candidate."""
+
+    def __init__(self, ws: Workspace, vectors: np.ndarray, examples: list[Example]) -> None:
+        self.ws = ws
+        self.vectors = {ex.interaction_id: v for ex, v in zip(examples, vectors, strict=True)}
+        self.parts: dict[str, dict[str, dict[str, float]]] = {}
+        self.tokens: dict[str, list[str]] = {}
+        self.retriever = ws.retriever()
+
+    def ranking(self, ex: Example, weight: float) -> Ranking:
+        parts = self.parts.get(ex.interaction_id)
+        if parts is None:
+            qvec = self.vectors[ex.interaction_id]
+            parts = self.retriever.search(ex.question, 100, "hybrid", None, qvec).parts
+            self.parts[ex.interaction_id] = parts
+            self.tokens[ex.interaction_id] = self.ws.indexes.bm25.tokenize([ex.question])[0]
+        return Ranking(fuse.convex(parts["bm25"], parts["dense"], weight), parts)
+
+    def ranked_docs(self, model: RagModel, ex: Example) -> list[str]:
+        ranking = self.ranking(ex, model.dense_weight)
+        hits = ranking.hits
+        if model.ranker is not None:
+            head = [cid for cid, _ in hits[: model.rerank_depth]]
+            hits = model.rerank(
+                ranking,
+                self.vectors[ex.interaction_id],
+                self.tokens[ex.interaction_id],
+                self.ws.chunk_info(head),
+                len(hits),
+            )
+        info = self.ws.chunk_info([cid for cid, _ in hits[:100]])
+        return list(dict.fromkeys(info[c].doc_id for c, _ in hits[:100] if c in info))
+
+    def ndcg(self, model: RagModel, examples: list[Example]) -> float:
+        scores = []
+        for ex in examples:
+            relevant = set(ex.helpful_docs)
+            if not relevant:
+                continue
+            ranked = self.ranked_docs(model, ex)[:10]
+            dcg = sum(1 / math.log2(i + 2) for i, d in enumerate(ranked) if d in relevant)
+            ideal = sum(1 / math.log2(i + 2) for i in range(min(10, len(relevant))))
+            scores.append(dcg / ideal)
+        return float(np.mean(scores)) if scores else 0.0
+
+
+def _train_ranker(
+    cache: _Retrieval, examples: list[Example], memory: FeedbackMemory, weight: float
+) -> Any:
+    try:
+        import lightgbm as lgb
+    except ImportError as exc:  # pragma: no cover - lightgbm is a core dependency
+        raise MissingExtraError("LightGBM", "all") from exc
+    index = {e.interaction_id: i for i, e in enumerate(memory.entries)}
+    rows, labels, groups = [], [], []
+    for ex in examples:
+        ranking = cache.ranking(ex, weight)
+        head = ranking.hits[:100]
+        info = cache.ws.chunk_info([cid for cid, _ in head])
+        x = candidate_features(
+            cache.vectors[ex.interaction_id],
+            cache.tokens[ex.interaction_id],
+            head,
+            ranking.parts,
+            info,
+            memory,
+            exclude=[index[ex.interaction_id]] if ex.interaction_id in index else [],
+        )
+        helpful, docs, shown = set(ex.helpful), set(ex.helpful_docs), set(ex.shown)
+        keep, y = [], []
+        for row, (cid, _) in enumerate(head):
+            if cid not in shown and cid not in helpful:
+                continue  # never shown: no label
+            keep.append(row)
+            chunk = info.get(cid)
+            y.append(2 if cid in helpful else 1 if chunk and chunk.doc_id in docs else 0)
+        if keep and max(y) > 0:
+            rows.append(x[keep])
+            labels.extend(y)
+            groups.append(len(keep))
+    model = lgb.LGBMRanker(
+        objective="lambdarank",
+        n_estimators=200,
+        learning_rate=0.05,
+        num_leaves=15,
+        min_child_samples=10,
+        subsample=0.8,
+        subsample_freq=1,
+        colsample_bytree=0.9,
+        random_state=0,
+        n_jobs=2,
+        verbose=-1,
+    )
+    model.fit(np.vstack(rows), np.array(labels), group=groups)
+    return model.booster_
