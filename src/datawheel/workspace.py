@@ -370,6 +370,52 @@ class Workspace:
         self.reload_model()
         return target
 
+    def report(self, *, weeks: int = 1) -> Any:
+        """Weekly satisfaction, volume, answer rate, p95 latency and content gaps.
+
+        When satisfaction is below ``improve.satisfaction_threshold`` and
+        ``improve.auto_improve`` is on, improve runs and its report is attached.
+        """
+        from datawheel.feedback.report import weekly_report
+
+        report = weekly_report(self, weeks=weeks)
+        if report.below_threshold and self.config.improve.auto_improve:
+            from datawheel.improve import NotEnoughFeedback
+
+            try:
+                report.improve = self.improve().to_dict()
+            except NotEnoughFeedback as exc:
+                report.improve = {"error": str(exc)}
+        return report
+
+    def export_feedback(self, path: str | Path, *, fmt: str = "openai") -> int:
+        """Write 👍 and corrected answers as fine-tuning JSONL; returns the number written."""
+        from datawheel.improve.export import export_pairs
+
+        return export_pairs(self, Path(path), fmt)
+
+    def simulate(
+        self,
+        beir: str | Path,
+        *,
+        train_split: str = "train",
+        test_split: str = "test",
+        progress: Progress | None = None,
+        **settings: Any,
+    ) -> dict[str, Any]:
+        """Replay a BEIR train split as users with feedback, improve, and measure the test
+        split before and after. Use a scratch workspace: it adds interactions and versions."""
+        from datawheel.evaluate.simulate import simulate
+
+        return simulate(
+            self,
+            Path(beir),
+            train_split=train_split,
+            test_split=test_split,
+            progress=progress,
+            **settings,
+        )
+
     def provenance(self) -> dict[str, Any]:
         """What produced a result: model version, embedder, index size and search settings."""
         return {

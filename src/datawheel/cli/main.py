@@ -7,7 +7,7 @@ import os
 
 import typer
 
-from datawheel.cli import demo, evaluate, ingest, search, tables, workspace
+from datawheel.cli import demo, evaluate, flywheel, ingest, search, tables, workspace
 
 app = typer.Typer(
     name="datawheel",
@@ -23,6 +23,7 @@ workspace.register(app)
 ingest.register(app)
 search.register(app)
 evaluate.register(app)
+flywheel.register(app)
 demo.register(app)
 tables.register(app)
 

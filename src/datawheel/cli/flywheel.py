@@ -1,0 +1,272 @@
+"""``datawheel ask | feedback | report | improve | versions | rollback | export``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from datawheel.cli.common import (
+    Command,
+    JsonOpt,
+    WorkspaceOpt,
+    console,
+    opened,
+    out,
+    print_json,
+    progress_bar,
+)
+from datawheel.errors import ConfigError
+
+UserOpt = Annotated[
+    str, typer.Option("--user", "-u", help="Who is asking or voting.", envvar="DATAWHEEL_USER")
+]
+
+
+def register(app: typer.Typer) -> None:
+    for name, fn in (
+        ("ask", ask),
+        ("feedback", feedback),
+        ("report", report),
+        ("improve", improve),
+        ("versions", versions),
+        ("rollback", rollback),
+        ("export", export),
+    ):
+        app.command(name, cls=Command)(fn)
+
+
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in your own words.")],
+    k: Annotated[
+        int | None, typer.Option("--k", "-k", help="Sources to retrieve and show.")
+    ] = None,
+    groups: Annotated[
+        str | None, typer.Option("--groups", help="Answer as a caller in these groups.")
+    ] = None,
+    user: UserOpt = "anonymous",
+    workspace: WorkspaceOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Answer a question from the knowledge base, citing sources as [1], [2].
+
+    Prints the answer, the numbered sources and an interaction id to vote on.
+
+    Example: datawheel ask "What does the contract say about termination notice?"
+    """
+    with opened(workspace) as ws:
+        group_list = [g.strip() for g in groups.split(",")] if groups else None
+        answer = ws.ask(question, user=user, groups=group_list, k=k)
+    if json_:
+        print_json(answer.to_dict())
+        return
+    for warning in answer.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
+    if answer.memory_question:
+        out.print(
+            f"[dim]answered from a curated answer to a similar question: "
+            f"{escape(answer.memory_question)}[/]"
+        )
+    out.print(escape(answer.text), highlight=False)
+    out.print()
+    label = "closest sources" if answer.declined else "sources"
+    out.print(f"[bold]{label}[/]")
+    for s in answer.sources:
+        mark = "" if s.cited else "[dim]"
+        heading = f" > {escape(s.heading)}" if s.heading else ""
+        out.print(f"  {mark}[{s.n}] {escape(s.title)}{heading}  [dim]{escape(s.uri)}[/]")
+    out.print(
+        f"\n[dim]interaction {answer.id[:12]}  confidence {answer.confidence:.0%}  "
+        f"{answer.latency_ms:.0f} ms  version {answer.version or 'baseline'}[/]\n"
+        f"[dim]vote: datawheel feedback {answer.id[:12]} up|down[/]"
+    )
+
+
+def feedback(
+    interaction: Annotated[str, typer.Argument(help="The interaction id ask printed.")],
+    vote: Annotated[str, typer.Argument(help="up or down.")],
+    comment: Annotated[str | None, typer.Option("--comment", help="Free text.")] = None,
+    correction: Annotated[
+        str | None, typer.Option("--correction", help="The right answer, in your words.")
+    ] = None,
+    helpful: Annotated[
+        list[str] | None,
+        typer.Option("--helpful", help="A source that helped: chunk:ID (repeatable)."),
+    ] = None,
+    wrong_source: Annotated[
+        bool, typer.Option("--wrong-source", help="The sources were wrong (retrieval failed).")
+    ] = False,
+    wrong_answer: Annotated[
+        bool, typer.Option("--wrong-answer", help="The sources were right, the answer was not.")
+    ] = False,
+    user: UserOpt = "anonymous",
+    workspace: WorkspaceOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Vote on an answer. One vote per user per answer; voting again replaces it.
+
+    Example: datawheel feedback 7f3a9c01 down --comment "cites the old contract" --wrong-source
+    """
+    with opened(workspace) as ws:
+        if wrong_source and wrong_answer:
+            raise ConfigError("pass at most one of --wrong-source and --wrong-answer")
+        failure = "wrong_source" if wrong_source else "wrong_answer" if wrong_answer else None
+        record = ws.feedback(
+            interaction,
+            vote,
+            user=user,
+            comment=comment,
+            correction=correction,
+            helpful=helpful or [],
+            failure=failure,
+        )
+    if json_:
+        print_json(record.__dict__)
+        return
+    out.print(f"recorded {record.vote} from {record.user} on {record.interaction_id[:12]}")
+
+
+def report(
+    week: Annotated[bool, typer.Option("--week", help="This week's report (the default).")] = True,
+    weeks: Annotated[int, typer.Option("--weeks", help="Show this many weeks.")] = 1,
+    workspace: WorkspaceOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Weekly satisfaction, volume, answer rate, p95 latency and content gaps.
+
+    Exit code 1 when satisfaction is below the configured threshold (for cron and CI).
+
+    Example: datawheel report --week
+    """
+    with opened(workspace) as ws:
+        result = ws.report(weeks=max(1, weeks))
+    if json_:
+        print_json(result.to_dict())
+    else:
+        table = Table("week", "questions", "answered", "👍", "👎", "satisfaction", "p95 ms")
+        for w in result.weeks:
+            table.add_row(
+                w.week,
+                str(w.questions),
+                f"{w.answer_rate:.0%}" if w.answer_rate is not None else "-",
+                str(w.up),
+                str(w.down),
+                f"{w.satisfaction:.0%}" if w.satisfaction is not None else "-",
+                f"{w.p95_latency_ms:.0f}" if w.p95_latency_ms is not None else "-",
+            )
+        out.print(table)
+        colour = "red" if result.below_threshold else "green"
+        out.print(f"[{colour}]{escape(result.message)}[/]")
+        if result.gaps:
+            out.print("\n[bold]content gaps[/] (questions not served well, grouped)")
+            for gap in result.gaps:
+                out.print(
+                    f"  {gap.size:>3} × {escape(gap.example)}  [dim]{', '.join(gap.terms)}[/]"
+                )
+        if result.improve:
+            out.print(f"\nimprove ran: {escape(str(result.improve.get('candidates', [])[-1:]))}")
+    if result.below_threshold:
+        raise typer.Exit(1)
+
+
+def improve(
+    workspace: WorkspaceOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Learn from feedback: build candidates, judge them on held-out feedback, promote a
+    winner. The version in use changes only when a candidate wins.
+
+    Example: datawheel improve
+    """
+    with opened(workspace) as ws, progress_bar(not json_) as progress:
+        result = ws.improve(progress=progress)
+    if json_:
+        print_json(result.to_dict())
+        return
+    out.print(
+        f"{result.examples} answers with feedback: {result.train} to train, "
+        f"{result.holdout} held out to judge"
+    )
+    table = Table("candidate", "held-out nDCG@10", "fusion weight")
+    for c in result.candidates:
+        if "holdout_ndcg@10" in c:
+            table.add_row(
+                c["name"] + (f" ({c['version'] or 'baseline'})" if "version" in c else ""),
+                f"{c['holdout_ndcg@10']:.4f}",
+                str(c.get("dense_weight", "")),
+            )
+    out.print(table)
+    for note in result.skipped:
+        out.print(f"[dim]{escape(note)}[/]")
+    if result.promoted:
+        out.print(f"[green]promoted {result.promoted}[/]: {escape(result.candidates[-1]['note'])}")
+    else:
+        out.print("[yellow]nothing promoted[/]; the version in use is unchanged")
+
+
+def versions(workspace: WorkspaceOpt = None, json_: JsonOpt = False) -> None:
+    """List every model version with its metrics; * marks the one in use.
+
+    Example: datawheel versions
+    """
+    with opened(workspace) as ws:
+        rows = ws.versions()
+    if json_:
+        print_json({"versions": rows})
+        return
+    if not rows:
+        out.print("no versions yet: the baseline is in use (run datawheel improve)")
+        return
+    table = Table("", "version", "status", "created", "held-out nDCG@10", "note")
+    table.columns[5].overflow = "ellipsis"
+    table.columns[5].no_wrap = True
+    for r in rows:
+        table.add_row(
+            "*" if r["current"] else "",
+            r["id"],
+            r["status"],
+            r["created_at"][:16].replace("T", " "),
+            f"{r['metrics'].get('holdout_ndcg@10', 0):.4f}",
+            escape(r["note"]),
+        )
+    out.print(table)
+
+
+def rollback(
+    to: Annotated[
+        str | None, typer.Option("--to", help="Version to restore (default: the previous).")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Put an earlier version back in use (default: the one before the current).
+
+    Example: datawheel rollback --to v2
+    """
+    with opened(workspace) as ws:
+        restored = ws.rollback(to)
+    if json_:
+        print_json({"current": restored})
+        return
+    out.print(f"now in use: {restored or 'baseline (no learned parts)'}")
+
+
+def export(
+    path: Annotated[Path, typer.Argument(help="Where to write the JSONL file.")],
+    fmt: Annotated[str, typer.Option("--format", help="openai (chat JSONL) or hf.")] = "openai",
+    workspace: WorkspaceOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Export 👍 and corrected answers as a fine-tuning dataset (JSONL).
+
+    Example: datawheel export pairs.jsonl --format openai
+    """
+    with opened(workspace) as ws:
+        count = ws.export_feedback(path, fmt=fmt)
+    if json_:
+        print_json({"path": str(path), "format": fmt, "pairs": count})
+        return
+    out.print(f"wrote {count} question/answer pairs to {path} ({fmt} format)")

@@ -1,0 +1,176 @@
+"""The weekly report: satisfaction, volume, answer rate, latency and content gaps.
+
+Content gaps are the questions users were not served well on (declined, low confidence or
+👎), grouped by meaning, so the report reads "12 questions about X had no good source"
+rather than a list of 40 questions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from datawheel.workspace import Workspace
+
+LOW_CONFIDENCE = 0.6
+GAP_DISTANCE = 0.6  # cosine distance within which questions count as the same need
+
+
+@dataclass
+class WeekStats:
+    week: str  # ISO week, e.g. 2026-W48
+    start: str
+    questions: int
+    answered: int
+    up: int
+    down: int
+    satisfaction: float | None  # up / (up + down)
+    answer_rate: float | None
+    p95_latency_ms: float | None
+
+
+@dataclass
+class ContentGap:
+    size: int
+    example: str  # the most central question
+    terms: list[str]
+    questions: list[str]
+
+
+@dataclass
+class Report:
+    weeks: list[WeekStats]
+    gaps: list[ContentGap]
+    threshold: float
+    below_threshold: bool
+    message: str
+    improve: dict[str, Any] | None = None
+    low_confidence: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "weeks": [w.__dict__ for w in self.weeks],
+            "gaps": [g.__dict__ for g in self.gaps],
+            "threshold": self.threshold,
+            "below_threshold": self.below_threshold,
+            "message": self.message,
+            "improve": self.improve,
+            "low_confidence": self.low_confidence,
+        }
+
+
+def weekly_report(ws: Workspace, weeks: int = 1, now: datetime | None = None) -> Report:
+    now = now or datetime.now(UTC)
+    this_monday = (now - timedelta(days=now.weekday())).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    since = this_monday - timedelta(weeks=weeks - 1)
+    items = ws.interactions.interactions(since=since)
+    votes: dict[str, dict[str, str]] = {}
+    for v in ws.interactions.feedback([i.id for i in items]):
+        votes.setdefault(v.interaction_id, {})[v.user] = v.vote
+    by_week: dict[str, list] = defaultdict(list)
+    for item in items:
+        by_week[_week(item.created_at)].append(item)
+    stats = []
+    for n in range(weeks):
+        start = since + timedelta(weeks=n)
+        week = _week(start)
+        rows = by_week.get(week, [])
+        up = sum(list(votes.get(i.id, {}).values()).count("up") for i in rows)
+        down = sum(list(votes.get(i.id, {}).values()).count("down") for i in rows)
+        latencies = [i.latency_ms for i in rows]
+        answered = sum(1 for i in rows if not i.declined)
+        stats.append(
+            WeekStats(
+                week,
+                start.date().isoformat(),
+                len(rows),
+                answered,
+                up,
+                down,
+                up / (up + down) if up + down else None,
+                answered / len(rows) if rows else None,
+                float(np.percentile(latencies, 95)) if latencies else None,
+            )
+        )
+    poor = [
+        i
+        for i in items
+        if i.declined or i.confidence < LOW_CONFIDENCE or "down" in votes.get(i.id, {}).values()
+    ]
+    gaps = _gaps(ws, [i.question for i in poor])
+    threshold = ws.config.improve.satisfaction_threshold
+    latest = stats[-1]
+    below = latest.satisfaction is not None and latest.satisfaction < threshold
+    if latest.satisfaction is None:
+        message = f"no votes in {latest.week} yet: satisfaction cannot be measured"
+    elif below:
+        message = (
+            f"satisfaction {latest.satisfaction:.0%} in {latest.week} is below the "
+            f"{threshold:.0%} threshold"
+        )
+    else:
+        message = f"satisfaction {latest.satisfaction:.0%} in {latest.week} meets {threshold:.0%}"
+    low = [
+        {"id": i.id, "question": i.question, "confidence": round(i.confidence, 3)}
+        for i in sorted(poor, key=lambda i: i.confidence)[:10]
+    ]
+    return Report(stats, gaps, threshold, below, message, None, low)
+
+
+def _words(text: str) -> list[str]:
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return [
+        w for w in re.findall(r"[a-z][a-z0-9'-]{2,}", text.lower()) if w not in ENGLISH_STOP_WORDS
+    ]
+
+
+def _week(moment: datetime) -> str:
+    year, week, _ = moment.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def _gaps(ws: Workspace, questions: list[str], limit: int = 10) -> list[ContentGap]:
+    questions = list(dict.fromkeys(questions))
+    if not questions:
+        return []
+    if len(questions) == 1:
+        labels = np.zeros(1, dtype=int)
+    else:
+        from sklearn.cluster import AgglomerativeClustering
+
+        vectors = ws.embedder.embed(questions)
+        labels = AgglomerativeClustering(
+            n_clusters=None,
+            metric="cosine",
+            linkage="average",
+            distance_threshold=GAP_DISTANCE,
+        ).fit_predict(vectors)
+        centre_of = {}
+        for label in set(labels):
+            members = np.flatnonzero(labels == label)
+            centre = vectors[members].mean(axis=0)
+            centre_of[label] = members[int(np.argmax(vectors[members] @ centre))]
+    gaps = []
+    for label in set(labels):
+        idx = [int(m) for m in np.flatnonzero(labels == label)]
+        example = questions[centre_of[label]] if len(questions) > 1 else questions[0]
+        words = Counter(t for m in idx for t in set(_words(questions[m])))
+        gaps.append(
+            ContentGap(
+                len(idx),
+                example,
+                [w for w, _ in words.most_common(4)],
+                [questions[m] for m in idx[:5]],
+            )
+        )
+    gaps.sort(key=lambda g: -g.size)
+    return gaps[:limit]
