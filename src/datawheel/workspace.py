@@ -266,7 +266,7 @@ class Workspace:
         path = Path(source)
         mode = mode or self.config.search.mode
         if path.is_file():
-            result = evaluate_questions(self, path, mode)
+            result = evaluate_questions(self, path, mode, answers=True)
             self.store.record_evaluation(
                 None,
                 {

@@ -26,6 +26,7 @@ from datawheel.workspace import Workspace
 
 def register(app: typer.Typer) -> None:
     app.command("evaluate", cls=Command)(evaluate)
+    app.command("simulate", cls=Command)(simulate)
 
 
 def scratch_workspace(beir: Path) -> Path:
@@ -87,3 +88,77 @@ def evaluate(
         f"{result['mrr@10']:.4f}",
     )
     out.print(table)
+    if "answered_correctly" in result:
+        out.print(
+            f"answers: {result['answered_correctly']:.0%} correct, "
+            f"{result['declined']:.0%} declined; latency p50 {result['latency_p50_ms']:.0f} ms, "
+            f"p95 {result['latency_p95_ms']:.0f} ms"
+        )
+
+
+def simulate(
+    beir: Annotated[
+        Path, typer.Option("--beir", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/.")
+    ],
+    train_split: Annotated[
+        str, typer.Option("--train-split", help="Queries replayed as users with feedback.")
+    ] = "train",
+    test_split: Annotated[
+        str, typer.Option("--test-split", help="Queries measured before and after.")
+    ] = "test",
+    shown: Annotated[int, typer.Option("--shown", help="Sources each simulated user sees.")] = 10,
+    holdout: Annotated[
+        float, typer.Option("--holdout", help="Share of feedback held out to judge candidates.")
+    ] = 0.2,
+    margin: Annotated[
+        float, typer.Option("--margin", help="nDCG@10 a candidate must win by to be promoted.")
+    ] = 0.005,
+    workspace: WorkspaceOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Prove the flywheel: measure the test split, replay the train split as users who vote
+    from the relevance judgements, run improve, and measure the test split again. Test
+    queries are never asked, so they cannot leak into training. Without --workspace a
+    scratch workspace under ~/.cache/datawheel is used and its feedback reset each run.
+
+    Example: datawheel simulate --beir ../shared/datasets/beir_scifact --json
+    """
+    from datawheel.evaluate.simulate import reset_flywheel
+
+    with handled():
+        ws = Workspace.init(workspace or scratch_workspace(beir))
+        try:
+            if workspace is None:
+                reset_flywheel(ws)
+            with progress_bar(not json_) as progress:
+                result = ws.simulate(
+                    beir,
+                    train_split=train_split,
+                    test_split=test_split,
+                    progress=progress,
+                    shown=shown,
+                    holdout=holdout,
+                    margin=margin,
+                )
+        finally:
+            ws.close()
+    if json_:
+        print_json(result)
+        return
+    out.print(f"settings: {result['settings']}")
+    out.print(
+        f"{result['train_queries']} simulated users: {result['votes']['up']} 👍, "
+        f"{result['votes']['down']} 👎; {result['test_queries']} test queries"
+    )
+    table = Table("", "nDCG@10", "recall@100", "MRR@10", "version")
+    for name in ("before", "after"):
+        m = result[name]
+        table.add_row(
+            name,
+            f"{m['ndcg@10']:.4f}",
+            f"{m['recall@100']:.4f}",
+            f"{m['mrr@10']:.4f}",
+            m["promoted"] or ("baseline" if name == "before" else "unchanged"),
+        )
+    out.print(table)
+    out.print(f"seconds per step: {result['seconds']}")
