@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from datawheel.cli.common import Command, JsonOpt, console, handled, out, print_json, progress_bar
@@ -35,11 +36,12 @@ def demo(
         print_json(
             {
                 "ingest": result.ingest.to_dict(),
-                "searches": [
-                    {"query": q, "results": [h.to_dict() for h in hits]}
-                    for q, hits in result.searches
-                ],
-                "evaluation": result.evaluation,
+                "answers": [a.to_dict() for a in result.answers],
+                "before": result.before,
+                "votes": result.votes,
+                "report": result.report.to_dict(),
+                "improve": result.improve.to_dict(),
+                "after": result.after,
             }
         )
         return
@@ -49,29 +51,44 @@ def demo(
         f"{r.unchanged} unchanged, {r.removed} removed, {len(r.failed)} failed "
         f"({r.chunks_added} chunks) in {r.seconds:.1f}s"
     )
-    for query, hits in result.searches:
-        out.print(f"\n[bold]search:[/] {query}")
-        for h in hits:
-            out.print(
-                f"  {h.rank}. [{h.score:.3f}] [bold]{h.title}[/]"
-                f"{' > ' + h.heading if h.heading else ''}\n     {h.snippet(160)}",
-                highlight=False,
-            )
-    table = Table(
-        "mode",
-        "questions",
-        "nDCG@10",
-        "recall@100",
-        "MRR@10",
-        title="retrieval quality on the sample questions",
+    for answer in result.answers:
+        out.print(f"\n[bold]ask:[/] {escape(answer.question)}")
+        out.print(f"  {escape(answer.text)}", highlight=False)
+        for s in answer.sources[:3]:
+            mark = "" if s.cited else "[dim]"
+            out.print(f"  {mark}[{s.n}] {escape(s.title)}  [dim]{escape(s.uri)}[/]")
+        out.print(f"  [dim]confidence {answer.confidence:.0%}, {answer.latency_ms:.0f} ms[/]")
+    w = result.report.weeks[-1]
+    out.print(
+        f"\nfeedback: {result.votes['up']} 👍 and {result.votes['down']} 👎 on "
+        f"{w.questions} logged answers; satisfaction {w.satisfaction:.0%}"
     )
-    for e in result.evaluation:
+    imp = result.improve
+    out.print(
+        f"improve: {imp.examples} answers with feedback ({imp.train} to train, "
+        f"{imp.holdout} held out); promoted: {imp.promoted or 'nothing'}"
+    )
+    out.print(f"  [dim]{escape(imp.candidates[-1]['note'])}[/]")
+    table = Table(
+        "",
+        "nDCG@10",
+        "MRR@10",
+        "answered correctly",
+        "declined",
+        "p95 ms",
+        title=f"held-out sample questions ({result.before['questions']}), before and after",
+    )
+    for name, e in (("before", result.before), ("after", result.after)):
         table.add_row(
-            e["mode"],
-            str(e["queries"]),
+            name,
             f"{e['ndcg@10']:.3f}",
-            f"{e['recall@100']:.3f}",
             f"{e['mrr@10']:.3f}",
+            f"{e['answered_correctly']:.0%}",
+            f"{e['declined']:.0%}",
+            f"{e['latency_p95_ms']:.0f}",
         )
     out.print(table)
-    out.print(f"\nworkspace: {result.workspace}  (try: datawheel search 'gift cards' -w {path})")
+    out.print(
+        f"\nworkspace: {result.workspace}\n"
+        f"try: datawheel ask 'gift card expiration' -w {path}"
+    )

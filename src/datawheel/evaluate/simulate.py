@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,34 @@ def reset_flywheel(ws: Workspace) -> None:
     ws.store.set_state(CURRENT, "")
     shutil.rmtree(ws.path / "models", ignore_errors=True)
     ws.reload_model()
+
+
+Judge = Callable[[str, list[Any]], list[str]]
+
+
+def replay(
+    ws: Workspace,
+    questions: dict[str, str],
+    judge: Judge,
+    *,
+    shown: int = SHOWN,
+    progress: Progress | None = None,
+) -> dict[str, int]:
+    """Ask each question as a user and vote: 👍 marking the sources ``judge`` finds
+    relevant, or 👎 wrong source when none of the shown sources is."""
+    votes = {"up": 0, "down": 0}
+    for i, (qid, text) in enumerate(questions.items()):
+        answer = ws.ask(text, user="simulated", k=shown)
+        helpful = judge(qid, answer.sources)
+        if helpful:
+            ws.feedback(answer.id, "up", user="simulated", helpful=helpful)
+            votes["up"] += 1
+        else:
+            ws.feedback(answer.id, "down", user="simulated", failure="wrong_source")
+            votes["down"] += 1
+        if progress and (i % 20 == 0 or i == len(questions) - 1):
+            progress("feedback", i + 1, len(questions))
+    return votes
 
 
 def simulate(
@@ -71,23 +100,16 @@ def simulate(
     clock["ingest_and_measure_before"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    votes = {"up": 0, "down": 0}
     beir_of: dict[str, str] = {}
-    for i, (qid, text) in enumerate(train_queries.items()):
-        answer = ws.ask(text, user="simulated", k=shown)
-        missing = [s.chunk_id for s in answer.sources if s.chunk_id not in beir_of]
+
+    def judge(qid: str, sources: list[Any]) -> list[str]:
+        missing = [s.chunk_id for s in sources if s.chunk_id not in beir_of]
         for view in ws.store.chunks(missing):
             beir_of[view.id] = view.fields.get("beir_id", view.doc_id)
         relevant = {d for d, grade in train_qrels[qid].items() if grade > 0}
-        helpful = [s.chunk_id for s in answer.sources if beir_of.get(s.chunk_id) in relevant]
-        if helpful:
-            ws.feedback(answer.id, "up", user="simulated", helpful=helpful)
-            votes["up"] += 1
-        else:
-            ws.feedback(answer.id, "down", user="simulated", failure="wrong_source")
-            votes["down"] += 1
-        if progress and (i % 20 == 0 or i == len(train_queries) - 1):
-            progress("feedback", i + 1, len(train_queries))
+        return [s.chunk_id for s in sources if beir_of.get(s.chunk_id) in relevant]
+
+    votes = replay(ws, train_queries, judge, shown=shown, progress=progress)
     clock["ask_and_feedback"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -1,0 +1,43 @@
+"""``datawheel demo``: the README's first command, run twice as a newcomer would."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def run_demo(folder: Path) -> dict:
+    exe = Path(sys.executable).parent / "datawheel"
+    proc = subprocess.run(
+        [str(exe), "demo", "--dir", str(folder), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_demo_turns_the_flywheel_and_is_idempotent(tmp_path: Path) -> None:
+    first = run_demo(tmp_path / "demo")
+    assert first["ingest"]["added"] == 23 and not first["ingest"]["failed"]
+    on_topic, off_topic = first["answers"]
+    assert not on_topic["declined"] and "[1]" in on_topic["text"]
+    assert off_topic["declined"]
+    # the seed's success criterion on the held-out sample questions
+    assert first["before"]["answered_correctly"] >= 0.8
+    assert first["votes"]["up"] + first["votes"]["down"] == 53
+    assert first["improve"]["promoted"] == "v1"
+    assert first["after"]["ndcg@10"] >= first["before"]["ndcg@10"]
+
+    second = run_demo(tmp_path / "demo")
+    assert second["ingest"]["unchanged"] == 23 and second["ingest"]["added"] == 0
+    for key in ("before", "after"):
+        assert second[key]["ndcg@10"] == pytest.approx(first[key]["ndcg@10"], abs=1e-9)
+    assert second["improve"]["promoted"] == "v1"  # the flywheel restarts from scratch
