@@ -89,6 +89,5 @@ def demo(
         )
     out.print(table)
     out.print(
-        f"\nworkspace: {result.workspace}\n"
-        f"try: datawheel ask 'gift card expiration' -w {path}"
+        f"\nworkspace: {result.workspace}\ntry: datawheel ask 'gift card expiration' -w {path}"
     )

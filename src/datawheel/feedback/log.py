@@ -6,6 +6,7 @@ A user has one vote per interaction; voting again replaces it (the latest counts
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ Failure = Literal["wrong_source", "wrong_answer"]
 VOTES = ("up", "down")
 FAILURES = ("wrong_source", "wrong_answer")
 MAX_QUESTION_CHARS = 4000
+_HEX = re.compile(r"[0-9a-f]{1,32}")
 
 
 @dataclass
@@ -77,6 +79,11 @@ class InteractionLog:
     def get(self, interaction_id: str) -> Interaction:
         """One interaction by id or by a unique prefix of at least 6 characters."""
         ident = interaction_id.strip().lower()
+        if not _HEX.fullmatch(ident):
+            raise ConfigError(
+                f"{interaction_id!r} is not an interaction id; use the hexadecimal id that "
+                "ask printed (datawheel report lists recent ones)"
+            )
         with self.engine.connect() as conn:
             if len(ident) < 32:
                 if len(ident) < 6:
@@ -85,7 +92,9 @@ class InteractionLog:
                         "characters of the id that ask printed"
                     )
                 rows = conn.execute(
-                    select(t.interactions).where(t.interactions.c.id.startswith(ident)).limit(2)
+                    select(t.interactions)
+                    .where(t.interactions.c.id.startswith(ident, autoescape=True))
+                    .limit(2)
                 ).all()
             else:
                 rows = conn.execute(
@@ -130,14 +139,17 @@ class InteractionLog:
             )
         item = self.get(interaction_id)
         known = {s["chunk_id"] for s in item.sources}
-        chunks = [h.removeprefix("chunk:") for h in helpful]
-        unknown = [c for c in chunks if c not in known and not any(k.startswith(c) for k in known)]
-        if unknown:
-            raise ConfigError(
-                f"helpful chunk(s) {', '.join(unknown)} were not among this answer's sources; "
-                f"its sources are: {', '.join(sorted(known)) or 'none'}"
-            )
-        full = [next(k for k in sorted(known) if k.startswith(c)) for c in chunks]
+        full = []
+        for mark in helpful:
+            chunk = mark.strip().removeprefix("chunk:")
+            matches = [k for k in sorted(known) if chunk and k.startswith(chunk)]
+            if len(matches) != 1:
+                problem = "matches several of" if matches else "is not among"
+                raise ConfigError(
+                    f"helpful chunk {mark!r} {problem} this answer's sources; "
+                    f"its sources are: {', '.join(sorted(known)) or 'none'}"
+                )
+            full.append(matches[0])
         record = FeedbackRecord(
             item.id, user, vote, failure, comment, correction, full, datetime.now(UTC)
         )

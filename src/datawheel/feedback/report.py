@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from datawheel.errors import ConfigError
+
 if TYPE_CHECKING:
     from datawheel.workspace import Workspace
 
@@ -66,6 +68,8 @@ class Report:
 
 
 def weekly_report(ws: Workspace, weeks: int = 1, now: datetime | None = None) -> Report:
+    if weeks < 1:
+        raise ConfigError(f"weeks must be at least 1, got {weeks}")
     now = now or datetime.now(UTC)
     this_monday = (now - timedelta(days=now.weekday())).replace(
         hour=0, minute=0, second=0, microsecond=0

@@ -73,7 +73,7 @@ def collect(ws: Workspace) -> list[Example]:
                 helpful,
                 [s["chunk_id"] for s in item.sources],
                 {s["chunk_id"]: s["doc_id"] for s in item.sources},
-                answer if citations else None,
+                answer if citations or correction else None,
                 [
                     {"n": str(i), "chunk_id": s["chunk_id"], "title": s["title"]}
                     for i, s in enumerate(citations, start=1)
