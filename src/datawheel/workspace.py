@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,7 @@ class Workspace:
         self._model: Any = None
         self._chunk_info: dict[str, Any] = {}
         self._generator: Any = None
+        self._served_embedder: str | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -115,8 +117,31 @@ class Workspace:
             from datawheel.models.embedder import load_embedder
 
             e = self.config.embedding
-            self._embedder = load_embedder(e.model, e.runtime, e.batch_size)
+            self._served_embedder = self._version_embedder()
+            self._embedder = load_embedder(
+                self._served_embedder or e.model, e.runtime, e.batch_size
+            )
         return self._embedder
+
+    def _version_embedder(self) -> str | None:
+        """The fine-tuned embedding model of the version in use, if it has one."""
+        from datawheel.improve.registry import Registry
+
+        folder = Registry(self.store).current_setting("embedder")
+        return str(self.path / folder) if folder else None
+
+    @contextmanager
+    def serving(self, embedder: Any, indexes: IndexSet | None) -> Iterator[None]:
+        """Serve with another embedder and indexes inside the block (improve's candidates)."""
+        if embedder is None:
+            yield
+            return
+        saved = (self._embedder, self._indexes, self._generator)
+        self._embedder, self._indexes, self._generator = embedder, indexes, None
+        try:
+            yield
+        finally:
+            self._embedder, self._indexes, self._generator = saved
 
     @property
     def indexes(self) -> IndexSet:
@@ -156,7 +181,12 @@ class Workspace:
         return InteractionLog(self.store.engine)
 
     def reload_model(self) -> None:
+        """Pick up the version in use again (after improve or rollback)."""
         self._model = None
+        if self._embedder is not None and self._version_embedder() != self._served_embedder:
+            if self._indexes is not None:
+                self._indexes.save()
+            self._embedder = self._indexes = self._generator = None
 
     def chunk_info(self, ids: Sequence[str]) -> dict[str, Any]:
         """Document id and title words of chunks, cached, for the learned ranker."""

@@ -4,7 +4,6 @@ ask, feedback, improve, versions, rollback and evaluate."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -12,27 +11,12 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from datawheel.apps.rag.calibrate import load_or_fit
 from datawheel.cli.main import app
-from datawheel.demo import SAMPLE_KB, SAMPLE_QUESTIONS
+from datawheel.demo import SAMPLE_QUESTIONS
 from datawheel.workspace import Workspace
 
 runner = CliRunner()
 QUESTION = "restocking fee opened electronics"
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundled sample knowledge base, ingested once for the module; tests copy it."""
-    cache = os.environ.get("DATAWHEEL_TEST_CACHE") or str(tmp_path_factory.getbasetemp() / "cache")
-    path = tmp_path_factory.mktemp("sample") / "kb"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DATAWHEEL_CACHE", cache)  # the autouse fixture is not active at module scope
-        with Workspace.init(path) as ws:
-            report = ws.ingest([SAMPLE_KB])
-            assert (report.added, report.failed) == (23, [])
-            load_or_fit(ws)  # fit the answer calibration once, not in every copy
-    return path
 
 
 @pytest.fixture()

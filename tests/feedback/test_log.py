@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from collections.abc import Callable, Iterator
@@ -12,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from datawheel.apps.rag.answer import Answer
-from datawheel.apps.rag.calibrate import load_or_fit
-from datawheel.demo import SAMPLE_KB, SAMPLE_QUESTIONS
+from datawheel.demo import SAMPLE_QUESTIONS
 from datawheel.errors import ConfigError
 from datawheel.evaluate.questions import load_questions
 from datawheel.feedback.log import Interaction, InteractionLog
@@ -23,20 +21,6 @@ from datawheel.workspace import Workspace
 IN_DOMAIN = "restocking fee opened electronics"
 OUT_OF_DOMAIN = "What is the capital of Mongolia?"
 _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundled sample knowledge base, ingested once for the module; tests copy it."""
-    cache = os.environ.get("DATAWHEEL_TEST_CACHE") or str(tmp_path_factory.getbasetemp() / "cache")
-    path = tmp_path_factory.mktemp("sample") / "kb"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DATAWHEEL_CACHE", cache)  # the autouse fixture is not active at module scope
-        with Workspace.init(path) as ws:
-            report = ws.ingest([SAMPLE_KB])
-            assert (report.added, report.failed) == (23, [])
-            load_or_fit(ws)  # fit the answer calibration once, not in every copy
-    return path
 
 
 @pytest.fixture()

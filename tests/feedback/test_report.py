@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -12,10 +11,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from datawheel.apps.rag.calibrate import load_or_fit
 from datawheel.cli.main import app
 from datawheel.config import CONFIG_FILE
-from datawheel.demo import SAMPLE_KB
 from datawheel.errors import ConfigError
 from datawheel.feedback.log import Interaction, new_interaction_id
 from datawheel.feedback.report import weekly_report
@@ -24,20 +21,6 @@ from datawheel.workspace import Workspace
 runner = CliRunner()
 # Thursday of ISO week 2026-W01, whose Monday (2025-12-29) is in the year before.
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundled sample knowledge base, ingested once for the module; tests copy it."""
-    cache = os.environ.get("DATAWHEEL_TEST_CACHE") or str(tmp_path_factory.getbasetemp() / "cache")
-    path = tmp_path_factory.mktemp("sample") / "kb"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DATAWHEEL_CACHE", cache)  # the autouse fixture is not active at module scope
-        with Workspace.init(path) as ws:
-            report = ws.ingest([SAMPLE_KB])
-            assert (report.added, report.failed) == (23, [])
-            load_or_fit(ws)  # fit the answer calibration once, not in every copy
-    return path
 
 
 @pytest.fixture()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -13,9 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from datawheel.apps.rag.answer import Answer
-from datawheel.apps.rag.calibrate import load_or_fit
 from datawheel.cli.main import app
-from datawheel.demo import SAMPLE_KB
 from datawheel.errors import ConfigError
 from datawheel.workspace import Workspace
 
@@ -24,20 +21,6 @@ LIKED = "restocking fee opened electronics"
 CORRECTED = "How long do enterprise customers have to return an order?"
 UNVOTED = "What do I need to do if my laptop is stolen?"
 CORRECTION = "Enterprise customers have 60 days from delivery to return an order."
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundled sample knowledge base, ingested once for the module; tests copy it."""
-    cache = os.environ.get("DATAWHEEL_TEST_CACHE") or str(tmp_path_factory.getbasetemp() / "cache")
-    path = tmp_path_factory.mktemp("sample") / "kb"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DATAWHEEL_CACHE", cache)  # the autouse fixture is not active at module scope
-        with Workspace.init(path) as ws:
-            report = ws.ingest([SAMPLE_KB])
-            assert (report.added, report.failed) == (23, [])
-            load_or_fit(ws)  # fit the answer calibration once, not in every copy
-    return path
 
 
 @dataclass

@@ -113,6 +113,13 @@ def simulate(
     margin: Annotated[
         float, typer.Option("--margin", help="nDCG@10 a candidate must win by to be promoted.")
     ] = 0.005,
+    finetune: Annotated[
+        bool,
+        typer.Option("--finetune/--no-finetune", help="Also try fine-tuning the embedder."),
+    ] = True,
+    min_finetune_pairs: Annotated[
+        int, typer.Option("--min-finetune-pairs", help="Fine-tune from this many pairs on.")
+    ] = 500,
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -139,6 +146,8 @@ def simulate(
                     shown=shown,
                     holdout=holdout,
                     margin=margin,
+                    finetune=finetune,
+                    min_finetune_pairs=min_finetune_pairs,
                 )
         finally:
             ws.close()

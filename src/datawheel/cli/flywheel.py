@@ -173,6 +173,14 @@ def report(
 
 
 def improve(
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only",
+            help="Consider only these candidates: fusion, ranker, finetune, "
+            "finetune+ranker (repeatable).",
+        ),
+    ] = None,
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -182,7 +190,7 @@ def improve(
     Example: datawheel improve
     """
     with opened(workspace) as ws, progress_bar(not json_) as progress:
-        result = ws.improve(progress=progress)
+        result = ws.improve(progress=progress, only=only or None)
     if json_:
         print_json(result.to_dict())
         return

@@ -81,6 +81,9 @@ def simulate(
     holdout: float = 0.2,
     margin: float = 0.005,
     min_ranker_questions: int = 10,
+    finetune: bool = True,
+    min_finetune_pairs: int = 500,
+    finetune_epochs: int | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     clock: dict[str, float] = {}
@@ -113,7 +116,14 @@ def simulate(
     clock["ask_and_feedback"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    report = ws.improve(holdout=holdout, margin=margin, min_ranker_questions=min_ranker_questions)
+    report = ws.improve(
+        holdout=holdout,
+        margin=margin,
+        min_ranker_questions=min_ranker_questions,
+        finetune=finetune,
+        min_finetune_pairs=min_finetune_pairs,
+        finetune_epochs=finetune_epochs,
+    )
     clock["improve"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -135,6 +145,9 @@ def simulate(
             "holdout": holdout,
             "margin": margin,
             "min_ranker_questions": min_ranker_questions,
+            "finetune": finetune,
+            "min_finetune_pairs": min_finetune_pairs,
+            "finetune_epochs": finetune_epochs or ws.config.improve.finetune_epochs,
         },
         "seconds": {k: round(v, 1) for k, v in clock.items()},
     }

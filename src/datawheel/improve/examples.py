@@ -30,8 +30,9 @@ class Example:
         return list(dict.fromkeys(self.doc_of[c] for c in self.helpful if c in self.doc_of))
 
     def in_holdout(self, share: float) -> bool:
-        """A stable split: an interaction is held out in every improve run, or never."""
-        digest = hashlib.sha256(self.interaction_id.encode()).digest()
+        """A stable split by the question's wording: a question is held out in every improve
+        run or never, and the same question asked twice never lands on both sides."""
+        digest = hashlib.sha256(" ".join(self.question.lower().split()).encode()).digest()
         return int.from_bytes(digest[:4], "big") / 2**32 < share
 
 

@@ -29,6 +29,7 @@ class RagModel:
     memory: FeedbackMemory
     ranker: Any = None  # a lightgbm.Booster
     rerank_depth: int = 100
+    embedder: str | None = None  # a fine-tuned model folder (relative); None: the config's
 
     @property
     def ranker_name(self) -> str:
@@ -65,6 +66,7 @@ class RagModel:
                 "dense_weight": self.dense_weight,
                 "features": list(FEATURES),
                 "rerank_depth": self.rerank_depth,
+                "embedder": self.embedder,
             },
             indent=2,
         ).encode()
@@ -86,4 +88,5 @@ class RagModel:
             FeedbackMemory.load(folder, dim),
             ranker,
             int(meta.get("rerank_depth", 100)),
+            meta.get("embedder"),
         )

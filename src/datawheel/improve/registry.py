@@ -22,6 +22,17 @@ class Registry:
     def current(self) -> str | None:
         return self.store.get_state(CURRENT) or None
 
+    def current_setting(self, key: str) -> Any:
+        """A setting of the version in use (None with no version, or without the key)."""
+        version = self.current()
+        if version is None:
+            return None
+        with self.engine.connect() as conn:
+            settings = conn.execute(
+                select(t.model_versions.c.settings).where(t.model_versions.c.id == version)
+            ).scalar()
+        return (settings or {}).get(key)
+
     def next_id(self) -> str:
         with self.engine.connect() as conn:
             count = conn.execute(select(func.count()).select_from(t.model_versions)).scalar()

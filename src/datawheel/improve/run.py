@@ -11,10 +11,12 @@ the version in use is re-issued with the refreshed memory (its ranking is unchan
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +25,7 @@ import numpy as np
 
 from datawheel.apps.rag import fuse
 from datawheel.apps.rag.retrieve import Ranking
-from datawheel.errors import DatawheelError, MissingExtraError
+from datawheel.errors import ConfigError, DatawheelError, MissingExtraError
 from datawheel.improve.examples import Example, build_memory, collect
 from datawheel.improve.features import FEATURES, candidate_features
 from datawheel.improve.memory import FeedbackMemory
@@ -44,6 +46,9 @@ class Settings:
     holdout: float
     margin: float
     min_ranker_questions: int = MIN_RANKER_QUESTIONS
+    finetune: bool = True
+    min_finetune_pairs: int = 1000
+    finetune_epochs: int = 2
 
 
 @dataclass
@@ -57,6 +62,7 @@ class ImproveReport:
     skipped: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    finetune: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -84,6 +90,10 @@ def run_improve(
     holdout: float | None = None,
     margin: float | None = None,
     min_ranker_questions: int = MIN_RANKER_QUESTIONS,
+    finetune: bool = True,
+    min_finetune_pairs: int | None = None,
+    finetune_epochs: int | None = None,
+    only: Sequence[str] | None = None,
     progress: Progress | None = None,
 ) -> ImproveReport:
     cfg = ws.config.improve
@@ -91,6 +101,9 @@ def run_improve(
         cfg.holdout if holdout is None else holdout,
         cfg.margin if margin is None else margin,
         min_ranker_questions,
+        finetune,
+        cfg.min_finetune_pairs if min_finetune_pairs is None else min_finetune_pairs,
+        cfg.finetune_epochs if finetune_epochs is None else finetune_epochs,
     )
     clock: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -135,11 +148,13 @@ def run_improve(
     )
     clock["retrieve"] = time.perf_counter() - t0
 
+    version = registry.next_id()
     t0 = time.perf_counter()
-    weight_scores = {w: cache.ndcg(RagModel(None, w, memory_train), train) for w in WEIGHTS}
-    best_weight = max(WEIGHTS, key=lambda w: (round(weight_scores[w], 4), -abs(w - 0.5)))
-    fusion = RagModel(None, best_weight, memory_train)
-    candidates: list[tuple[str, RagModel]] = [("fusion", fusion)]
+    base = _Arm(None, cache, memory_train, memory_all, current.embedder)
+    best_weight = _best_weight(base, train)
+    candidates: list[tuple[str, RagModel, _Arm]] = [
+        ("fusion", base.model(best_weight), base),
+    ]
     clock["fusion"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -151,39 +166,68 @@ def run_improve(
         )
     else:
         booster = _train_ranker(cache, trainable, memory_train, best_weight)
-        candidates.append(("ranker", RagModel(None, best_weight, memory_train, booster)))
+        candidates.append(("ranker", base.model(best_weight, booster), base))
     clock["ranker"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    best_name, best_model, best_score = None, None, base_score
-    for name, model in candidates:
-        score = cache.ndcg(model, test)
-        entry: dict[str, Any] = {"name": name, "dense_weight": model.dense_weight}
-        entry["holdout_ndcg@10"] = score
-        entry.update(_eval_sets(ws, model, judged_current, settings.margin))
+    tuned = _finetune_arm(ws, cache, examples, held, best_weight, settings, version, report)
+    if tuned is not None:
+        with ws.serving(tuned.embedder_obj, tuned.indexes):
+            weight = _best_weight(tuned, train)
+            candidates.append(("finetune", tuned.model(weight), tuned))
+            if len(trainable) >= settings.min_ranker_questions:
+                booster = _train_ranker(tuned.cache, trainable, tuned.memory_train, weight)
+                candidates.append(("finetune+ranker", tuned.model(weight, booster), tuned))
+    clock["finetune"] = time.perf_counter() - t0
+
+    if only is not None:
+        unknown = set(only) - {"fusion", "ranker", "finetune", "finetune+ranker"}
+        if unknown:
+            raise ConfigError(
+                f"unknown candidate(s) {', '.join(sorted(unknown))}; valid: fusion, ranker, "
+                "finetune, finetune+ranker"
+            )
+        candidates = [c for c in candidates if c[0] in only]
+    t0 = time.perf_counter()
+    best: tuple[str, RagModel, _Arm] | None = None
+    best_score = base_score
+    for name, model, arm in candidates:
+        with ws.serving(arm.embedder_obj, arm.indexes):
+            score = arm.cache.ndcg(model, test)
+            entry: dict[str, Any] = {"name": name, "dense_weight": model.dense_weight}
+            entry["holdout_ndcg@10"] = score
+            entry.update(_eval_sets(ws, model, judged_current, settings.margin))
         report.candidates.append(entry)
         beats = score >= base_score + settings.margin and not entry.get("eval_set_regression")
         if beats and score > best_score:
-            best_name, best_model, best_score = name, model, score
+            best, best_score = (name, model, arm), score
     clock["evaluate"] = time.perf_counter() - t0
 
-    version = registry.next_id()
-    if best_model is not None and best_name is not None:
-        ranker = best_model.ranker
+    if best is not None:
+        name, model, arm = best
+        ranker = model.ranker
         if ranker is not None:
             # The winner is refitted on all feedback, held-out part included.
             t0 = time.perf_counter()
             everything = [ex for ex in examples if ex.helpful]
-            ranker = _train_ranker(cache, everything, memory_all, best_model.dense_weight)
+            with ws.serving(arm.embedder_obj, arm.indexes):
+                ranker = _train_ranker(arm.cache, everything, arm.memory_all, model.dense_weight)
             clock["refit"] = time.perf_counter() - t0
-        chosen = RagModel(version, best_model.dense_weight, memory_all, ranker)
+        chosen = RagModel(
+            version, model.dense_weight, arm.memory_all, ranker, embedder=arm.embedder
+        )
         note = (
-            f"{best_name}: held-out nDCG@10 {base_score:.4f} -> {best_score:.4f} "
+            f"{name}: held-out nDCG@10 {base_score:.4f} -> {best_score:.4f} "
             f"on {len(test)} questions"
         )
     elif _curated(memory_all) > _curated(current.memory):
         chosen = RagModel(
-            version, current.dense_weight, memory_all, current.ranker, current.rerank_depth
+            version,
+            current.dense_weight,
+            memory_all,
+            current.ranker,
+            current.rerank_depth,
+            current.embedder,
         )
         best_score = base_score
         note = (
@@ -193,8 +237,8 @@ def run_improve(
     else:
         chosen = None
         note = f"no candidate beat held-out nDCG@10 {base_score:.4f} by {settings.margin}"
+    folder = f"models/{version}"
     if chosen is not None:
-        folder = f"models/{version}"
         chosen.save(ws.path / folder)
         registry.record(
             version,
@@ -206,6 +250,7 @@ def run_improve(
                 "features": list(FEATURES) if chosen.ranker is not None else [],
                 "memory": len(chosen.memory),
                 "curated_answers": _curated(chosen.memory),
+                "embedder": chosen.embedder,
             },
             metrics={"holdout_ndcg@10": best_score, "before": base_score, "questions": len(test)},
             artifacts=folder,
@@ -214,11 +259,100 @@ def run_improve(
         registry.promote(version)
         ws.reload_model()
         report.promoted = version
+    if chosen is None or chosen.embedder != f"{folder}/embedder":
+        shutil.rmtree(ws.path / folder / "embedder", ignore_errors=True)  # a losing fine-tune
     if chosen is None:
+        shutil.rmtree(ws.path / folder, ignore_errors=True)
         report.skipped.append(note)
     report.candidates.append({"name": "decision", "note": note})
     report.seconds = {k: round(v, 2) for k, v in clock.items()}
     return report
+
+
+@dataclass
+class _Arm:
+    """One way of serving: an embedder (None: the current one) with its retrieval cache."""
+
+    embedder: str | None  # the model folder, relative to the workspace
+    cache: _Retrieval
+    memory_train: FeedbackMemory
+    memory_all: FeedbackMemory
+    current_embedder: str | None = None
+    embedder_obj: Any = None
+    indexes: Any = None
+
+    def __post_init__(self) -> None:
+        if self.embedder is None:
+            self.embedder = self.current_embedder
+
+    def model(self, weight: float, ranker: Any = None) -> RagModel:
+        return RagModel(None, weight, self.memory_train, ranker, embedder=self.embedder)
+
+
+def _best_weight(arm: _Arm, train: list[Example]) -> float:
+    scores = {w: arm.cache.ndcg(arm.model(w), train) for w in WEIGHTS}
+    return max(WEIGHTS, key=lambda w: (round(scores[w], 4), -abs(w - 0.5)))
+
+
+def _finetune_arm(
+    ws: Workspace,
+    cache: _Retrieval,
+    examples: list[Example],
+    held: list[bool],
+    weight: float,
+    settings: Settings,
+    version: str,
+    report: ImproveReport,
+) -> _Arm | None:
+    """Fine-tune the embedder on the training feedback, re-embed, and build its arm."""
+    from datawheel.improve.finetune import mine_triplets, train_embedder
+    from datawheel.models.embedder import load_embedder
+    from datawheel.store.indexes import IndexSet
+
+    train = [ex for ex, h in zip(examples, held, strict=True) if not h]
+    test = [ex for ex, h in zip(examples, held, strict=True) if h]
+    pairs = sum(len(ex.helpful) for ex in train)
+    if not settings.finetune:
+        return None
+    if pairs < settings.min_finetune_pairs:
+        report.skipped.append(
+            f"fine-tune: {pairs} helpful pairs in the training feedback, "
+            f"{settings.min_finetune_pairs} needed (improve.min_finetune_pairs)"
+        )
+        return None
+    triplets = mine_triplets(cache, train, weight)
+    held_out = mine_triplets(cache, test, weight)
+    folder = f"models/{version}/embedder"
+    spec_root = ws.embedder.spec.root
+    try:
+        info = train_embedder(
+            spec_root,
+            triplets,
+            held_out,
+            ws.path / folder,
+            epochs=settings.finetune_epochs,
+        )
+    except MissingExtraError as exc:
+        report.skipped.append(f"fine-tune: {exc}")
+        return None
+    report.finetune = info
+    e = ws.config.embedding
+    embedder = load_embedder(str(ws.path / folder), e.runtime, e.batch_size)
+    tag = hashlib.sha256(embedder.model_id.encode()).hexdigest()[:8]
+    indexes = IndexSet(ws.path / "index", embedder.dim, ws.config.search, vector_tag=tag)
+    indexes.reconcile(ws.store, embedder)  # embeds every chunk with the new model
+    with ws.serving(embedder, indexes):
+        vectors = embedder.embed([ex.question for ex in examples])
+        train_vectors = vectors[[i for i, h in enumerate(held) if not h]]
+        tuned_cache = _Retrieval(ws, vectors, examples)
+    return _Arm(
+        folder,
+        tuned_cache,
+        build_memory(train, train_vectors),
+        build_memory(examples, vectors),
+        embedder_obj=embedder,
+        indexes=indexes,
+    )
 
 
 def _eval_sets(ws: Workspace, model: RagModel, current: RagModel, margin: float) -> dict[str, Any]:
