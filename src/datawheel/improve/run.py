@@ -199,7 +199,7 @@ def run_improve(
             entry.update(_eval_sets(ws, model, judged_current, settings.margin))
         report.candidates.append(entry)
         beats = score >= base_score + settings.margin and not entry.get("eval_set_regression")
-        if beats and score > best_score:
+        if beats and (best is None or score > best_score):
             best, best_score = (name, model, arm), score
     clock["evaluate"] = time.perf_counter() - t0
 
