@@ -43,6 +43,8 @@ def main() -> None:
         )
     for c in result["improve"]["candidates"]:
         print(f"  candidate {c}")
+    if result["improve"].get("finetune"):
+        print(f"fine-tune: {result['improve']['finetune']}")
     print(f"steps (s): {result['seconds']}; improve steps (s): {result['improve']['seconds']}")
     gain = after["ndcg@10"] - before["ndcg@10"]
     met = after["ndcg@10"] >= 0.78 and gain >= 0.05 and seconds <= 1800

@@ -572,11 +572,17 @@ class Workspace:
         self.table_source(name)
         return readmit(name, Path(fixed_rows), self.path / "tables")
 
+    def _current_version(self) -> str | None:
+        from datawheel.improve.registry import Registry
+
+        return Registry(self.store).current()
+
     def status(self) -> dict[str, Any]:
         """Counts and the latest runs, for ``datawheel status``."""
         return {
             "workspace": str(self.path),
             "store": self.store.engine.url.render_as_string(hide_password=True),
             "counts": self.store.counts(),
+            "version": self._current_version(),
             "runs": self.store.list_runs(limit=5),
         }

@@ -46,6 +46,7 @@ def status(workspace: WorkspaceOpt = None, json_: JsonOpt = False) -> None:
     out.print(f"[bold]{info['workspace']}[/]  ({info['store']})")
     for name, n in info["counts"].items():
         out.print(f"  {name:<18} {n:>10,}")
+    out.print(f"  {'model version':<18} {info['version'] or 'baseline':>10}")
     table = Table("run", "kind", "status", "started", "seconds", title="latest runs")
     for r in info["runs"]:
         dur = f"{r['duration_s']:.1f}" if r["duration_s"] is not None else ""

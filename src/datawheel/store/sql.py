@@ -179,6 +179,8 @@ class SQLStore:
                     ("chunks", t.chunks),
                     ("failures", t.ingest_failures),
                     ("embeddings_cached", t.embeddings),
+                    ("interactions", t.interactions),
+                    ("votes", t.feedback),
                 ]
             }
 
