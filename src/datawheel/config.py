@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from datawheel.errors import ConfigError
+from datawheel.tables.inventory import InventoryRules
 from datawheel.tables.spec import CleanSpec, TableSource
 
 CONFIG_FILE = "datawheel.yaml"
@@ -167,6 +168,10 @@ class Config(_Section):
     store: StoreConfig = Field(default_factory=lambda: StoreConfig())
     generation: GenerationConfig = Field(default_factory=lambda: GenerationConfig())
     improve: ImproveConfig = Field(default_factory=lambda: ImproveConfig())
+    inventory: InventoryRules = Field(
+        default_factory=lambda: InventoryRules(),
+        description="How datawheel inventory classifies sources.",
+    )
     sources: dict[str, SourceConfig] = Field(
         default_factory=dict, description="Table sources (files or databases) and their cleaning."
     )
@@ -259,8 +264,10 @@ def render_default_config() -> str:
                 continue
             if field.description:
                 out.append(f"{pad}# {field.description}")
-            dumped = yaml.safe_dump({name: value}, default_flow_style=True, sort_keys=False)
-            out.append(pad + dumped.strip().strip("{}"))
+            dumped = yaml.safe_dump(
+                {name: value}, default_flow_style=True, sort_keys=False, width=1 << 20
+            )
+            out.append(pad + dumped.strip()[1:-1])
         if indent == 0:
             out.append("")
 

@@ -577,6 +577,12 @@ class Workspace:
 
         return Registry(self.store).current()
 
+    def inventory(self) -> Any:
+        """Profile and classify every table source and the knowledge base."""
+        from datawheel.tables.inventory import build_inventory
+
+        return build_inventory(self, self.config.inventory)
+
     def status(self) -> dict[str, Any]:
         """Counts and the latest runs, for ``datawheel status``."""
         return {

@@ -7,7 +7,16 @@ import os
 
 import typer
 
-from datawheel.cli import demo, evaluate, flywheel, ingest, search, tables, workspace
+from datawheel.cli import (
+    demo,
+    evaluate,
+    flywheel,
+    ingest,
+    inventory,
+    search,
+    tables,
+    workspace,
+)
 
 app = typer.Typer(
     name="datawheel",
@@ -26,6 +35,7 @@ evaluate.register(app)
 flywheel.register(app)
 demo.register(app)
 tables.register(app)
+inventory.register(app)
 
 
 @app.callback()
