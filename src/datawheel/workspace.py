@@ -554,7 +554,30 @@ class Workspace:
                 "run": report.run,
             },
         )
+        self._register_table_version(report, "clean")
         return report
+
+    def _register_table_version(self, report: Any, kind: str) -> None:
+        def rel(path: Path) -> str:
+            return str(path.relative_to(self.path)) if path.is_relative_to(self.path) else str(path)
+
+        self.store.record_table_version(
+            {
+                "source": report.source,
+                "run": report.run,
+                "kind": kind,
+                "clean_path": rel(report.clean_path),
+                "quarantine_path": rel(report.quarantine_path),
+                "rows_in": report.rows_in,
+                "rows_clean": report.rows_clean,
+                "rows_quarantined": report.rows_quarantined,
+                "columns": report.columns,
+            }
+        )
+
+    def table_versions(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Every clean and readmit run of the table sources, with where its Parquet lives."""
+        return self.store.table_versions(name)
 
     def quarantined(
         self, name: str, *, rule: str | None = None, limit: int | None = 50
@@ -570,7 +593,9 @@ class Workspace:
         from datawheel.tables import readmit
 
         self.table_source(name)
-        return readmit(name, Path(fixed_rows), self.path / "tables")
+        report = readmit(name, Path(fixed_rows), self.path / "tables")
+        self._register_table_version(report, "readmit")
+        return report
 
     def _current_version(self) -> str | None:
         from datawheel.improve.registry import Registry

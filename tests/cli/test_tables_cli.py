@@ -47,6 +47,17 @@ sources:
     unknown = runner.invoke(app, ["clean", "nope", "-w", str(kb)])
     assert unknown.exit_code == 2 and "known: crm" in unknown.output
 
+    # every run's outputs are registered in the store, versioned by run
+    assert runner.invoke(app, ["clean", "crm", "-w", str(kb)]).exit_code == 0
+    from datawheel import Workspace
+
+    with Workspace.open(kb) as ws:
+        versions = ws.table_versions("crm")
+    assert [(v["run"], v["kind"]) for v in versions] == [(1, "clean"), (2, "clean")]
+    for v in versions:
+        assert (kb / v["clean_path"]).is_file() and (kb / v["quarantine_path"]).is_file()
+        assert v["rows_clean"] == report["rows_clean"] and v["rows_in"] == 8800
+
 
 def test_sources_add_keeps_comments_and_validates(tmp_path: Path) -> None:
     kb = tmp_path / "kb"

@@ -62,13 +62,22 @@ def sources_list(workspace: WorkspaceOpt = None, json_: JsonOpt = False) -> None
             n: s.model_dump(mode="json", exclude_defaults=True)
             for n, s in ws.config.sources.items()
         }
+        latest = {v["source"]: v for v in ws.table_versions()}  # ordered by run: last wins
     if json_:
-        print_json(sources)
+        print_json({n: {**src, "latest_run": latest.get(n)} for n, src in sources.items()})
         return
-    table = Table("name", "where", "rules")
+    table = Table("name", "where", "rules", "latest run", "clean rows", "quarantined")
     for name, src in sources.items():
         where = src.get("path") or f"{src.get('url')} {src.get('table') or src.get('query')}"
-        table.add_row(name, str(where), str(len(src.get("clean", {}).get("rules", []))))
+        run = latest.get(name)
+        table.add_row(
+            name,
+            str(where),
+            str(len(src.get("clean", {}).get("rules", []))),
+            f"{run['run']} ({run['kind']})" if run else "never",
+            f"{run['rows_clean']:,}" if run else "",
+            f"{run['rows_quarantined']:,}" if run else "",
+        )
     out.print(table)
 
 

@@ -165,6 +165,21 @@ model_versions = Table(
     Column("note", Text, nullable=False),
 )
 
+table_versions = Table(
+    "table_versions",
+    metadata,
+    Column("source", String(200), primary_key=True),
+    Column("run", Integer, primary_key=True),
+    Column("kind", String(20), nullable=False),  # clean, readmit
+    Column("clean_path", Text, nullable=False),  # relative to the workspace
+    Column("quarantine_path", Text, nullable=False),
+    Column("rows_in", Integer, nullable=False),
+    Column("rows_clean", Integer, nullable=False),
+    Column("rows_quarantined", Integer, nullable=False),
+    Column("columns", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
 Migration = Callable[[Connection], None]
 MIGRATIONS: dict[int, tuple[str, Migration]] = {}
 
@@ -192,6 +207,11 @@ def _initial(conn: Connection) -> None:
 @migration(2, "flywheel: interactions, feedback, model versions")
 def _flywheel(conn: Connection) -> None:
     metadata.create_all(conn, tables=[interactions, feedback, model_versions])
+
+
+@migration(3, "table versions: every clean and readmit run's outputs")
+def _table_versions(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[table_versions])
 
 
 def migrate(conn: Connection) -> list[int]:

@@ -201,6 +201,24 @@ class SQLStore:
             conn.execute(delete(t.state).where(t.state.c.key == key))
             conn.execute(insert(t.state).values(key=key, value=value))
 
+    # -- table versions -------------------------------------------------------------------
+
+    def record_table_version(self, row: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(t.table_versions).where(
+                    t.table_versions.c.source == row["source"], t.table_versions.c.run == row["run"]
+                )
+            )
+            conn.execute(insert(t.table_versions).values(**row, created_at=datetime.now(UTC)))
+
+    def table_versions(self, source: str | None = None) -> list[dict[str, Any]]:
+        query = select(t.table_versions).order_by(t.table_versions.c.source, t.table_versions.c.run)
+        if source is not None:
+            query = query.where(t.table_versions.c.source == source)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
     # -- runs, failures, evaluations ------------------------------------------------------
 
     def start_run(self, kind: str, params: dict[str, Any]) -> int:
