@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from datawheel.errors import ConfigError
+from datawheel.monitor.settings import MonitorConfig
 from datawheel.tables.inventory import InventoryRules
 from datawheel.tables.spec import CleanSpec, TableSource
 
@@ -171,6 +172,10 @@ class Config(_Section):
     inventory: InventoryRules = Field(
         default_factory=lambda: InventoryRules(),
         description="How datawheel inventory classifies sources.",
+    )
+    monitor: MonitorConfig = Field(
+        default_factory=lambda: MonitorConfig(),
+        description="Daily data checks (volume, drift, freshness, schema, nulls) and alerts.",
     )
     sources: dict[str, SourceConfig] = Field(
         default_factory=dict, description="Table sources (files or databases) and their cleaning."

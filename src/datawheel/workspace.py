@@ -608,6 +608,15 @@ class Workspace:
 
         return build_inventory(self, self.config.inventory)
 
+    def monitor(self, source: str | None = None) -> Any:
+        """Daily checks of the table sources and the documents; findings stored, alerts sent.
+
+        Returns a MonitorReport; its ``exit_code`` is 0 (ok), 1 (warnings) or 2 (alerts).
+        """
+        from datawheel.monitor import run_monitor
+
+        return run_monitor(self, self.config.monitor, source=source)
+
     def status(self) -> dict[str, Any]:
         """Counts and the latest runs, for ``datawheel status``."""
         return {

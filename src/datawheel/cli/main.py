@@ -13,6 +13,7 @@ from datawheel.cli import (
     flywheel,
     ingest,
     inventory,
+    monitor,
     search,
     tables,
     workspace,
@@ -36,6 +37,7 @@ flywheel.register(app)
 demo.register(app)
 tables.register(app)
 inventory.register(app)
+monitor.register(app)
 
 
 @app.callback()

@@ -28,8 +28,9 @@ class SourceMonitorConfig(_Section):
     """Overrides for one table source, under ``monitor.sources.<name>``."""
 
     date_column: str | None = Field(
-        None, description="Column whose newest value is checked for freshness; default: the "
-        "first DATE/TIMESTAMP column."
+        None,
+        description="Column whose newest value is checked for freshness; default: the "
+        "first DATE/TIMESTAMP column.",
     )
     stale_after_days: int | None = Field(
         None, ge=0, description="Override of monitor.stale_after_days for this source."
@@ -63,8 +64,10 @@ class MonitorConfig(_Section):
         "or total (all rows; tables replaced by each export).",
     )
     volume_min_ratio: float = Field(
-        0.8, gt=0, le=1, description="Alert when the volume is below this share of the "
-        "trailing average."
+        0.8,
+        gt=0,
+        le=1,
+        description="Alert when the volume is below this share of the trailing average.",
     )
     trailing_runs: int = Field(
         7, ge=1, le=365, description="Earlier runs the volume is averaged over."
@@ -77,8 +80,10 @@ class MonitorConfig(_Section):
     psi_warn: float = Field(0.1, ge=0, description="Warn when a column's PSI reaches this.")
     psi_alert: float = Field(0.25, ge=0, description="Alert when a column's PSI reaches this.")
     psi_bins: int = Field(
-        10, ge=2, le=100, description="Quantile bins for numeric columns (edges fixed by the "
-        "reference)."
+        10,
+        ge=2,
+        le=100,
+        description="Quantile bins for numeric columns (edges fixed by the reference).",
     )
     top_categories: int = Field(
         20, ge=1, le=1000, description="Categories kept per text column; the rest is 'other'."
@@ -87,19 +92,20 @@ class MonitorConfig(_Section):
         2, ge=0, description="Alert when a source's newest date is older than this."
     )
     null_jump: float = Field(
-        0.1, gt=0, le=1, description="Warn when a column's null rate rises by this much "
-        "(absolute); alert at twice as much."
+        0.1,
+        gt=0,
+        le=1,
+        description="Warn when a column's null rate rises by this much "
+        "(absolute); alert at twice as much.",
     )
     documents_weeks: int = Field(
-        4, ge=1, le=52, description="Earlier weeks the documents added per week are "
-        "averaged over."
+        4, ge=1, le=52, description="Earlier weeks the documents added per week are averaged over."
     )
     documents_stale_days: int = Field(
         365, ge=1, description="A document whose date is older than this counts as stale."
     )
     documents_stale_share: float = Field(
-        0.5, ge=0, le=1, description="Warn when more than this share of dated documents is "
-        "stale."
+        0.5, ge=0, le=1, description="Warn when more than this share of dated documents is stale."
     )
     memory_limit: str = Field("2GB", description="DuckDB memory cap while profiling a source.")
     sources: dict[str, SourceMonitorConfig] = Field(
@@ -111,8 +117,8 @@ class MonitorConfig(_Section):
         "(ok: every run).",
     )
     webhook_url: str | None = Field(
-        None, description="URL that receives each alert as an HTTP POST of JSON; may be "
-        "env:VAR_NAME."
+        None,
+        description="URL that receives each alert as an HTTP POST of JSON; may be env:VAR_NAME.",
     )
     email: EmailConfig | None = Field(None, description="Send alerts by email over SMTP.")
 

@@ -214,6 +214,13 @@ def _table_versions(conn: Connection) -> None:
     metadata.create_all(conn, tables=[table_versions])
 
 
+@migration(4, "monitor: snapshots and findings")
+def _monitor(conn: Connection) -> None:
+    from datawheel.monitor.history import create_tables  # late: it imports this module
+
+    create_tables(conn)
+
+
 def migrate(conn: Connection) -> list[int]:
     """Apply every migration not applied yet; returns the versions applied now."""
     schema_migrations.create(conn, checkfirst=True)
