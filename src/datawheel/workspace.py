@@ -180,6 +180,13 @@ class Workspace:
 
         return InteractionLog(self.store.engine)
 
+    @property
+    def predictions(self) -> Any:
+        """Scores and forecasts with the outcomes that settle them (predictive apps)."""
+        from datawheel.feedback.outcomes import PredictionLog
+
+        return PredictionLog(self.store.engine)
+
     def reload_model(self) -> None:
         """Pick up the version in use again (after improve or rollback)."""
         self._model = None

@@ -36,10 +36,12 @@ SHOWN = 10  # sources a simulated user sees per answer
 def reset_flywheel(ws: Workspace) -> None:
     """Forget interactions, feedback and versions (for a scratch simulation workspace)."""
     with ws.store.engine.begin() as conn:
-        for table in (t.feedback, t.interactions, t.model_versions):
+        for table in (t.feedback, t.interactions):
             conn.execute(delete(table))
+        conn.execute(delete(t.model_versions).where(t.model_versions.c.kind == "rag"))
     ws.store.set_state(CURRENT, "")
-    shutil.rmtree(ws.path / "models", ignore_errors=True)
+    for folder in (ws.path / "models").glob("v[0-9]*"):
+        shutil.rmtree(folder, ignore_errors=True)
     ws.reload_model()
 
 

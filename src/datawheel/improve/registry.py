@@ -1,4 +1,9 @@
-"""The version registry: every RAG model version with its metrics, and which one is in use."""
+"""The version registry: every model version with its metrics, and which one is in use.
+
+One registry for every kind of model: ``rag`` (versions v1, v2, ...), and the predictive
+apps (``leads``, ``forecast``: versions leads-v1, forecast-v1, ...). Each kind has its own
+version in use.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +20,14 @@ CURRENT = "rag_version"
 
 
 class Registry:
-    def __init__(self, store: SQLStore) -> None:
+    def __init__(self, store: SQLStore, kind: str = "rag") -> None:
         self.store = store
         self.engine: Engine = store.engine
+        self.kind = kind
+        self.state_key = CURRENT if kind == "rag" else f"{kind}_version"
 
     def current(self) -> str | None:
-        return self.store.get_state(CURRENT) or None
+        return self.store.get_state(self.state_key) or None
 
     def current_setting(self, key: str) -> Any:
         """A setting of the version in use (None with no version, or without the key)."""
@@ -35,8 +42,13 @@ class Registry:
 
     def next_id(self) -> str:
         with self.engine.connect() as conn:
-            count = conn.execute(select(func.count()).select_from(t.model_versions)).scalar()
-        return f"v{int(count or 0) + 1}"
+            count = conn.execute(
+                select(func.count())
+                .select_from(t.model_versions)
+                .where(t.model_versions.c.kind == self.kind)
+            ).scalar()
+        prefix = "v" if self.kind == "rag" else f"{self.kind}-v"
+        return f"{prefix}{int(count or 0) + 1}"
 
     def record(
         self,
@@ -53,7 +65,7 @@ class Registry:
             conn.execute(
                 insert(t.model_versions).values(
                     id=version,
-                    kind="rag",
+                    kind=self.kind,
                     status=status,
                     parent=parent,
                     created_at=datetime.now(UTC),
@@ -69,6 +81,7 @@ class Registry:
             conn.execute(
                 update(t.model_versions)
                 .where(t.model_versions.c.status == "promoted")
+                .where(t.model_versions.c.kind == self.kind)
                 .values(status="retired")
             )
             conn.execute(
@@ -76,10 +89,14 @@ class Registry:
                 .where(t.model_versions.c.id == version)
                 .values(status="promoted")
             )
-        self.store.set_state(CURRENT, version)
+        self.store.set_state(self.state_key, version)
 
     def versions(self) -> list[dict[str, Any]]:
-        query = select(t.model_versions).order_by(t.model_versions.c.created_at)
+        query = (
+            select(t.model_versions)
+            .where(t.model_versions.c.kind == self.kind)
+            .order_by(t.model_versions.c.created_at)
+        )
         with self.engine.connect() as conn:
             rows = [dict(r._mapping) for r in conn.execute(query)]
         current = self.current()

@@ -180,6 +180,32 @@ table_versions = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("app", String(20), nullable=False),  # leads, forecast
+    Column("version", String(40)),  # the model version that made it
+    Column("entity", Text, nullable=False),  # lead id, or series key + target date
+    Column("inputs", JSON, nullable=False),
+    Column("output", JSON, nullable=False),  # probability, reasons, action / quantiles
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_predictions_app_entity", "app", "entity"),
+)
+
+outcomes = Table(
+    "outcomes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("app", String(20), nullable=False),
+    Column("entity", Text, nullable=False),
+    Column("value", JSON, nullable=False),  # won/lost, actual sales
+    Column("observed_at", String(40)),
+    Column("prediction_id", String(32)),  # the prediction it settles, when one matched
+    Column("imported_at", DateTime(timezone=True), nullable=False),
+    Index("ix_outcomes_app_entity", "app", "entity"),
+)
+
 Migration = Callable[[Connection], None]
 MIGRATIONS: dict[int, tuple[str, Migration]] = {}
 
@@ -219,6 +245,11 @@ def _monitor(conn: Connection) -> None:
     from datawheel.monitor.history import create_tables  # late: it imports this module
 
     create_tables(conn)
+
+
+@migration(5, "predictive apps: predictions and outcomes")
+def _predictions(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[predictions, outcomes])
 
 
 def migrate(conn: Connection) -> list[int]:
