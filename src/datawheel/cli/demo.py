@@ -42,6 +42,7 @@ def demo(
                 "report": result.report.to_dict(),
                 "improve": result.improve.to_dict(),
                 "after": result.after,
+                "asked_again": [a.to_dict() for a in result.asked_again],
             }
         )
         return
@@ -88,6 +89,12 @@ def demo(
             f"{e['latency_p95_ms']:.0f}",
         )
     out.print(table)
+    for answer in result.asked_again:
+        source = "a curated answer" if answer.answered_from == "memory" else "the generator"
+        out.print(
+            f"\n[bold]asked again after a colleague's correction:[/] {escape(answer.question)}"
+        )
+        out.print(f"  [dim](answered from {source})[/] {escape(answer.text)}", highlight=False)
     out.print(
         f"\nworkspace: {result.workspace}\ntry: datawheel ask 'gift card expiration' -w {path}"
     )

@@ -35,6 +35,7 @@ class DemoResult:
     report: Any = None
     improve: Any = None
     after: dict[str, Any] = field(default_factory=dict)
+    asked_again: list[Any] = field(default_factory=list)  # corrected questions, after improve
 
 
 def run_demo(
@@ -69,12 +70,17 @@ def run_demo(
             wanted = traffic[int(qid)]["relevant"]
             return [s.chunk_id for s in sources if any(s.uri.endswith(r) for r in wanted)]
 
-        result.votes = replay(ws, questions, judge, shown=5, progress=progress)
+        corrections = {str(i): r["correction"] for i, r in enumerate(traffic) if "correction" in r}
+        result.votes = replay(
+            ws, questions, judge, shown=5, corrections=corrections, progress=progress
+        )
         result.report = ws.report()
         on_step("improving: candidates from feedback, judged on held-out feedback")
         result.improve = ws.improve(min_ranker_questions=10)
         on_step("measuring the held-out questions: after")
         result.after = ws.evaluate(SAMPLE_QUESTIONS)
+        for qid in corrections:  # what colleagues corrected is now answered from memory
+            result.asked_again.append(ws.ask(questions[qid], user="demo", record=False))
         return result
     finally:
         ws.close()

@@ -54,10 +54,12 @@ def replay(
     judge: Judge,
     *,
     shown: int = SHOWN,
+    corrections: dict[str, str] | None = None,
     progress: Progress | None = None,
 ) -> dict[str, int]:
     """Ask each question as a user and vote: 👍 marking the sources ``judge`` finds
-    relevant, or 👎 wrong source when none of the shown sources is."""
+    relevant, or 👎 wrong source when none of the shown sources is (with the user's
+    correction, when ``corrections`` has one for the question id)."""
     votes = {"up": 0, "down": 0}
     for i, (qid, text) in enumerate(questions.items()):
         answer = ws.ask(text, user="simulated", k=shown)
@@ -66,7 +68,13 @@ def replay(
             ws.feedback(answer.id, "up", user="simulated", helpful=helpful)
             votes["up"] += 1
         else:
-            ws.feedback(answer.id, "down", user="simulated", failure="wrong_source")
+            ws.feedback(
+                answer.id,
+                "down",
+                user="simulated",
+                failure="wrong_source",
+                correction=(corrections or {}).get(qid),
+            )
             votes["down"] += 1
         if progress and (i % 20 == 0 or i == len(questions) - 1):
             progress("feedback", i + 1, len(questions))
