@@ -36,6 +36,7 @@ from datawheel.errors import DatawheelError
 from datawheel.tables.pipeline import session
 from datawheel.tables.read import hide_password, ident, load
 from datawheel.tables.spec import TableSource
+from datawheel.tables.types import infer_types, typed_sql
 
 if TYPE_CHECKING:
     from datawheel.store.sql import SQLStore
@@ -356,48 +357,7 @@ class Inventory:
 
 # --- profiling -----------------------------------------------------------------------------
 
-_INT = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
-_INT |= {"U" + t for t in _INT}
-_SQL = {"integer": "BIGINT", "double": "DOUBLE", "date": "DATE", "timestamp": "TIMESTAMP"}
-_TRUE, _FALSE = ("true", "t", "yes", "y"), ("false", "f", "no", "n")
-_CHECKS = {  # how a text value shows it is of a type; tried in this order
-    "integer": "regexp_full_match({v}, '[+-]?[0-9]+') AND TRY_CAST({v} AS BIGINT) IS NOT NULL",
-    "double": "regexp_full_match({v}, '[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?')",
-    "date": "regexp_full_match({v}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') "
-    "AND TRY_CAST({v} AS DATE) IS NOT NULL",
-    "timestamp": "regexp_matches({v}, '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}[ T][0-9]') "
-    "AND TRY_CAST({v} AS TIMESTAMP) IS NOT NULL",
-    "boolean": "lower({v}) IN " + str(_TRUE + _FALSE),
-}
-
-
-def _native_type(stored: str) -> str | None:
-    """Our name for a DuckDB type; None for text, whose type is inferred from its values."""
-    up = stored.upper()
-    if up == "VARCHAR":
-        return None
-    if up in _INT:
-        return "integer"
-    if up in ("DOUBLE", "FLOAT", "REAL") or up.startswith("DECIMAL"):
-        return "double"
-    if up == "DATE" or up == "BOOLEAN":
-        return up.lower()
-    return "timestamp" if up.startswith("TIMESTAMP") else stored.lower()
-
-
-def _typed(col: str, stored: str, kind: str) -> str:
-    """SQL for the column's values as ``kind`` (blank text is NULL)."""
-    c = ident(col)
-    if _native_type(stored) is not None:
-        return c
-    v = f"NULLIF(trim({c}), '')"
-    if kind == "varchar":
-        return f"CASE WHEN trim({c}) = '' THEN NULL ELSE {c} END"
-    if kind == "boolean":
-        return (
-            f"CASE WHEN lower({v}) IN {_TRUE} THEN true WHEN lower({v}) IN {_FALSE} THEN false END"
-        )
-    return f"TRY_CAST({v} AS {_SQL[kind]})"
+_SCALAR = ("integer", "double", "date", "timestamp", "boolean", "varchar")
 
 
 def _plain(value: Any) -> Value:
@@ -418,37 +378,18 @@ def _profile_columns(
     con: duckdb.DuckDBPyConnection, table: str, names: list[str], rows: int, sample_rows: int
 ) -> list[ColumnProfile]:
     stored = {r[0]: str(r[1]) for r in con.execute(f"DESCRIBE {table}").fetchall()}
-    # pass 1: values present, and for text how many look like each type
-    parts: list[str] = []
-    for name in names:
-        c = ident(name)
-        if _native_type(stored[name]) is None:
-            v = f"trim({c})"
-            parts.append(f"count(*) FILTER (WHERE {v} <> '')")
-            parts += [f"count(*) FILTER (WHERE {check.format(v=v)})" for check in _CHECKS.values()]
+    kinds = infer_types(con, table, {n: stored[n] for n in names}, {}, {})
+    # values present (blank text counts as missing), distinct, min and max of the typed values
+    aggs = []
+    for n in names:
+        e = typed_sql(ident(n), stored[n], kinds[n])
+        if kinds[n] in _SCALAR:
+            aggs += [f"count({e})", f"count(DISTINCT {e})", f"min({e})", f"max({e})"]
         else:
-            parts.append(f"count({c})")
-    counts = list(con.execute(f"SELECT {', '.join(parts) or '1'} FROM {table}").fetchone() or [])
-    kinds: dict[str, str] = {}
-    present: dict[str, int] = {}
-    for name in names:
-        native = _native_type(stored[name])
-        present[name] = counts.pop(0)
-        if native is None:
-            looks = dict(zip(_CHECKS, [counts.pop(0) for _ in _CHECKS], strict=True))
-            fits = [k for k, n in looks.items() if present[name] and n == present[name]]
-            native = fits[0] if fits else "varchar"
-        kinds[name] = native
-    # pass 2: distinct, min and max of the typed values
-    scalar = [n for n in names if kinds[n] in (*_SQL, "boolean", "varchar")]
-    stats: dict[str, tuple[Any, ...]] = {}
-    if scalar:
-        aggs = []
-        for n in scalar:
-            e = _typed(n, stored[n], kinds[n])
-            aggs += [f"count(DISTINCT {e})", f"min({e})", f"max({e})"]
-        got = list(con.execute(f"SELECT {', '.join(aggs)} FROM {table}").fetchone() or [])
-        stats = {n: tuple(got[3 * i : 3 * i + 3]) for i, n in enumerate(scalar)}
+            aggs += [f"count({ident(n)})", "NULL", "NULL", "NULL"]
+    got = list(con.execute(f"SELECT {', '.join(aggs) or '1'} FROM {table}").fetchone() or [])
+    present = {n: int(got[4 * i] or 0) for i, n in enumerate(names)}
+    stats = {n: tuple(got[4 * i + 1 : 4 * i + 4]) for i, n in enumerate(names)}
     # a sample of the text values, for the classification's content hints
     text = [n for n in names if kinds[n] == "varchar"]
     samples: dict[str, list[str]] = {n: [] for n in text}
