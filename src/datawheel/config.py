@@ -14,6 +14,7 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from datawheel.apps.leads.config import LeadsConfig
 from datawheel.errors import ConfigError
 from datawheel.monitor.settings import MonitorConfig
 from datawheel.tables.inventory import InventoryRules
@@ -179,6 +180,10 @@ class Config(_Section):
     )
     sources: dict[str, SourceConfig] = Field(
         default_factory=dict, description="Table sources (files or databases) and their cleaning."
+    )
+    leads: LeadsConfig = Field(
+        default_factory=lambda: LeadsConfig(),
+        description="Lead scoring: the deals source, target labels, features and actions.",
     )
 
     @classmethod

@@ -464,6 +464,41 @@ class Workspace:
             "chunking": self.config.chunking.model_dump(),
         }
 
+    # -- lead scoring ---------------------------------------------------------------------
+
+    def leads_train(self) -> Any:
+        """Train the lead model on closed deals; promote it when it beats the current one."""
+        from datawheel.apps.leads import train_leads
+
+        run_id = self.store.start_run("leads_train", {})
+        try:
+            report = train_leads(self, self.config.leads)
+        except BaseException:
+            self.store.finish_run(run_id, "failed", {})
+            raise
+        self.store.finish_run(
+            run_id, "finished", {"version": report.version, "promoted": report.promoted}
+        )
+        return report
+
+    def leads_score(self, path: str | Path | None = None) -> Any:
+        """Score leads in a file or source (default: the open deals); every score is logged."""
+        from datawheel.apps.leads import score_leads
+
+        return score_leads(self, self.config.leads, path)
+
+    def leads_outcomes(self, path: str | Path) -> Any:
+        """Import won/lost outcomes, match them to scores, and measure each model version."""
+        from datawheel.apps.leads import import_lead_outcomes
+
+        return import_lead_outcomes(self, self.config.leads, path)
+
+    def leads_backtest(self) -> dict[str, Any]:
+        """Walk-forward evaluation in time order (no future data in training)."""
+        from datawheel.apps.leads import backtest_leads
+
+        return backtest_leads(self, self.config.leads)
+
     # -- tables ---------------------------------------------------------------------------
 
     def table_source(self, name: str) -> Any:

@@ -13,6 +13,7 @@ from datawheel.cli import (
     flywheel,
     ingest,
     inventory,
+    leads,
     monitor,
     search,
     tables,
@@ -38,6 +39,7 @@ demo.register(app)
 tables.register(app)
 inventory.register(app)
 monitor.register(app)
+leads.register(app)
 
 
 @app.callback()

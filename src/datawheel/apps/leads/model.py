@@ -1,0 +1,568 @@
+"""The lead model: read deals, train LightGBM with calibrated probabilities, measure honestly.
+
+Probabilities are calibrated with Platt scaling (a logistic fit on the booster's log-odds over
+a calibration split). It is monotone, so the ranking (AUC) and the direction of each
+per-prediction contribution stay those of the booster.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from datawheel.apps.leads.config import LeadsConfig
+from datawheel.errors import ConfigError
+from datawheel.tables.read import ROW, load
+from datawheel.tables.spec import TableSource
+
+log = logging.getLogger(__name__)
+
+MIN_CLOSED = 50
+PARAMS: dict[str, Any] = {
+    "learning_rate": 0.03,
+    "num_leaves": 15,
+    "min_child_samples": 50,
+    "colsample_bytree": 0.7,
+    "subsample": 0.8,
+    "subsample_freq": 1,
+    "reg_lambda": 1.0,
+    "verbose": -1,
+    "n_jobs": 1,  # OpenMP threads spin when cores are shared; one is faster for CRM-sized data
+}
+
+
+# --- reading deals ---------------------------------------------------------------------------
+
+
+def read_table(source: TableSource) -> pd.DataFrame:
+    """A table source as a DataFrame of strings (types are decided per feature later)."""
+    con = duckdb.connect()
+    try:
+        with tempfile.TemporaryDirectory(prefix="datawheel-leads-") as work:
+            load(con, source, "raw", Path(work))
+            frame = con.execute(f"SELECT * FROM raw ORDER BY {ROW}").df()
+    finally:
+        con.close()
+    return frame.drop(columns=[ROW])
+
+
+def source_of(ws: Any, name_or_path: str | Path) -> TableSource:
+    """A configured source by name, else a file path."""
+    if isinstance(name_or_path, str) and name_or_path in ws.config.sources:
+        return ws.table_source(name_or_path)  # type: ignore[no-any-return]
+    path = Path(name_or_path).expanduser()
+    if not path.is_absolute() and not path.exists():
+        path = ws.path / path
+    if not path.exists():
+        known = ", ".join(sorted(ws.config.sources)) or "none"
+        raise ConfigError(f"{name_or_path} is neither a file nor a source (sources: {known})")
+    return TableSource(name="leads-input", path=str(path))
+
+
+def read_deals(
+    ws: Any, cfg: LeadsConfig, source: TableSource | None = None
+) -> tuple[pd.DataFrame, list[str]]:
+    """The deals (``cfg.source`` unless given) with every join applied, and notes on the joins."""
+    given = source is not None  # a file to score may lack a join key; that is reported later
+    if source is None:
+        if not cfg.source:
+            raise ConfigError(
+                "no lead source configured; set leads.source in datawheel.yaml to a table "
+                "source under sources: (add one with: datawheel sources add crm deals.csv)"
+            )
+        source = ws.table_source(cfg.source)
+    frame = read_table(source)
+    notes: list[str] = []
+    for join in cfg.joins:
+        other = read_table(source_of(ws, join.source or join.path or ""))
+        name = join.source or Path(join.path or "").stem
+        if join.on not in frame.columns and given:
+            continue  # a scored file without the key: the missing-columns check names it
+        if join.on not in frame.columns or join.on not in other.columns:
+            raise ConfigError(
+                f"join {name}: column {join.on!r} must be in both tables; deals have "
+                f"{', '.join(frame.columns)}; {name} has {', '.join(other.columns)}"
+            )
+        other = other.drop_duplicates(subset=[join.on])
+        extra = [c for c in other.columns if c != join.on and c not in frame.columns]
+        missed = frame[join.on].notna() & ~frame[join.on].isin(set(other[join.on]))
+        if missed.any():
+            examples = ", ".join(repr(v) for v in frame.loc[missed, join.on].unique()[:3])
+            notes.append(
+                f"join {name} on {join.on}: {int(missed.sum()):,} of {len(frame):,} deals found "
+                f"no match (e.g. {examples}); their {name} columns are missing"
+            )
+        frame = frame.merge(other[[join.on, *extra]], on=join.on, how="left")
+    return frame, notes
+
+
+def labels(frame: pd.DataFrame, cfg: LeadsConfig) -> pd.Series:
+    """1 won, 0 lost, NaN open; any other target value is an error naming the values seen."""
+    if cfg.target not in frame.columns:
+        raise ConfigError(
+            f"target column {cfg.target!r} is not in the deals; columns: {', '.join(frame.columns)}"
+        )
+    text = frame[cfg.target].astype("string").str.strip().str.lower()
+    pos = {v.lower() for v in cfg.positive}
+    neg = {v.lower() for v in cfg.negative}
+    opn = {v.lower() for v in cfg.open} | {""}
+    known = text.isna() | text.isin(pos | neg | opn)
+    if not known.all():
+        counts = frame.loc[~known, cfg.target].value_counts()
+        seen = ", ".join(f"{v!r} ({n:,} rows)" for v, n in counts.items())
+        raise ConfigError(
+            f"{cfg.target} has values that are neither won ({', '.join(cfg.positive)}), lost "
+            f"({', '.join(cfg.negative)}) nor open ({', '.join(cfg.open) or 'none'}): {seen}; "
+            "add each to leads.positive, leads.negative or leads.open"
+        )
+    y = pd.Series(np.nan, index=frame.index)
+    y[text.isin(pos)] = 1.0
+    y[text.isin(neg)] = 0.0
+    return y
+
+
+def feature_columns(frame: pd.DataFrame, cfg: LeadsConfig) -> list[str]:
+    if cfg.features:
+        return list(cfg.features)
+    skip = {cfg.id_column, cfg.target, cfg.time_column, *cfg.exclude}
+    return [c for c in frame.columns if c not in skip]
+
+
+def missing_columns(frame: pd.DataFrame, features: list[str]) -> None:
+    missing = [c for c in features if c not in frame.columns]
+    if missing:
+        raise ConfigError(
+            f"the file is missing feature column(s) {', '.join(missing)}; the model was "
+            f"trained on {', '.join(features)} (columns here: {', '.join(frame.columns)})"
+        )
+
+
+# --- the model -------------------------------------------------------------------------------
+
+
+@dataclass
+class Schema:
+    """How each feature is typed: numbers, or categories with their training counts."""
+
+    numeric: list[str]
+    categories: dict[str, dict[str, int]]  # column -> {value: closed deals in training}
+    skipped: dict[str, str] = field(default_factory=dict)  # column -> why it is not used
+
+    @property
+    def features(self) -> list[str]:
+        order = {**dict.fromkeys(self.numeric), **dict.fromkeys(self.categories)}
+        return list(order)
+
+    @classmethod
+    def infer(cls, frame: pd.DataFrame, columns: list[str]) -> Schema:
+        numeric: list[str] = []
+        categories: dict[str, dict[str, int]] = {}
+        skipped: dict[str, str] = {}
+        for col in columns:
+            values = frame[col].dropna()
+            values = values[values.astype(str).str.strip() != ""]
+            if values.empty:
+                skipped[col] = "always empty"
+                continue
+            parsed = pd.to_numeric(values, errors="coerce")
+            if parsed.notna().mean() >= 0.98:
+                numeric.append(col)
+                continue
+            counts = values.astype(str).value_counts()
+            if len(counts) > max(50, 0.5 * len(values)):
+                skipped[col] = f"{len(counts):,} distinct values (an id or free text)"
+                continue
+            categories[col] = {str(k): int(v) for k, v in counts.items()}
+        return cls(numeric, categories, skipped)
+
+    def matrix(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+        """Typed features; values unseen in training become missing and are returned."""
+        out = pd.DataFrame(index=frame.index)
+        unseen: dict[str, list[str]] = {}
+        for col in self.features:
+            if col in self.categories:
+                cats = list(self.categories[col])
+                text = frame[col].astype("string").str.strip()
+                text = text.mask(text == "")
+                new = text.notna() & ~text.isin(cats)
+                if new.any():
+                    unseen[col] = [str(v) for v in text[new].unique()]
+                out[col] = pd.Categorical(text.where(~new), categories=cats)
+            else:
+                out[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
+        return out, unseen
+
+
+class LeadModel:
+    """LightGBM plus Platt calibration; follows the scikit-learn fit/predict_proba habit."""
+
+    def __init__(self, params: dict[str, Any] | None = None, seed: int = 42) -> None:
+        self.params = {**PARAMS, **(params or {})}
+        self.seed = seed
+
+    def fit(
+        self, x: pd.DataFrame, y: np.ndarray, x_cal: pd.DataFrame, y_cal: np.ndarray
+    ) -> LeadModel:
+        """Boost on ``x`` (early stopping on the calibration split), then calibrate on it."""
+        import lightgbm as lgb
+        from sklearn.linear_model import LogisticRegression
+
+        model = lgb.LGBMClassifier(n_estimators=2000, random_state=self.seed, **self.params)
+        model.fit(
+            x,
+            y,
+            eval_X=(x_cal,),
+            eval_y=(y_cal,),
+            eval_metric="auc",
+            callbacks=[lgb.early_stopping(100, verbose=False)],
+        )
+        self.booster_ = model.booster_
+        margin = np.asarray(self.booster_.predict(x_cal, raw_score=True)).reshape(-1, 1)
+        platt = LogisticRegression(C=1e6).fit(margin, y_cal)
+        self.calibration_ = (float(platt.coef_[0][0]), float(platt.intercept_[0]))
+        return self
+
+    def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
+        """Calibrated close probability per row (a 1-d array)."""
+        a, b = self.calibration_
+        margin = np.asarray(self.booster_.predict(x, raw_score=True))
+        return np.asarray(1.0 / (1.0 + np.exp(-(a * margin + b))))
+
+    def contributions(self, x: pd.DataFrame) -> np.ndarray:
+        """Per-row, per-feature contributions to the log-odds (last column: the bias)."""
+        return np.asarray(self.booster_.predict(x, pred_contrib=True))
+
+    def save(self, folder: Path, schema: Schema, info: dict[str, Any]) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.booster_.save_model(str(folder / "booster.txt"))
+        meta = {"calibration": self.calibration_, "schema": asdict(schema), **info}
+        (folder / "model.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path) -> tuple[LeadModel, Schema, dict[str, Any]]:
+        import lightgbm as lgb
+
+        meta = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+        model = cls()
+        model.booster_ = lgb.Booster(model_file=str(folder / "booster.txt"))
+        model.calibration_ = tuple(meta.pop("calibration"))  # type: ignore[assignment]
+        return model, Schema(**meta.pop("schema")), meta
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+
+def metrics(
+    y: np.ndarray, p: np.ndarray, *, base_rate: float | None = None, seed: int = 42
+) -> dict[str, Any]:
+    """AUC with a bootstrap 95% CI, Brier vs always predicting the base rate, top-20% lift."""
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
+    y = np.asarray(y, dtype=int)
+    p = np.asarray(p, dtype=float)
+    rate = float(y.mean()) if base_rate is None else base_rate
+    out: dict[str, Any] = {
+        "n": int(len(y)),
+        "positives": int(y.sum()),
+        "base_rate": float(y.mean()),
+    }
+    out["brier"] = float(brier_score_loss(y, p))
+    out["base_brier"] = float(np.mean((rate - y) ** 2))
+    top = np.argsort(-p, kind="stable")[: max(1, int(round(0.2 * len(y))))]
+    out["lift_top20"] = float(y[top].mean() / y.mean()) if y.mean() > 0 else None
+    if 0 < y.sum() < len(y):
+        out["auc"] = float(roc_auc_score(y, p))
+        rng = np.random.default_rng(seed)
+        boots = []
+        for _ in range(200):
+            idx = rng.integers(0, len(y), len(y))
+            if 0 < y[idx].sum() < len(y):
+                boots.append(roc_auc_score(y[idx], p[idx]))
+        out["auc_ci"] = [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))]
+    else:
+        out["auc"], out["auc_ci"] = None, None
+    out["calibration"] = calibration(y, p)
+    out["signal"] = out["auc_ci"] is not None and out["auc_ci"][0] > 0.5
+    out["verdict"] = verdict(out)
+    return out
+
+
+def calibration(y: np.ndarray, p: np.ndarray, bins: int = 5) -> list[dict[str, float]]:
+    """Mean predicted vs observed win rate in equal-size bins of predicted probability."""
+    order = np.argsort(p, kind="stable")
+    return [
+        {"predicted": float(p[i].mean()), "observed": float(y[i].mean()), "n": int(len(i))}
+        for i in np.array_split(order, bins)
+        if len(i)
+    ]
+
+
+def verdict(m: dict[str, Any]) -> str:
+    if m.get("auc") is None:
+        return "AUC undefined: the evaluation rows are all won or all lost"
+    lo, hi = m["auc_ci"]
+    head = f"AUC {m['auc']:.2f} (CI {lo:.2f}–{hi:.2f})"
+    if hi < 0.5:
+        return f"{head}: worse than chance; do not rank leads by it"
+    if lo <= 0.5:
+        return f"{head}: no better than chance; do not rank leads by it"
+    return f"{head}: better than chance (Brier {m['brier']:.3f} vs {m['base_brier']:.3f} " + (
+        "for the base rate)"
+    )
+
+
+# --- splits and training ---------------------------------------------------------------------
+
+
+def split(
+    closed: pd.DataFrame, y: np.ndarray, cfg: LeadsConfig, share: float
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """Positions of the (train, holdout) rows; time-ordered when the config allows."""
+    how = cfg.holdout
+    if how == "auto":
+        how = "time" if cfg.time_column else "stratified"
+    n = len(closed)
+    if how == "time":
+        order = np.argsort(time_order(closed, cfg), kind="stable")
+        cut = int(round(n * (1 - share)))
+        return order[:cut], order[cut:], f"time-ordered (latest {share:.0%} held out)"
+    from sklearn.model_selection import train_test_split
+
+    train, test = train_test_split(np.arange(n), test_size=share, stratify=y, random_state=cfg.seed)
+    return np.sort(train), np.sort(test), f"stratified random {share:.0%}"
+
+
+def time_order(frame: pd.DataFrame, cfg: LeadsConfig) -> np.ndarray:
+    """A sortable number per row: the time column, else the row's position in the file."""
+    if not cfg.time_column:
+        return np.arange(len(frame), dtype=float)
+    if cfg.time_column not in frame.columns:
+        raise ConfigError(
+            f"time column {cfg.time_column!r} is not in the deals; "
+            f"columns: {', '.join(frame.columns)}"
+        )
+    when = pd.to_datetime(frame[cfg.time_column], errors="coerce")
+    if when.isna().all():
+        raise ConfigError(
+            f"{cfg.time_column} holds no dates; set leads.time_column to a date column"
+        )
+    # undated rows sort with the latest, so they are held out rather than trained on
+    return np.asarray(when.fillna(when.max()).astype("int64"), dtype=float)
+
+
+def fit(x: pd.DataFrame, y: np.ndarray, cfg: LeadsConfig, order: np.ndarray | None) -> LeadModel:
+    """Fit on the earliest 80% of ``x`` (or a stratified 80%), calibrate on the rest."""
+    if order is not None:  # time-ordered: early-stop and calibrate on the latest 20%
+        pos = np.argsort(order, kind="stable")
+        cut = int(round(len(pos) * 0.8))
+        train, cal = pos[:cut], pos[cut:]
+    else:
+        from sklearn.model_selection import train_test_split
+
+        train, cal = train_test_split(
+            np.arange(len(y)), test_size=0.2, stratify=y, random_state=cfg.seed
+        )
+    if len(set(y[cal])) < 2 or len(set(y[train])) < 2:
+        raise ConfigError("too few won or lost deals to train and calibrate; add closed deals")
+    return LeadModel(seed=cfg.seed).fit(x.iloc[train], y[train], x.iloc[cal], y[cal])
+
+
+@dataclass
+class Dataset:
+    """Closed deals ready for training, and the open ones."""
+
+    frame: pd.DataFrame
+    y: pd.Series
+    schema: Schema
+    notes: list[str]
+
+    @property
+    def closed(self) -> pd.DataFrame:
+        return self.frame[self.y.notna()].reset_index(drop=True)
+
+    @property
+    def open(self) -> pd.DataFrame:
+        return self.frame[self.y.isna()].reset_index(drop=True)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.y.dropna().to_numpy(dtype=int)
+
+
+def dataset(ws: Any, cfg: LeadsConfig) -> Dataset:
+    frame, notes = read_deals(ws, cfg)
+    y = labels(frame, cfg)
+    features = feature_columns(frame, cfg)
+    missing_columns(frame, features)
+    closed = frame[y.notna()]
+    won = int(y.sum())
+    if len(closed) < MIN_CLOSED or won < 10 or len(closed) - won < 10:
+        raise ConfigError(
+            f"{len(closed):,} closed deals ({won:,} won): at least {MIN_CLOSED} with 10 won and "
+            "10 lost are needed; check leads.positive/negative or import more history"
+        )
+    schema = Schema.infer(closed, features)
+    for col, why in schema.skipped.items():
+        notes.append(f"{col} is not used as a feature: {why}")
+    for col in cfg.action_columns:
+        if col not in schema.categories:
+            notes.append(
+                f"action column {col} is not a categorical feature of the model; "
+                "no next action is suggested for it"
+            )
+    return Dataset(frame, y, schema, notes)
+
+
+@dataclass
+class TrainReport:
+    version: str
+    promoted: bool
+    split: str
+    rows: dict[str, int]
+    features: list[str]
+    metrics: dict[str, Any]
+    current: str | None = None
+    current_metrics: dict[str, Any] | None = None
+    evidence: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def render(self) -> str:
+        m = self.metrics
+        lines = [
+            f"{self.version}: trained on {self.rows['train']:,} closed deals, "
+            f"held out {self.rows['holdout']:,} ({self.split}); {self.rows['open']:,} open",
+            f"  {m['verdict']}",
+            f"  Brier {m['brier']:.3f} (base rate {m['base_rate']:.1%}: {m['base_brier']:.3f}); "
+            f"top-20% lift {_x(m['lift_top20'])}",
+        ]
+        if self.current_metrics is not None:
+            auc = self.current_metrics["auc"]
+            shown = "undefined" if auc is None else f"{auc:.3f}"
+            lines.append(f"  current {self.current} on the same holdout: AUC {shown}")
+        lines.append(f"  {'promoted' if self.promoted else 'kept ' + str(self.current)}")
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _x(lift: float | None) -> str:
+    return "undefined (no wins held out)" if lift is None else f"{lift:.2f}x"
+
+
+def train_leads(ws: Any, cfg: LeadsConfig) -> TrainReport:
+    """Train on closed deals, measure on the holdout, register; promote if it beats the current.
+
+    Example:
+        >>> report = train_leads(ws, ws.config.leads)
+        >>> print(report.metrics["verdict"])
+    """
+    from datawheel.apps.leads.evidence import win_rates
+    from datawheel.improve.registry import Registry
+
+    data = dataset(ws, cfg)
+    closed, y = data.closed, data.labels
+    x, _ = data.schema.matrix(closed)
+    train, holdout, how = split(closed, y, cfg, cfg.holdout_share)
+    order = time_order(closed, cfg)[train] if how.startswith("time") else None
+    model = fit(x.iloc[train], y[train], cfg, order)
+    p = model.predict_proba(x.iloc[holdout])
+    result = metrics(y[holdout], p, base_rate=float(y[train].mean()), seed=cfg.seed)
+
+    registry = Registry(ws.store, kind="leads")
+    current = registry.current() or None
+    current_metrics = None
+    if current:
+        try:
+            old, schema, _ = LeadModel.load(ws.path / registry.get(current)["artifacts"])
+            missing_columns(closed, schema.features)
+            old_p = old.predict_proba(schema.matrix(closed.iloc[holdout])[0])
+            current_metrics = metrics(y[holdout], old_p, seed=cfg.seed)
+        except Exception as exc:  # noqa: BLE001 - a current model we cannot run loses
+            data.notes.append(f"could not score the current {current} on this holdout: {exc}")
+    version = registry.next_id()
+    folder = Path("models") / version
+    model.save(
+        ws.path / folder,
+        data.schema,
+        {
+            "version": version,
+            "verdict": result["verdict"],
+            "signal": result["signal"],
+            "trained_rows": len(train),
+        },
+    )
+    promoted = current_metrics is None or (result["auc"] or 0) > (current_metrics["auc"] or 0)
+    registry.record(
+        version,
+        status="candidate" if promoted else "rejected",
+        parent=current,
+        settings={"features": data.schema.features, "split": how, "params": model.params},
+        metrics={k: v for k, v in result.items() if k != "calibration"},
+        artifacts=str(folder),
+        note=result["verdict"],
+    )
+    if promoted:
+        registry.promote(version)
+    evidence = {
+        col: win_rates(closed, y, col, cfg.min_group_size)
+        for col in cfg.action_columns
+        if col in closed.columns
+    }
+    return TrainReport(
+        version,
+        promoted,
+        how,
+        {"train": len(train), "holdout": len(holdout), "open": len(data.open)},
+        data.schema.features,
+        result,
+        current,
+        current_metrics,
+        evidence,
+        data.notes,
+    )
+
+
+def backtest_leads(ws: Any, cfg: LeadsConfig) -> dict[str, Any]:
+    """Walk forward in time: train on everything before each fold, score the fold.
+
+    With no ``time_column`` the file order stands for time (said in the result).
+    """
+    data = dataset(ws, cfg)
+    closed, y = data.closed, data.labels
+    x, _ = data.schema.matrix(closed)
+    order = time_order(closed, cfg)
+    pos = np.argsort(order, kind="stable")
+    chunks = np.array_split(pos, cfg.backtest_folds + 1)
+    folds, ys, ps = [], [], []
+    for k in range(1, len(chunks)):
+        train, test = np.concatenate(chunks[:k]), chunks[k]
+        if len(set(y[train])) < 2 or len(test) == 0:
+            continue
+        model = fit(x.iloc[train], y[train], cfg, order[train])
+        p = model.predict_proba(x.iloc[test])
+        m = metrics(y[test], p, base_rate=float(y[train].mean()), seed=cfg.seed)
+        m.pop("calibration")
+        folds.append({"fold": k, "train": int(len(train)), **m})
+        ys.append(y[test])
+        ps.append(p)
+    if not folds:
+        raise ConfigError("no backtest fold had both won and lost deals to train on")
+    pooled = metrics(np.concatenate(ys), np.concatenate(ps), seed=cfg.seed)
+    return {
+        "ordered_by": cfg.time_column or "file order (no leads.time_column set)",
+        "mean_auc": float(np.mean([f["auc"] for f in folds if f["auc"] is not None])),
+        "mean_brier": float(np.mean([f["brier"] for f in folds])),
+        "folds": folds,
+        "pooled": pooled,
+        "notes": data.notes,
+    }

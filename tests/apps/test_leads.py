@@ -1,0 +1,383 @@
+"""Lead scoring on a tiny planted-signal table and on the real CRM export."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from pydantic import Field
+from typer.testing import CliRunner
+
+from datawheel.apps.leads import (
+    LeadsConfig,
+    backtest_leads,
+    import_lead_outcomes,
+    score_leads,
+    train_leads,
+    wilson,
+)
+from datawheel.config import Config
+from datawheel.errors import ConfigError
+from datawheel.workspace import Workspace
+
+CRM = Path(__file__).resolve().parents[3] / "shared/datasets/crm_sales_opportunities"
+WIN = {"visit": 0.9, "phone": 0.5, "email": 0.05}  # the planted signal: channel decides
+
+
+def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def _deals(n: int = 1500, seed: int = 0) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    start = date(2024, 1, 1)
+    rows = []
+    for i in range(n):
+        channel = str(rng.choice(list(WIN)))
+        rows.append(
+            {
+                "id": f"d{i}",
+                "channel": channel,
+                "region": str(rng.choice(["north", "south", "east"])),  # noise
+                "size": round(float(rng.normal(100, 20)), 1),  # noise
+                "created": (start + timedelta(days=i // 5)).isoformat(),
+                "stage": "Won" if rng.random() < WIN[channel] else "Lost",
+            }
+        )
+    return rows
+
+
+def _cfg(**extra: Any) -> LeadsConfig:
+    return LeadsConfig(
+        source="deals",
+        id_column="id",
+        target="stage",
+        positive=["Won"],
+        negative=["Lost"],
+        open=["Open"],
+        time_column="created",
+        action_columns=["channel"],
+        **extra,
+    )
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Workspace:
+    workspace = Workspace.init(tmp_path / "kb")
+    workspace.add_source("deals", str(_write(tmp_path / "deals.csv", _deals())))
+    return workspace
+
+
+def _new_leads(tmp_path: Path, channels: list[str]) -> Path:
+    rows = [
+        {"id": f"n{i}", "channel": c, "region": "north", "size": 100.0, "created": "2025-01-01"}
+        for i, c in enumerate(channels)
+    ]
+    return _write(tmp_path / "new.csv", rows)
+
+
+def test_planted_signal_is_found_explained_and_acted_on(ws: Workspace, tmp_path: Path) -> None:
+    report = train_leads(ws, _cfg())
+    assert report.version == "leads-v1" and report.promoted
+    assert report.split.startswith("time-ordered")
+    assert report.metrics["auc"] > 0.8
+    assert "better than chance" in report.metrics["verdict"]
+    assert "no better" not in report.metrics["verdict"]
+    assert report.metrics["lift_top20"] > 1.5
+    assert report.metrics["brier"] < report.metrics["base_brier"]
+    assert (ws.path / "models" / "leads-v1" / "booster.txt").exists()
+
+    result = score_leads(ws, _cfg(), _new_leads(tmp_path, ["email", "visit"]))
+    email, visit = result.rows
+    assert email["probability"] < 0.3 < 0.6 < visit["probability"]
+    assert email["reasons"][0]["text"] == "channel=email lowers it"
+    assert visit["reasons"][0]["text"] == "channel=visit raises it"
+    (action,) = email["actions"]
+    assert action["best"] == "visit" and action["lift"] > 0.4
+    assert "based on" in action["note"] and "not a proven cause" in action["note"]
+    assert visit["actions"][0]["best"] == "visit" and visit["actions"][0]["lift"] == 0
+    logged = ws.predictions.predictions("leads")
+    assert [p.entity for p in logged] == ["n0", "n1"]
+    assert {p.version for p in logged} == {"leads-v1"}
+    assert logged[0].output["probability"] == email["probability"]
+
+    out = tmp_path / "scored.csv"
+    result.write_csv(out)
+    header = out.read_text().splitlines()[0]
+    assert header == (
+        "id,probability,reason_1,reason_2,reason_3,best_channel,lift_channel,note_channel,"
+        "prediction_id"
+    )
+
+
+def test_a_retrain_that_does_not_beat_the_current_is_kept_aside(ws: Workspace) -> None:
+    assert train_leads(ws, _cfg()).promoted
+    again = train_leads(ws, _cfg())  # same data, same seed: no better on the same holdout
+    assert again.version == "leads-v2" and not again.promoted
+    assert again.current == "leads-v1"
+    assert again.current_metrics is not None
+    from datawheel.improve.registry import Registry
+
+    registry = Registry(ws.store, kind="leads")
+    assert registry.current() == "leads-v1"
+    assert registry.get("leads-v2")["status"] == "rejected"
+
+
+def test_thin_data_is_said_in_the_action_note(ws: Workspace, tmp_path: Path) -> None:
+    train_leads(ws, _cfg())
+    result = score_leads(ws, _cfg(min_group_size=10_000), _new_leads(tmp_path, ["email"]))
+    note = result.rows[0]["actions"][0]["note"]
+    assert note.startswith("thin data: only ") and "channel=visit" in note
+
+
+def test_unseen_categories_are_scored_as_missing_and_noted(ws: Workspace, tmp_path: Path) -> None:
+    train_leads(ws, _cfg())
+    result = score_leads(ws, _cfg(), _new_leads(tmp_path, ["fax", "email"]))
+    assert 0 < result.rows[0]["probability"] < 1
+    assert any("channel: 1 value(s) never seen in training ('fax')" in n for n in result.notes)
+    nothing_open = score_leads(ws, _cfg())  # every deal in the source is closed
+    assert nothing_open.rows == [] and nothing_open.notes[-1] == "no open leads to score"
+
+
+def test_score_file_missing_feature_columns_lists_them(ws: Workspace, tmp_path: Path) -> None:
+    train_leads(ws, _cfg())
+    bad = _write(tmp_path / "bad.csv", [{"id": "x", "channel": "email"}])
+    with pytest.raises(
+        ConfigError, match=r"missing feature column\(s\) (region, size|size, region)"
+    ):
+        score_leads(ws, _cfg(), bad)
+
+
+def test_unknown_target_values_are_refused_with_the_values(tmp_path: Path) -> None:
+    rows = _deals(200)
+    rows[3]["stage"] = "Maybe"
+    rows[4]["stage"] = "Maybe"
+    with Workspace.init(tmp_path / "kb") as ws:
+        ws.add_source("deals", str(_write(tmp_path / "d.csv", rows)))
+        with pytest.raises(ConfigError) as err:
+            train_leads(ws, _cfg())
+    assert "'Maybe' (2 rows)" in str(err.value)
+    assert "leads.positive, leads.negative or leads.open" in str(err.value)
+
+
+def test_outcomes_settle_scores_and_unknown_ids_are_kept_aside(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    train_leads(ws, _cfg())
+    score_leads(ws, _cfg(), _new_leads(tmp_path, ["email", "visit", "phone", "visit"]))
+    outcomes = _write(
+        tmp_path / "outcomes.csv",
+        [
+            {"id": "n0", "stage": "Lost", "close_date": "2025-02-01"},
+            {"id": "n1", "stage": "Won", "close_date": "2025-02-02"},
+            {"id": "n2", "stage": "lost", "close_date": "2025-02-03"},
+            {"id": "zzz", "stage": "Won", "close_date": "2025-02-04"},
+        ],
+    )
+    report = import_lead_outcomes(ws, _cfg(), outcomes)
+    assert (report.imported, report.matched, report.unmatched) == (4, 3, ["zzz"])
+    m = report.by_version["leads-v1"]
+    assert m["n"] == 3 and m["auc"] == 1.0 and m["brier"] < 0.2
+    assert "never scored, kept aside: zzz" in report.render()
+
+    bad = _write(tmp_path / "bad.csv", [{"id": "n3", "stage": "Pending"}])
+    with pytest.raises(ConfigError, match="'Pending'"):
+        import_lead_outcomes(ws, _cfg(), bad)
+    no_id = _write(tmp_path / "no_id.csv", [{"lead": "n3", "stage": "Won"}])
+    with pytest.raises(ConfigError, match="missing column"):
+        import_lead_outcomes(ws, _cfg(), no_id)
+
+
+def test_backtest_walks_forward_in_time(ws: Workspace) -> None:
+    result = backtest_leads(ws, _cfg(backtest_folds=3))
+    assert result["ordered_by"] == "created"
+    assert [f["fold"] for f in result["folds"]] == [1, 2, 3]
+    assert [f["train"] for f in result["folds"]] == [375, 750, 1125]
+    assert result["mean_auc"] > 0.75
+
+
+def test_wilson_interval() -> None:
+    lo, hi = wilson(5, 10)
+    assert round(lo, 4) == 0.2366 and round(hi, 4) == 0.7634
+    assert wilson(0, 10)[0] == 0.0 and round(wilson(0, 10)[1], 4) == 0.2775
+
+
+def _crm_cfg() -> LeadsConfig:
+    return LeadsConfig(
+        source="crm",
+        id_column="opportunity_id",
+        target="deal_stage",
+        positive=["Won"],
+        negative=["Lost"],
+        open=["Engaging", "Prospecting"],
+        time_column="engage_date",
+        exclude=["close_date", "close_value"],
+        joins=[
+            {"path": str(CRM / "accounts.csv"), "on": "account"},
+            {"path": str(CRM / "products.csv"), "on": "product"},
+            {"path": str(CRM / "sales_teams.csv"), "on": "sales_agent"},
+        ],
+        action_columns=["sales_agent", "product"],
+    )
+
+
+def test_crm_is_reported_honestly_and_open_deals_are_scored(tmp_path: Path) -> None:
+    assert (CRM / "sales_pipeline.csv").exists(), "CI keeps ../shared beside the repo"
+    with Workspace.init(tmp_path / "kb") as ws:
+        ws.add_source("crm", str(CRM / "sales_pipeline.csv"))
+        report = train_leads(ws, _crm_cfg())
+        m = report.metrics
+        lo, hi = m["auc_ci"]
+        assert lo <= 0.5 <= hi, m  # measured: no signal in these columns
+        assert "no better than chance" in m["verdict"]
+        assert report.rows == {"train": 5369, "holdout": 1342, "open": 2089}
+        assert "sector" in report.features and "regional_office" in report.features
+        assert any("'GTXPro'" in n for n in report.notes)  # products.csv spells it GTX Pro
+        agents = report.evidence["sales_agent"]
+        assert sum(r["n"] for r in agents) == 5369 + 1342
+        assert all(r["ci"][0] <= r["rate"] <= r["ci"][1] for r in agents)
+
+        scored = score_leads(ws, _crm_cfg())
+        assert len(scored.rows) == 2089
+        assert "no better than chance" in scored.verdict
+        assert all(0 < r["probability"] < 1 for r in scored.rows)
+        advice = [a["note"] for r in scored.rows for a in r["actions"] if a["lift"] > 0]
+        assert all("no better than chance" in note for note in advice)
+
+
+class _Config(Config):
+    leads: LeadsConfig = Field(default_factory=lambda: LeadsConfig())
+
+
+def _wire(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What workspace.py / config.py gain when leads is wired in (exact bodies)."""
+    monkeypatch.setattr("datawheel.workspace.Config", _Config)
+
+    def leads_train(self: Workspace) -> Any:
+        from datawheel.apps.leads import train_leads
+
+        run_id = self.store.start_run("leads_train", {})
+        try:
+            report = train_leads(self, self.config.leads)
+        except BaseException:
+            self.store.finish_run(run_id, "failed", {})
+            raise
+        self.store.finish_run(
+            run_id, "finished", {"version": report.version, "promoted": report.promoted}
+        )
+        return report
+
+    def leads_score(self: Workspace, path: str | Path | None = None) -> Any:
+        from datawheel.apps.leads import score_leads
+
+        return score_leads(self, self.config.leads, path)
+
+    def leads_outcomes(self: Workspace, path: str | Path) -> Any:
+        from datawheel.apps.leads import import_lead_outcomes
+
+        return import_lead_outcomes(self, self.config.leads, path)
+
+    def leads_backtest(self: Workspace) -> dict[str, Any]:
+        from datawheel.apps.leads import backtest_leads
+
+        return backtest_leads(self, self.config.leads)
+
+    for fn in (leads_train, leads_score, leads_outcomes, leads_backtest):
+        monkeypatch.setattr(Workspace, fn.__name__, fn, raising=False)
+
+
+def test_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import typer
+
+    from datawheel.cli import leads
+
+    _wire(monkeypatch)
+    app = typer.Typer()
+    app.command("noop")(lambda: None)  # a group, so "leads" is a subcommand
+    leads.register(app)
+    runner = CliRunner()
+    kb = tmp_path / "kb"
+    Workspace.init(kb).close()
+    deals = _write(tmp_path / "deals.csv", _deals())
+    regions = [{"region": r, "manager": m} for r, m in (("north", "ann"), ("south", "bo"))]
+    _write(kb / "regions.csv", regions)
+    with (kb / "datawheel.yaml").open("a") as fh:
+        fh.write(
+            f"""
+sources:
+  deals: {{path: {deals}}}
+leads:
+  source: deals
+  target: stage
+  positive: [Won]
+  negative: [Lost]
+  time_column: created
+  joins:
+    - {{path: regions.csv, on: region}}  # YAML 1.1 reads a bare on as True; still accepted
+  action_columns: [channel]
+"""
+        )
+    w = ["-w", str(kb)]
+    trained = runner.invoke(app, ["leads", "train", *w, "--json"])
+    assert trained.exit_code == 0, trained.output
+    report = json.loads(trained.stdout)
+    assert report["version"] == "leads-v1" and "manager" in report["features"]
+    assert any("'east'" in note for note in report["notes"])  # no manager for east
+    human = runner.invoke(app, ["leads", "train", *w])
+    assert "kept leads-v1" in human.stdout and "win rate by channel" in human.stdout
+
+    new = _new_leads(tmp_path, ["email", "visit"])
+    out = tmp_path / "scored.csv"
+    scored = runner.invoke(app, ["leads", "score", str(new), "--csv", str(out), *w, "--json"])
+    assert scored.exit_code == 0, scored.output
+    assert [r["id"] for r in json.loads(scored.stdout)["rows"]] == ["n0", "n1"]
+    assert len(out.read_text().splitlines()) == 3
+    table = runner.invoke(app, ["leads", "score", str(new), *w])
+    assert "channel=visit" in table.stdout and "2 leads scored by leads-v1" in table.stdout
+
+    outcomes = _write(
+        tmp_path / "o.csv", [{"id": "n0", "stage": "Lost"}, {"id": "q", "stage": "Won"}]
+    )
+    settled = runner.invoke(app, ["leads", "outcomes", str(outcomes), *w])
+    assert settled.exit_code == 0, settled.output
+    assert "imported 2 outcomes; 1 matched a score" in settled.stdout
+
+    bt = runner.invoke(app, ["leads", "backtest", *w, "--json"])
+    assert bt.exit_code == 0 and len(json.loads(bt.stdout)["folds"]) == 4
+
+    missing = _write(tmp_path / "m.csv", [{"id": "x", "channel": "email"}])
+    refused = runner.invoke(app, ["leads", "score", str(missing), *w])
+    assert refused.exit_code == 2 and "missing feature column(s)" in refused.output
+    assert "region" in refused.output and "manager" in refused.output
+
+
+BANK = CRM.parent / "uci_bank_marketing" / "bank-additional-full.csv"
+
+
+@pytest.mark.slow
+def test_bank_marketing_without_the_leaking_duration(tmp_path: Path) -> None:
+    with Workspace.init(tmp_path / "kb") as ws:
+        ws.add_source("bank", str(BANK))
+        cfg = LeadsConfig(
+            source="bank",
+            target="y",
+            positive=["yes"],
+            negative=["no"],
+            exclude=["duration"],
+            holdout="stratified",
+        )
+        report = train_leads(ws, cfg)
+    assert "duration" not in report.features and len(report.features) == 19
+    assert report.rows == {"train": 32950, "holdout": 8238, "open": 0}
+    m = report.metrics
+    assert m["auc"] >= 0.79  # a regression floor: 0.80-0.82 across seeds (published 0.80)
+    assert m["brier"] < m["base_brier"] and m["lift_top20"] > 3
