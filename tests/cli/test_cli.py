@@ -71,7 +71,17 @@ def test_missing_workspace_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_help_has_examples() -> None:
-    for cmd in ("init", "ingest", "search", "evaluate", "status", "demo", "inventory", "monitor", "leads"):
+    for cmd in (
+        "init",
+        "ingest",
+        "search",
+        "evaluate",
+        "status",
+        "demo",
+        "inventory",
+        "monitor",
+        "leads",
+    ):
         result = runner.invoke(app, [cmd, "--help"])
         assert result.exit_code == 0 and "Example:" in result.output, cmd
 

@@ -11,7 +11,9 @@ from rich.table import Table
 from datawheel.cli.common import Command, JsonOpt, WorkspaceOpt, opened, out, print_json
 
 leads_app = typer.Typer(
-    help="Lead scoring: close probability, reasons, best next action.", no_args_is_help=True
+    help="Lead scoring: close probability, reasons, best next action.\n\n"
+    "Example: datawheel leads train && datawheel leads score open_leads.csv --json",
+    no_args_is_help=True,
 )
 
 
