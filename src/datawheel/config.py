@@ -14,6 +14,7 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from datawheel.apps.forecast.config import ForecastConfig
 from datawheel.apps.leads.config import LeadsConfig
 from datawheel.errors import ConfigError
 from datawheel.monitor.settings import MonitorConfig
@@ -184,6 +185,10 @@ class Config(_Section):
     leads: LeadsConfig = Field(
         default_factory=lambda: LeadsConfig(),
         description="Lead scoring: the deals source, target labels, features and actions.",
+    )
+    forecast: ForecastConfig = Field(
+        default_factory=lambda: ForecastConfig(),
+        description="Demand forecasting: sales history, features, intervals, replenishment.",
     )
 
     @classmethod

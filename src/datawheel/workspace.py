@@ -499,6 +499,45 @@ class Workspace:
 
         return backtest_leads(self, self.config.leads)
 
+    # -- demand forecasting ---------------------------------------------------------------
+
+    def forecast_train(self) -> Any:
+        """Train the global forecasting model on the sales history; the version is promoted."""
+        from datawheel.apps.forecast import train_forecast
+
+        return train_forecast(self, self.config.forecast)
+
+    def forecast_run(
+        self,
+        horizon: int | None = None,
+        on_hand: str | Path | None = None,
+        lead_time: int | None = None,
+        service_level: float | None = None,
+    ) -> Any:
+        """Forecast every series with intervals, and order quantities when stock is given."""
+        from datawheel.apps.forecast import run_forecast
+
+        return run_forecast(
+            self,
+            self.config.forecast,
+            horizon,
+            on_hand=Path(on_hand) if on_hand else None,
+            lead_time=lead_time,
+            service_level=service_level,
+        )
+
+    def forecast_backtest(self, weeks: int = 8) -> dict[str, Any]:
+        """Rolling-origin backtest of the model against seasonal-naive and AutoETS."""
+        from datawheel.apps.forecast import backtest_forecast
+
+        return backtest_forecast(self, self.config.forecast, weeks)
+
+    def forecast_actuals(self, path: str | Path) -> Any:
+        """Import actual sales and match them to the forecasts they settle."""
+        from datawheel.apps.forecast import import_sales
+
+        return import_sales(self, self.config.forecast, path)
+
     # -- tables ---------------------------------------------------------------------------
 
     def table_source(self, name: str) -> Any:

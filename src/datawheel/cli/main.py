@@ -11,6 +11,7 @@ from datawheel.cli import (
     demo,
     evaluate,
     flywheel,
+    forecast,
     ingest,
     inventory,
     leads,
@@ -40,6 +41,7 @@ tables.register(app)
 inventory.register(app)
 monitor.register(app)
 leads.register(app)
+forecast.register(app)
 
 
 @app.callback()

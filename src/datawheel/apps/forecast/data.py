@@ -1,0 +1,271 @@
+"""Sales history and known-future inputs, read and checked before any model sees them.
+
+Rows whose date does not parse, whose quantity is not a number or is negative, or that repeat a
+series and day are never used silently: they are returned as :class:`BadRow` with their line
+and reason. Days missing inside a series are filled with 0 (no sales recorded) and counted.
+
+The model frame has the columns ``unique_id`` (series values joined by ``/``), ``ds``, ``y``,
+the series columns (as categories), and one column per known-future input (``holiday`` and the
+``known_future`` tables' columns).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from datawheel.errors import ConfigError, MissingExtraError, SourceError
+from datawheel.tables.read import ROW, load
+from datawheel.tables.spec import TableSource
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from datawheel.apps.forecast.config import ForecastConfig
+    from datawheel.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+ID, DS, Y = "unique_id", "ds", "y"
+HOLIDAY = "holiday"
+
+
+@dataclass
+class BadRow:
+    """A source row left out of training and matching, with why."""
+
+    row: int
+    reason: str
+    values: dict[str, Any]
+
+
+@dataclass
+class History:
+    """Clean sales history as a model frame, plus what was left out or filled in."""
+
+    frame: pd.DataFrame
+    bad_rows: list[BadRow] = field(default_factory=list)
+    gaps_filled: int = 0
+
+    def bad_summary(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for b in self.bad_rows:
+            counts[b.reason] = counts.get(b.reason, 0) + 1
+        return counts
+
+
+def require_pandas() -> None:
+    try:
+        import mlforecast  # noqa: F401
+        import pandas  # noqa: F401
+    except ImportError:
+        raise MissingExtraError("forecasting (mlforecast, pandas)", "forecast") from None
+
+
+def series_key(values: Any) -> str:
+    return "/".join(str(v) for v in values)
+
+
+def source_of(ws: Workspace, cfg: ForecastConfig, path: str | Path | None = None) -> TableSource:
+    """The table to read: ``path`` if given, else ``forecast.source`` (a source name or file)."""
+    if path is None:
+        if not cfg.source:
+            raise ConfigError(
+                "no sales history configured; set forecast.source in datawheel.yaml to a table "
+                "source under sources: or a CSV path"
+            )
+        if cfg.source in ws.config.sources:
+            return ws.table_source(cfg.source)  # type: ignore[no-any-return]
+        path = cfg.source
+    p = Path(path).expanduser()
+    if not p.is_absolute():
+        p = ws.path / p
+    return TableSource(name="forecast", path=str(p))
+
+
+def read_rows(source: TableSource, cfg: ForecastConfig) -> tuple[pd.DataFrame, list[BadRow]]:
+    """Read and check a sales table: ``(good rows with ds/y/series columns, bad rows)``."""
+    import pandas as pd
+
+    con = duckdb.connect()
+    try:
+        with tempfile.TemporaryDirectory(prefix="datawheel-forecast-") as tmp:
+            loaded = load(con, source, "raw", Path(tmp))
+        need = [cfg.date, *cfg.series, cfg.target]
+        missing = [c for c in need if c not in loaded.columns]
+        if missing:
+            raise ConfigError(
+                f"{source.name}: column(s) {', '.join(missing)} not found; the table has "
+                f"{', '.join(loaded.columns)}; set forecast.date/series/target to match"
+            )
+        raw = con.execute(
+            f'SELECT "{ROW}", '
+            + ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in need)
+            + f' FROM raw ORDER BY "{ROW}"'
+        ).df()
+    finally:
+        con.close()
+    bad: list[BadRow] = [
+        BadRow(r.line, f"unreadable line: {r.reason}", {}) for r in loaded.rejected
+    ]
+    ds = _dates(raw[cfg.date].str.strip())
+    y = pd.to_numeric(raw[cfg.target].str.strip(), errors="coerce")
+    reasons = pd.Series("", index=raw.index)
+    reasons[ds.isna()] = f"{cfg.date} is not a date"
+    reasons[(reasons == "") & y.isna()] = f"{cfg.target} is not a number"
+    reasons[(reasons == "") & (y < 0)] = f"{cfg.target} is negative"
+    for col in cfg.series:
+        reasons[(reasons == "") & raw[col].isna()] = f"{col} is missing"
+    keys = raw[cfg.series].fillna("").astype(str)
+    uid = keys.iloc[:, 0].str.strip()
+    for col in keys.columns[1:]:
+        uid = uid + "/" + keys[col].str.strip()
+    dup = (reasons == "") & pd.DataFrame({ID: uid, DS: ds}).duplicated(keep="first")
+    reasons[dup] = "repeats a series and date"
+    is_bad = reasons != ""
+    for i in raw.index[is_bad]:
+        bad.append(BadRow(int(raw.at[i, ROW]), str(reasons[i]), {c: raw.at[i, c] for c in need}))
+    good = pd.DataFrame({ID: uid, DS: ds, Y: y.astype("float64")})
+    for col in cfg.series:
+        good[col] = raw[col].astype(str).str.strip()
+    good = good[~is_bad.to_numpy()].reset_index(drop=True)
+    if bad:
+        log.warning("%s: %d rows left out (%s)", source.name, len(bad), bad[0].reason)
+    return good, bad
+
+
+def _dates(text: pd.Series) -> pd.Series:
+    """ISO dates fast; anything else parsed one by one (``format="mixed"`` is slow)."""
+    import pandas as pd
+
+    ds = pd.to_datetime(text, errors="coerce", format="ISO8601")
+    retry = ds.isna() & text.notna()
+    if retry.any():
+        ds[retry] = pd.to_datetime(text[retry], errors="coerce", format="mixed")
+    return ds.dt.normalize()
+
+
+def fill_gaps(frame: pd.DataFrame, series: list[str]) -> tuple[pd.DataFrame, int]:
+    """Add missing days inside each series with ``y = 0``; returns the frame and the count."""
+    import pandas as pd
+
+    span = frame.groupby(ID, observed=True)[DS].agg(["min", "max", "count"])
+    days = (span["max"] - span["min"]).dt.days + 1
+    gappy = span.index[days > span["count"]]
+    if len(gappy) == 0:
+        return frame.sort_values([ID, DS], ignore_index=True), 0
+    parts = [frame[~frame[ID].isin(gappy)]]
+    filled = 0
+    for uid in gappy:
+        part = frame[frame[ID] == uid].set_index(DS).sort_index()
+        full = part.reindex(pd.date_range(part.index.min(), part.index.max(), freq="D"))
+        filled += int(full[Y].isna().sum())
+        full[Y] = full[Y].fillna(0.0)
+        full[ID] = uid
+        for col in series:
+            full[col] = part[col].iloc[0]
+        parts.append(full.rename_axis(DS).reset_index())
+    out = pd.concat(parts, ignore_index=True)
+    return out.sort_values([ID, DS], ignore_index=True), filled
+
+
+def holidays_of(country: str, years: range) -> set[Any]:
+    try:
+        import holidays
+    except ImportError:
+        raise MissingExtraError("public holidays (holidays)", "forecast") from None
+    return set(holidays.country_holidays(country, years=list(years)).keys())
+
+
+def add_known_future(
+    frame: pd.DataFrame, ws_path: Path, cfg: ForecastConfig
+) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Join holidays and the known-future tables onto rows with ``ds`` (+ series columns).
+
+    Returns the frame, the feature columns added, and notes (e.g. dates a table lacks).
+    """
+    import pandas as pd
+
+    features: list[str] = []
+    notes: list[str] = []
+    if cfg.country:
+        years = range(frame[DS].dt.year.min(), frame[DS].dt.year.max() + 1)
+        days = {pd.Timestamp(d) for d in holidays_of(cfg.country, years)}
+        frame[HOLIDAY] = frame[DS].isin(days).astype("float64")
+        features.append(HOLIDAY)
+    for spec in cfg.known_future:
+        table = _read_known(ws_path, spec.path)
+        if cfg.date not in spec.on:
+            raise ConfigError(
+                f"known_future {spec.path}: on must include the date column {cfg.date!r}"
+            )
+        unknown = [c for c in spec.on if c not in table.columns or c not in (cfg.date, *cfg.series)]
+        if unknown:
+            raise ConfigError(
+                f"known_future {spec.path}: join column(s) {', '.join(unknown)} must be the "
+                f"date or series columns ({', '.join([cfg.date, *cfg.series])}) and exist in the "
+                f"file (it has {', '.join(table.columns)})"
+            )
+        cols = spec.columns or [c for c in table.columns if c not in spec.on]
+        absent = [c for c in cols if c not in table.columns]
+        if absent:
+            raise ConfigError(
+                f"known_future {spec.path}: no column(s) {', '.join(absent)}; it has "
+                f"{', '.join(table.columns)}"
+            )
+        keys = {cfg.date: DS} | {c: c for c in spec.on if c != cfg.date}
+        right = table[list(spec.on) + cols].rename(columns=keys)
+        right[DS] = _dates(right[DS].astype(str).str.strip())
+        for c in spec.on:
+            if c != cfg.date:
+                right[c] = right[c].astype(str).str.strip()
+        for c in cols:
+            right[c] = pd.to_numeric(right[c], errors="coerce")
+        right = right.dropna(subset=[DS]).drop_duplicates(subset=list(keys.values()), keep="last")
+        clash = [c for c in cols if c in frame.columns]
+        if clash:
+            raise ConfigError(f"known_future {spec.path}: column(s) {clash} are already used")
+        on = list(keys.values())
+        merged = frame.merge(right, on=on, how="left", indicator="_dw_hit")
+        missing = int((merged["_dw_hit"] == "left_only").sum())
+        if missing:
+            notes.append(
+                f"{spec.path}: no values for {missing} series-days; used 0 for "
+                f"{', '.join(cols)} there"
+            )
+        merged = merged.drop(columns="_dw_hit")
+        merged[cols] = merged[cols].fillna(0.0).astype("float64")
+        frame = merged
+        features.extend(cols)
+    return frame, features, notes
+
+
+def _read_known(ws_path: Path, path: str) -> pd.DataFrame:
+    import pandas as pd
+
+    p = Path(path).expanduser()
+    if not p.is_absolute():
+        p = ws_path / p
+    if not p.is_file():
+        raise SourceError(f"known_future table {p} does not exist; check forecast.known_future")
+    if p.suffix.lower() in (".parquet", ".pq"):
+        return pd.read_parquet(p)
+    return pd.read_csv(p, dtype=str)
+
+
+def load_history(ws: Workspace, cfg: ForecastConfig, path: str | Path | None = None) -> History:
+    """Read, check and gap-fill the sales history (series columns become categories)."""
+    require_pandas()
+    good, bad = read_rows(source_of(ws, cfg, path), cfg)
+    if good.empty:
+        raise SourceError(
+            f"no usable sales rows ({len(bad)} left out: "
+            f"{bad[0].reason if bad else 'the table is empty'}); fix the source and retry"
+        )
+    frame, filled = fill_gaps(good, cfg.series)
+    return History(frame, bad, filled)
