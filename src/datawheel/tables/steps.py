@@ -88,23 +88,22 @@ class DedupeStep(Step):
     keep: str = "first"
 
     def sql(self, src: str, dst: str) -> list[str]:
-        # One hash aggregate keeps a row per group (arg_min picks the first row's other
-        # values): much faster than a window sort or an aggregate plus a join.
+        # Duplicates are few: one hash aggregate finds the groups with more than one row
+        # and the row each keeps; the duplicates are joined against that small table, and
+        # every other row passes through untouched, in its order.
         pick = "max" if self.keep == "last" else "min"
         keys = ", ".join(ident(c) for c in self.on)
-        others = [c for c in self.columns if c not in self.on]
-        carried = "".join(f"arg_{pick}({ident(c)}, {ROW}) AS {ident(c)}, " for c in others)
         order = ", ".join(ident(c) for c in self.columns)
         same = " AND ".join(f"d.{ident(c)} IS NOT DISTINCT FROM g.{ident(c)}" for c in self.on)
         return [
-            f"CREATE TABLE __dw_dedup AS SELECT {keys}, {carried}{pick}({ROW}) AS {ROW}, "
-            f"CAST([] AS VARCHAR[]) AS {FAIL}, count(*) AS __dw_n FROM {src} GROUP BY {keys}",
-            f"CREATE VIEW {dst} AS SELECT {order}, {ROW}, {FAIL} FROM __dw_dedup",
-            # duplicates are few: match each one to the kept row of its (small) group
+            f"CREATE TABLE __dw_dedup AS SELECT {keys}, {pick}({ROW}) AS __dw_keep "
+            f"FROM {src} GROUP BY {keys} HAVING count(*) > 1",
             f"INSERT INTO {DUPLICATES} SELECT d.* EXCLUDE ({FAIL}), "
-            f"['dedupe: duplicate of row ' || g.{ROW}] "
-            f"FROM (SELECT * FROM {src} ANTI JOIN __dw_dedup USING ({ROW})) d "
-            f"JOIN (SELECT * FROM __dw_dedup WHERE __dw_n > 1) g ON {same}",
+            f"['dedupe: duplicate of row ' || g.__dw_keep] "
+            f"FROM {src} d JOIN __dw_dedup g ON {same} WHERE d.{ROW} <> g.__dw_keep",
+            # a table, not a view: later steps read it several times (bounds, counts)
+            f"CREATE TABLE {dst} AS SELECT {order}, {ROW}, {FAIL} FROM {src} "
+            f"ANTI JOIN (SELECT {ROW} FROM {DUPLICATES}) USING ({ROW})",
         ]
 
     def summary(self, con: duckdb.DuckDBPyConnection, dst: str) -> str:
