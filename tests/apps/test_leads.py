@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from pydantic import Field
 from typer.testing import CliRunner
 
 from datawheel.apps.leads import (
@@ -21,7 +20,6 @@ from datawheel.apps.leads import (
     train_leads,
     wilson,
 )
-from datawheel.config import Config
 from datawheel.errors import ConfigError
 from datawheel.workspace import Workspace
 
@@ -254,56 +252,9 @@ def test_crm_is_reported_honestly_and_open_deals_are_scored(tmp_path: Path) -> N
         assert all("no better than chance" in note for note in advice)
 
 
-class _Config(Config):
-    leads: LeadsConfig = Field(default_factory=lambda: LeadsConfig())
+def test_cli(tmp_path: Path) -> None:
+    from datawheel.cli.main import app
 
-
-def _wire(monkeypatch: pytest.MonkeyPatch) -> None:
-    """What workspace.py / config.py gain when leads is wired in (exact bodies)."""
-    monkeypatch.setattr("datawheel.workspace.Config", _Config)
-
-    def leads_train(self: Workspace) -> Any:
-        from datawheel.apps.leads import train_leads
-
-        run_id = self.store.start_run("leads_train", {})
-        try:
-            report = train_leads(self, self.config.leads)
-        except BaseException:
-            self.store.finish_run(run_id, "failed", {})
-            raise
-        self.store.finish_run(
-            run_id, "finished", {"version": report.version, "promoted": report.promoted}
-        )
-        return report
-
-    def leads_score(self: Workspace, path: str | Path | None = None) -> Any:
-        from datawheel.apps.leads import score_leads
-
-        return score_leads(self, self.config.leads, path)
-
-    def leads_outcomes(self: Workspace, path: str | Path) -> Any:
-        from datawheel.apps.leads import import_lead_outcomes
-
-        return import_lead_outcomes(self, self.config.leads, path)
-
-    def leads_backtest(self: Workspace) -> dict[str, Any]:
-        from datawheel.apps.leads import backtest_leads
-
-        return backtest_leads(self, self.config.leads)
-
-    for fn in (leads_train, leads_score, leads_outcomes, leads_backtest):
-        monkeypatch.setattr(Workspace, fn.__name__, fn, raising=False)
-
-
-def test_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import typer
-
-    from datawheel.cli import leads
-
-    _wire(monkeypatch)
-    app = typer.Typer()
-    app.command("noop")(lambda: None)  # a group, so "leads" is a subcommand
-    leads.register(app)
     runner = CliRunner()
     kb = tmp_path / "kb"
     Workspace.init(kb).close()
