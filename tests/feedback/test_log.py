@@ -241,3 +241,16 @@ def _interaction(ident: str) -> Interaction:
     return Interaction(
         ident, "q", "a", "dana", datetime.now(UTC), 1.0, 0.9, False, "generator", [], {}
     )
+
+
+def test_asking_an_empty_knowledge_base_says_so(tmp_path: Path) -> None:
+    with Workspace.init(tmp_path / "empty") as ws:
+        answer = ws.ask("what is the refund policy?")
+        assert answer.declined and answer.sources == [] and answer.confidence == 0.0
+        assert "knowledge base is empty" in answer.text
+        assert ws.interactions.get(answer.id).declined  # still logged
+
+
+def test_a_caller_who_may_read_nothing_gets_no_sources(ws: Workspace) -> None:
+    answer = ws.ask(IN_DOMAIN, groups=["nobody-has-this-group"])
+    assert answer.declined and answer.sources == []

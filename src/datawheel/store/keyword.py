@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -162,7 +163,10 @@ class BM25Index(CatalogIndex):
         vocab = dict(self._vocab)
         vocab.setdefault("", len(vocab))
         model = bm25s.BM25(k1=self.k1, b=self.b)
-        model.index((corpus, vocab), show_progress=False, create_empty_token=False)
+        with warnings.catch_warnings():
+            # an empty corpus has no mean length; search never consults such a model
+            warnings.simplefilter("ignore", RuntimeWarning)
+            model.index((corpus, vocab), show_progress=False, create_empty_token=False)
         self._model, self._model_positions, self._stale_model = model, positions, False
         return model
 

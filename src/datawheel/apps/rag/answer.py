@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from datawheel.apps.rag.calibrate import load_or_fit
 from datawheel.apps.rag.rank import rank
+from datawheel.apps.rag.retrieve import Ranking
 from datawheel.errors import ConfigError
 from datawheel.feedback.log import MAX_QUESTION_CHARS, Interaction, new_interaction_id
 from datawheel.models.generators.base import DECLINE_TEXT, Generation, Passage
@@ -24,6 +25,12 @@ if TYPE_CHECKING:
 WEAK_EVIDENCE = (
     "I could not find this in the knowledge base: the closest sources below do not look "
     "like they answer it (confidence {confidence:.0%})."
+)
+
+
+NOTHING_READABLE = (
+    "I could not find anything to answer from: the knowledge base is empty, or holds nothing "
+    "your groups may read. Ingest documents first (datawheel ingest kb/ ~/docs)."
 )
 
 
@@ -88,12 +95,20 @@ def ask(
     flt = Filter.build(None, groups)
     model = ws.model
     qvec = ws.embedder.embed([question])[0]
-    ranking = rank(ws, question, k, "hybrid", flt, qvec, model)
+    if len(ws.indexes.vectors) == 0:
+        ranking = Ranking([], {})
+    else:
+        ranking = rank(ws, question, k, "hybrid", flt, qvec, model)
     views = {v.id: v for v in ws.store.chunks([cid for cid, _ in ranking.hits])}
     hits = [(views[cid], score) for cid, score in ranking.hits if cid in views]
     calibration = load_or_fit(ws)
     n_tokens = len(ws.indexes.bm25.tokenize([question])[0])
-    confidence = calibration.confidence(ranking.parts, n_tokens) if calibration else 1.0
+    if not hits:
+        confidence = 0.0
+    elif calibration is None:  # too little content to calibrate: trust retrieval
+        confidence = 1.0
+    else:
+        confidence = calibration.confidence(ranking.parts, n_tokens)
     warnings: list[str] = []
     memory_question = None
     curated = model.memory.closest_curated(qvec)
@@ -116,9 +131,8 @@ def ask(
             for n, (v, score) in enumerate(hits, start=1)
         ]
         if not passages or confidence < ws.config.generation.min_confidence:
-            generation = Generation(
-                WEAK_EVIDENCE.format(confidence=confidence), [], "declined", declined=True
-            )
+            text = WEAK_EVIDENCE.format(confidence=confidence) if passages else NOTHING_READABLE
+            generation = Generation(text, [], "declined", declined=True)
         else:
             generation = ws.generator.generate(question, passages)
             warnings.extend(generation.warnings)
