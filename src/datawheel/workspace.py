@@ -499,6 +499,31 @@ class Workspace:
 
         return backtest_leads(self, self.config.leads)
 
+    def simulate_outcomes(self, app: str, step: str | None = None) -> Any:
+        """Replay history step by step: train up to T, predict, import the outcomes, retrain.
+
+        Replay versions and predictions go to leads-sim / forecast-sim, never to the versions
+        in use.
+        """
+        if app not in ("leads", "forecast"):
+            raise ConfigError(f"nothing to replay for {app!r}; choose one of: leads, forecast")
+        step = step or ("month" if app == "leads" else "week")
+        run_id = self.store.start_run("simulate_outcomes", {"app": app, "step": step})
+        try:
+            if app == "leads":
+                from datawheel.apps.leads.replay import replay_leads
+
+                report: Any = replay_leads(self, self.config.leads, step=step)
+            else:
+                from datawheel.apps.forecast.replay import replay_forecast
+
+                report = replay_forecast(self, self.config.forecast, step=step)
+        except BaseException:
+            self.store.finish_run(run_id, "failed", {})
+            raise
+        self.store.finish_run(run_id, "finished", {"steps": len(report.rows)})
+        return report
+
     # -- demand forecasting ---------------------------------------------------------------
 
     def forecast_train(self) -> Any:

@@ -81,6 +81,16 @@ def test_help_has_examples() -> None:
         "inventory",
         "monitor",
         "leads",
+        "forecast",
+        "simulate-outcomes",
+        "ask",
+        "feedback",
+        "report",
+        "improve",
+        "versions",
+        "rollback",
+        "export",
+        "simulate",
     ):
         result = runner.invoke(app, [cmd, "--help"])
         assert result.exit_code == 0 and "Example:" in result.output, cmd

@@ -16,6 +16,7 @@ from datawheel.cli import (
     inventory,
     leads,
     monitor,
+    replay,
     search,
     tables,
     workspace,
@@ -42,6 +43,7 @@ inventory.register(app)
 monitor.register(app)
 leads.register(app)
 forecast.register(app)
+replay.register(app)
 
 
 @app.callback()

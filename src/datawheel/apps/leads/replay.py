@@ -32,7 +32,6 @@ from datawheel.apps.leads.model import (
     feature_columns,
     fit,
     labels,
-    metrics,
     missing_columns,
     read_deals,
 )
@@ -69,7 +68,7 @@ class ReplayReport:
     app: str
     step: str
     rows: list[ReplayStep]
-    pooled: dict[str, Any]  # every settled score of the replay: n, auc, auc_ci, brier
+    pooled: dict[str, Any]  # n, auc, auc_ci: AUC within steps, averaged over all of them
     verdict: str
     notes: list[str] = field(default_factory=list)
 
@@ -142,8 +141,7 @@ def replay_leads(
         )
     registry = Registry(ws.store, kind=APP)
     rows: list[ReplayStep] = []
-    all_y: list[np.ndarray] = []
-    all_p: list[np.ndarray] = []
+    settled: list[tuple[np.ndarray, np.ndarray]] = []
     parent: str | None = None
     ends = [*bounds[1:], bounds[-1] + pd.tseries.frequencies.to_offset(FREQ[step])]
     for at, until in zip(bounds, ends, strict=True):
@@ -203,11 +201,12 @@ def replay_leads(
             ],
         )
         ys, ps = _settled(ws, version)
-        all_y.append(ys)
-        all_p.append(ps)
-        rows.append(_step(at, version, len(part), latest, len(scored), int(closing.sum()), ys, ps))
+        settled.append((ys, ps))
+        rows.append(
+            _step(at, version, len(part), latest, len(scored), int(closing.sum()), ys, ps, cfg.seed)
+        )
         log.info("replay %s: %s", at.date(), rows[-1])
-    pooled = _pooled(np.concatenate(all_y), np.concatenate(all_p))
+    pooled = _pooled(settled, cfg.seed)
     return ReplayReport("leads", step, rows, pooled, trend(rows, pooled), notes)
 
 
@@ -250,14 +249,17 @@ def _step(
     closed: int,
     ys: np.ndarray,
     ps: np.ndarray,
+    seed: int = 42,
 ) -> ReplayStep:
     auc = ci = brier = rate = None
     if len(ys):
         rate = float(ys.mean())
         brier = float(np.mean((ps - ys) ** 2))
     if len(ys) >= MIN_SETTLED and 0 < ys.sum() < len(ys):
-        m = metrics(ys, ps)
-        auc, ci = m["auc"], m["auc_ci"]
+        auc = float(_auc(ys, ps)[0])
+        boots = _boot(ys, ps, np.random.default_rng(seed))
+        boots = boots[~np.isnan(boots)]
+        ci = [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))]
     return ReplayStep(
         at.date().isoformat(),
         version,
@@ -273,12 +275,46 @@ def _step(
     )
 
 
-def _pooled(ys: np.ndarray, ps: np.ndarray) -> dict[str, Any]:
-    out: dict[str, Any] = {"n": int(len(ys)), "auc": None, "auc_ci": None, "brier": None}
-    if len(ys) >= MIN_SETTLED and 0 < ys.sum() < len(ys):
-        m = metrics(ys, ps)
-        out.update(auc=m["auc"], auc_ci=m["auc_ci"], brier=m["brier"])
-    return out
+def _auc(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """AUC of each row of ``p`` against the same row of ``y`` (Mann-Whitney, ties halved).
+
+    Rows with one class give NaN. Rank-based and vectorised: the bootstraps below take
+    thousands of AUCs, which scikit-learn's per-call checks would make slow.
+    """
+    from scipy.stats import rankdata
+
+    y, p = np.atleast_2d(y), np.atleast_2d(p)
+    ranks = rankdata(p, axis=1)
+    pos = y.sum(axis=1)
+    neg = y.shape[1] - pos
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(((ranks * y).sum(axis=1) - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def _boot(y: np.ndarray, p: np.ndarray, rng: np.random.Generator, n: int = 200) -> np.ndarray:
+    """``n`` bootstrap AUCs of one step (NaN where a resample holds one class)."""
+    idx = rng.integers(0, len(y), (n, len(y)))
+    return _auc(y[idx], p[idx])
+
+
+def _pooled(steps: list[tuple[np.ndarray, np.ndarray]], seed: int = 42) -> dict[str, Any]:
+    """AUC within each step, averaged (weighted by settled deals), with a bootstrap 95% CI.
+
+    AUC is taken within steps, not over all scores at once: the win rate moves from month to
+    month and a single ranking across months would mix that drift into the score.
+    """
+    usable = [(y, p) for y, p in steps if len(y) >= MIN_SETTLED and 0 < y.sum() < len(y)]
+    n = int(sum(len(y) for y, _ in usable))
+    if not usable:
+        return {"n": n, "auc": None, "auc_ci": None}
+    weights = np.array([len(y) for y, _ in usable], dtype=float)
+    rng = np.random.default_rng(seed)
+    point = np.array([float(_auc(y, p)[0]) for y, p in usable])
+    boots = np.column_stack([_boot(y, p, rng) for y, p in usable])
+    boots = np.where(np.isnan(boots), point, boots)  # a one-class resample keeps the step's AUC
+    means = boots @ weights / weights.sum()
+    ci = [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+    return {"n": n, "auc": float(point @ weights / weights.sum()), "auc_ci": ci}
 
 
 def trend(rows: list[ReplayStep], pooled: dict[str, Any]) -> str:
@@ -297,7 +333,7 @@ def trend(rows: list[ReplayStep], pooled: dict[str, Any]) -> str:
     aucs = [float(r.auc or 0.0) for r in measured]
     lo, hi = pooled["auc_ci"]
     span = (
-        f"pooled AUC {pooled['auc']:.2f} (CI {lo:.2f}–{hi:.2f}) over {pooled['n']:,} settled "
+        f"mean AUC {pooled['auc']:.2f} (CI {lo:.2f}–{hi:.2f}) over {pooled['n']:,} settled "
         f"deals; per step {min(aucs):.2f}–{max(aucs):.2f} as training "
         f"grows from {measured[0].train_rows:,} to {measured[-1].train_rows:,} deals; "
         f"{beats} of {len(measured)} steps above chance"
