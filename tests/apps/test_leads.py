@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from datetime import date, timedelta
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _shared import CRM, crm_config, write_csv
 from typer.testing import CliRunner
 
 from datawheel.apps.leads import (
@@ -23,16 +23,7 @@ from datawheel.apps.leads import (
 from datawheel.errors import ConfigError
 from datawheel.workspace import Workspace
 
-CRM = Path(__file__).resolve().parents[3] / "shared/datasets/crm_sales_opportunities"
 WIN = {"visit": 0.9, "phone": 0.5, "email": 0.05}  # the planted signal: channel decides
-
-
-def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def _deals(n: int = 1500, seed: int = 0) -> list[dict[str, Any]]:
@@ -71,7 +62,7 @@ def _cfg(**extra: Any) -> LeadsConfig:
 @pytest.fixture
 def ws(tmp_path: Path) -> Workspace:
     workspace = Workspace.init(tmp_path / "kb")
-    workspace.add_source("deals", str(_write(tmp_path / "deals.csv", _deals())))
+    workspace.add_source("deals", str(write_csv(tmp_path / "deals.csv", _deals())))
     return workspace
 
 
@@ -80,7 +71,7 @@ def _new_leads(tmp_path: Path, channels: list[str]) -> Path:
         {"id": f"n{i}", "channel": c, "region": "north", "size": 100.0, "created": "2025-01-01"}
         for i, c in enumerate(channels)
     ]
-    return _write(tmp_path / "new.csv", rows)
+    return write_csv(tmp_path / "new.csv", rows)
 
 
 def test_planted_signal_is_found_explained_and_acted_on(ws: Workspace, tmp_path: Path) -> None:
@@ -148,7 +139,7 @@ def test_unseen_categories_are_scored_as_missing_and_noted(ws: Workspace, tmp_pa
 
 def test_score_file_missing_feature_columns_lists_them(ws: Workspace, tmp_path: Path) -> None:
     train_leads(ws, _cfg())
-    bad = _write(tmp_path / "bad.csv", [{"id": "x", "channel": "email"}])
+    bad = write_csv(tmp_path / "bad.csv", [{"id": "x", "channel": "email"}])
     with pytest.raises(
         ConfigError, match=r"missing feature column\(s\) (region, size|size, region)"
     ):
@@ -160,7 +151,7 @@ def test_unknown_target_values_are_refused_with_the_values(tmp_path: Path) -> No
     rows[3]["stage"] = "Maybe"
     rows[4]["stage"] = "Maybe"
     with Workspace.init(tmp_path / "kb") as ws:
-        ws.add_source("deals", str(_write(tmp_path / "d.csv", rows)))
+        ws.add_source("deals", str(write_csv(tmp_path / "d.csv", rows)))
         with pytest.raises(ConfigError) as err:
             train_leads(ws, _cfg())
     assert "'Maybe' (2 rows)" in str(err.value)
@@ -172,7 +163,7 @@ def test_outcomes_settle_scores_and_unknown_ids_are_kept_aside(
 ) -> None:
     train_leads(ws, _cfg())
     score_leads(ws, _cfg(), _new_leads(tmp_path, ["email", "visit", "phone", "visit"]))
-    outcomes = _write(
+    outcomes = write_csv(
         tmp_path / "outcomes.csv",
         [
             {"id": "n0", "stage": "Lost", "close_date": "2025-02-01"},
@@ -187,10 +178,10 @@ def test_outcomes_settle_scores_and_unknown_ids_are_kept_aside(
     assert m["n"] == 3 and m["auc"] == 1.0 and m["brier"] < 0.2
     assert "never scored, kept aside: zzz" in report.render()
 
-    bad = _write(tmp_path / "bad.csv", [{"id": "n3", "stage": "Pending"}])
+    bad = write_csv(tmp_path / "bad.csv", [{"id": "n3", "stage": "Pending"}])
     with pytest.raises(ConfigError, match="'Pending'"):
         import_lead_outcomes(ws, _cfg(), bad)
-    no_id = _write(tmp_path / "no_id.csv", [{"lead": "n3", "stage": "Won"}])
+    no_id = write_csv(tmp_path / "no_id.csv", [{"lead": "n3", "stage": "Won"}])
     with pytest.raises(ConfigError, match="missing column"):
         import_lead_outcomes(ws, _cfg(), no_id)
 
@@ -209,30 +200,11 @@ def test_wilson_interval() -> None:
     assert wilson(0, 10)[0] == 0.0 and round(wilson(0, 10)[1], 4) == 0.2775
 
 
-def _crm_cfg() -> LeadsConfig:
-    return LeadsConfig(
-        source="crm",
-        id_column="opportunity_id",
-        target="deal_stage",
-        positive=["Won"],
-        negative=["Lost"],
-        open=["Engaging", "Prospecting"],
-        time_column="engage_date",
-        exclude=["close_date", "close_value"],
-        joins=[
-            {"path": str(CRM / "accounts.csv"), "on": "account"},
-            {"path": str(CRM / "products.csv"), "on": "product"},
-            {"path": str(CRM / "sales_teams.csv"), "on": "sales_agent"},
-        ],
-        action_columns=["sales_agent", "product"],
-    )
-
-
 def test_crm_is_reported_honestly_and_open_deals_are_scored(tmp_path: Path) -> None:
     assert (CRM / "sales_pipeline.csv").exists(), "CI keeps ../shared beside the repo"
     with Workspace.init(tmp_path / "kb") as ws:
         ws.add_source("crm", str(CRM / "sales_pipeline.csv"))
-        report = train_leads(ws, _crm_cfg())
+        report = train_leads(ws, crm_config())
         m = report.metrics
         lo, hi = m["auc_ci"]
         assert lo <= 0.5 <= hi, m  # measured: no signal in these columns
@@ -244,7 +216,7 @@ def test_crm_is_reported_honestly_and_open_deals_are_scored(tmp_path: Path) -> N
         assert sum(r["n"] for r in agents) == 5369 + 1342
         assert all(r["ci"][0] <= r["rate"] <= r["ci"][1] for r in agents)
 
-        scored = score_leads(ws, _crm_cfg())
+        scored = score_leads(ws, crm_config())
         assert len(scored.rows) == 2089
         assert "no better than chance" in scored.verdict
         assert all(0 < r["probability"] < 1 for r in scored.rows)
@@ -258,9 +230,9 @@ def test_cli(tmp_path: Path) -> None:
     runner = CliRunner()
     kb = tmp_path / "kb"
     Workspace.init(kb).close()
-    deals = _write(tmp_path / "deals.csv", _deals())
+    deals = write_csv(tmp_path / "deals.csv", _deals())
     regions = [{"region": r, "manager": m} for r, m in (("north", "ann"), ("south", "bo"))]
-    _write(kb / "regions.csv", regions)
+    write_csv(kb / "regions.csv", regions)
     with (kb / "datawheel.yaml").open("a") as fh:
         fh.write(
             f"""
@@ -295,7 +267,7 @@ leads:
     table = runner.invoke(app, ["leads", "score", str(new), *w])
     assert "channel=visit" in table.stdout and "2 leads scored by leads-v1" in table.stdout
 
-    outcomes = _write(
+    outcomes = write_csv(
         tmp_path / "o.csv", [{"id": "n0", "stage": "Lost"}, {"id": "q", "stage": "Won"}]
     )
     settled = runner.invoke(app, ["leads", "outcomes", str(outcomes), *w])
@@ -305,7 +277,7 @@ leads:
     bt = runner.invoke(app, ["leads", "backtest", *w, "--json"])
     assert bt.exit_code == 0 and len(json.loads(bt.stdout)["folds"]) == 4
 
-    missing = _write(tmp_path / "m.csv", [{"id": "x", "channel": "email"}])
+    missing = write_csv(tmp_path / "m.csv", [{"id": "x", "channel": "email"}])
     refused = runner.invoke(app, ["leads", "score", str(missing), *w])
     assert refused.exit_code == 2 and "missing feature column(s)" in refused.output
     assert "region" in refused.output and "manager" in refused.output

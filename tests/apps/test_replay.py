@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -12,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from _shared import CRM, crm_config, write_csv
 from typer.testing import CliRunner
 
 from datawheel.apps.leads import LeadsConfig
@@ -20,7 +20,6 @@ from datawheel.errors import ConfigError
 from datawheel.improve.registry import Registry
 from datawheel.workspace import Workspace
 
-CRM = Path(__file__).resolve().parents[3] / "shared/datasets/crm_sales_opportunities"
 END = date(2024, 12, 31)  # deals closing later are still open in the export
 
 
@@ -49,14 +48,6 @@ def _deals(n: int = 3000, seed: int = 0, reps: int = 40) -> list[dict[str, Any]]
     return rows
 
 
-def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
 def _cfg() -> LeadsConfig:
     return LeadsConfig(
         source="deals",
@@ -75,7 +66,7 @@ def _cfg() -> LeadsConfig:
 def replayed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workspace, ReplayReport]]:
     tmp = tmp_path_factory.mktemp("replay")
     with Workspace.init(tmp / "kb") as ws:
-        ws.add_source("deals", str(_write(tmp / "deals.csv", _deals())))
+        ws.add_source("deals", str(write_csv(tmp / "deals.csv", _deals())))
         yield ws, replay_leads(ws, _cfg(), close_column="closed")
 
 
@@ -200,30 +191,11 @@ def test_forecast_replay_week_by_week(tmp_path: Path) -> None:
     assert report.verdict.startswith("beats seasonal-naive"), report.verdict
 
 
-def _crm_cfg() -> LeadsConfig:
-    return LeadsConfig(
-        source="crm",
-        id_column="opportunity_id",
-        target="deal_stage",
-        positive=["Won"],
-        negative=["Lost"],
-        open=["Engaging", "Prospecting"],
-        time_column="engage_date",
-        exclude=["close_date", "close_value"],
-        joins=[
-            {"path": str(CRM / "accounts.csv"), "on": "account"},
-            {"path": str(CRM / "products.csv"), "on": "product"},
-            {"path": str(CRM / "sales_teams.csv"), "on": "sales_agent"},
-        ],
-        action_columns=["sales_agent", "product"],
-    )
-
-
 def test_crm_replay_stays_at_chance(tmp_path: Path) -> None:
     assert (CRM / "sales_pipeline.csv").exists(), "CI keeps ../shared beside the repo"
     with Workspace.init(tmp_path / "kb") as ws:
         ws.add_source("crm", str(CRM / "sales_pipeline.csv"))
-        report = replay_leads(ws, _crm_cfg())
+        report = replay_leads(ws, crm_config())
     rows = report.rows
     assert rows[0].at == "2017-04-01" and rows[-1].at == "2017-12-01"
     assert all(pd.Timestamp(r.latest_close) < pd.Timestamp(r.at) for r in rows)
@@ -243,7 +215,7 @@ def test_cli(tmp_path: Path) -> None:
     kb = tmp_path / "kb"
     Workspace.init(kb).close()
     rows = [{**r, "close_date": r.pop("closed")} for r in _deals(n=900, reps=10)]
-    deals = _write(tmp_path / "deals.csv", rows)
+    deals = write_csv(tmp_path / "deals.csv", rows)
     with (kb / "datawheel.yaml").open("a") as fh:
         fh.write(
             f"""
