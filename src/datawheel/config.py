@@ -7,6 +7,7 @@ Secrets are written as ``env:VAR_NAME`` and read from the environment when used.
 from __future__ import annotations
 
 import os
+import re
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -219,6 +220,26 @@ class Config(_Section):
         if url:
             return resolve_secret(url)
         return f"sqlite:///{workspace / 'datawheel.db'}"
+
+
+def add_source_entry(path: Path, name: str, entry: dict[str, Any]) -> Config:
+    """Add ``name: entry`` under ``sources:`` in the config file, keeping its comments.
+
+    The new file is validated before it replaces the old one, atomically.
+    """
+    text = path.read_text(encoding="utf-8")
+    block = yaml.safe_dump({name: entry}, sort_keys=False, default_flow_style=False)
+    block = "".join(f"  {line}\n" for line in block.splitlines()).rstrip("\n")
+    head = re.compile(r"^sources:\s*(\{\})?\s*$", flags=re.M)
+    if head.search(text):
+        text = head.sub(lambda _: "sources:\n" + block, text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\nsources:\n" + block + "\n"
+    config = Config.from_dict(yaml.safe_load(text) or {}, source=str(path))
+    tmp = path.with_suffix(".yaml.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return config
 
 
 def resolve_secret(value: str) -> str:

@@ -20,9 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from datawheel.config import CONFIG_FILE, Config, render_default_config
+from datawheel.config import CONFIG_FILE, Config, add_source_entry, render_default_config
 from datawheel.errors import ConfigError, WorkspaceError
 from datawheel.ingest import IngestReport, Progress, run_ingest
 from datawheel.store.catalog import Filter
@@ -608,28 +606,7 @@ class Workspace:
             if not path.exists():
                 raise ConfigError(f"{path} does not exist; check the path")
             entry["path"] = str(path)
-        cfg_path = self.path / CONFIG_FILE
-        text = cfg_path.read_text(encoding="utf-8")
-        block = yaml.safe_dump({name: entry}, sort_keys=False, default_flow_style=False)
-        block = "".join(f"  {line}\n" for line in block.splitlines())
-        if re.search(r"^sources:\s*\{\}\s*$", text, flags=re.M):
-            text = re.sub(
-                r"^sources:\s*\{\}\s*$",
-                "sources:\n" + block.rstrip("\n"),
-                text,
-                count=1,
-                flags=re.M,
-            )
-        elif re.search(r"^sources:\s*$", text, flags=re.M):
-            text = re.sub(
-                r"^sources:\s*$", "sources:\n" + block.rstrip("\n"), text, count=1, flags=re.M
-            )
-        else:
-            text = text.rstrip("\n") + "\n\nsources:\n" + block
-        config = Config.from_dict(yaml.safe_load(text) or {}, source=str(cfg_path))
-        tmp = cfg_path.with_suffix(".yaml.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(cfg_path)
+        config = add_source_entry(self.path / CONFIG_FILE, name, entry)
         self.config = config
         return self.table_source(name)
 
