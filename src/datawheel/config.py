@@ -19,6 +19,7 @@ from datawheel.apps.forecast.config import ForecastConfig
 from datawheel.apps.leads.config import LeadsConfig
 from datawheel.errors import ConfigError
 from datawheel.monitor.settings import MonitorConfig
+from datawheel.server.settings import ABConfig, SchedulesConfig, ServerConfig
 from datawheel.tables.inventory import InventoryRules
 from datawheel.tables.spec import CleanSpec, TableSource
 
@@ -191,6 +192,9 @@ class Config(_Section):
         default_factory=lambda: ForecastConfig(),
         description="Demand forecasting: sales history, features, intervals, replenishment.",
     )
+    server: ServerConfig = Field(default_factory=lambda: ServerConfig())
+    schedules: SchedulesConfig = Field(default_factory=lambda: SchedulesConfig())
+    ab: ABConfig = Field(default_factory=lambda: ABConfig())
 
     @classmethod
     def load(cls, path: Path) -> Config:
