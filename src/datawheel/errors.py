@@ -5,6 +5,9 @@ into a message and an exit code at the boundary; nothing else catches them silen
 
     DatawheelError
     ├── ConfigError            bad or unknown key in datawheel.yaml, unknown option value
+    │   └── NotFoundError      an id or name that does not exist (HTTP 404)
+    ├── AuthError              a missing, invalid or revoked API key or password (HTTP 401)
+    ├── AccessError            a role or group that does not allow the action (HTTP 403)
     ├── WorkspaceError         no workspace at a path, or one that cannot be opened
     ├── SourceError            a file or export that cannot be read (reported, then skipped)
     ├── MissingExtraError      an optional part is used without its extra installed
@@ -22,6 +25,22 @@ class DatawheelError(Exception):
 
 class ConfigError(DatawheelError):
     """A setting is unknown or invalid; the message names the valid choices."""
+
+    exit_code = 2
+
+
+class NotFoundError(ConfigError):
+    """An interaction, user, version or file that does not exist."""
+
+
+class AuthError(DatawheelError):
+    """The caller could not be identified: no key, a wrong key, a revoked key."""
+
+    exit_code = 2
+
+
+class AccessError(DatawheelError):
+    """The caller is known but their role does not allow the action."""
 
     exit_code = 2
 

@@ -65,6 +65,7 @@ class Workspace:
         self._embedder: Any = None
         self._indexes: IndexSet | None = None
         self._model: Any = None
+        self._challenger: Any = None
         self._chunk_info: dict[str, Any] = {}
         self._generator: Any = None
         self._served_embedder: str | None = None
@@ -185,9 +186,29 @@ class Workspace:
 
         return PredictionLog(self.store.engine)
 
+    def model_for(self, user: str) -> tuple[Any, dict[str, str]]:
+        """The model serving this user: the challenger for their share of an A/B test.
+
+        Returns the model and the test and variant to log with the interaction.
+        """
+        from datawheel.improve import ab
+
+        test = ab.running(self)
+        if test is None:
+            return self.model, {}
+        variant = test.variant(user)
+        tag = {"ab_test": test.id, "variant": variant}
+        if variant == "champion":
+            return self.model, tag
+        if self._challenger is None or self._challenger.version != test.challenger:
+            from datawheel.improve.run import load_version
+
+            self._challenger = load_version(self, test.challenger)
+        return self._challenger, tag
+
     def reload_model(self) -> None:
         """Pick up the version in use again (after improve or rollback)."""
-        self._model = None
+        self._model = self._challenger = None
         if self._embedder is not None and self._version_embedder() != self._served_embedder:
             if self._indexes is not None:
                 self._indexes.save()
@@ -382,6 +403,37 @@ class Workspace:
         )
         return report
 
+    def ab_status(self) -> Any:
+        """The online A/B test: per-variant votes, P(challenger better), the rule's verdict."""
+        from datawheel.improve import ab
+
+        return ab.status(self)
+
+    def ab_decide(self, override: str | None = None, *, by: str = "scheduler") -> Any:
+        """Apply the A/B rules now, or a manual ``promote`` / ``stop``; logged with the reason."""
+        from datawheel.improve import ab
+
+        return ab.decide(self, override, by=by)
+
+    @property
+    def users(self) -> Any:
+        """Users, API keys and web sessions (datawheel serve)."""
+        from datawheel.users import UserDirectory
+
+        return UserDirectory(self.store.engine)
+
+    def add_user(
+        self,
+        name: str,
+        *,
+        role: str = "viewer",
+        groups: Sequence[str] | None = None,
+        password: str | None = None,
+    ) -> str:
+        """Create a user (groups default to ingest.default_groups); returns their API key."""
+        chosen = self.config.ingest.default_groups if groups is None else groups
+        return self.users.add(name, role=role, groups=chosen, password=password)
+
     def versions(self) -> list[dict[str, Any]]:
         """Every RAG model version with its metrics; ``current`` marks the one in use."""
         from datawheel.improve.registry import Registry
@@ -393,10 +445,13 @@ class Workspace:
 
         Returns the version now in use; ``None`` means the baseline (no learned parts).
         """
+        from datawheel.improve import ab
         from datawheel.improve.registry import CURRENT, Registry
 
         registry = Registry(self.store)
         target = registry.rollback_target(version)
+        if ab.running(self) is not None:
+            ab.decide(self, "stop", by="rollback")
         if target is None:
             registry.promote("")
             self.store.set_state(CURRENT, "")

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Engine, delete, insert, select
 
-from datawheel.errors import ConfigError
+from datawheel.errors import ConfigError, NotFoundError
 from datawheel.store import schema as t
 
 Vote = Literal["up", "down"]
@@ -101,7 +101,7 @@ class InteractionLog:
                     select(t.interactions).where(t.interactions.c.id == ident)
                 ).all()
         if not rows:
-            raise ConfigError(
+            raise NotFoundError(
                 f"no interaction {interaction_id!r}; use the id that ask printed "
                 "(datawheel report lists recent ones)"
             )

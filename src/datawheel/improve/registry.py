@@ -91,6 +91,15 @@ class Registry:
             )
         self.store.set_state(self.state_key, version)
 
+    def set_status(self, version: str, status: str, *, note: str | None = None) -> None:
+        values: dict[str, Any] = {"status": status}
+        if note is not None:
+            values["note"] = note
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(t.model_versions).where(t.model_versions.c.id == version).values(**values)
+            )
+
     def versions(self) -> list[dict[str, Any]]:
         query = (
             select(t.model_versions)

@@ -58,6 +58,7 @@ class ImproveReport:
     holdout: int
     current: str | None
     promoted: str | None
+    challenger: str | None = None  # under an online A/B test, not promoted yet
     candidates: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -77,7 +78,10 @@ def baseline(ws: Workspace) -> RagModel:
 
 
 def load_current(ws: Workspace) -> RagModel:
-    version = Registry(ws.store).current()
+    return load_version(ws, Registry(ws.store).current())
+
+
+def load_version(ws: Workspace, version: str | None) -> RagModel:
     if version is None:
         return baseline(ws)
     row = Registry(ws.store).get(version)
@@ -238,11 +242,16 @@ def run_improve(
         chosen = None
         note = f"no candidate beat held-out nDCG@10 {base_score:.4f} by {settings.margin}"
     folder = f"models/{version}"
+    # With ab.share set, a winner first serves that share of users (same embedder only: a
+    # fine-tuned one needs its own index, so it is judged offline and promoted at once).
+    online = (
+        chosen is not None and ws.config.ab.share > 0 and chosen.embedder == current.embedder
+    )
     if chosen is not None:
         chosen.save(ws.path / folder)
         registry.record(
             version,
-            status="promoted",
+            status="challenger" if online else "promoted",
             parent=current.version,
             settings={
                 "dense_weight": chosen.dense_weight,
@@ -256,9 +265,16 @@ def run_improve(
             artifacts=folder,
             note=note,
         )
-        registry.promote(version)
+        if online:
+            from datawheel.improve import ab
+
+            started = ab.start(ws, current.version, version)
+            report.challenger = version
+            note += f"; A/B test {started.id} serves it to {started.share:.0%} of users"
+        else:
+            registry.promote(version)
+            report.promoted = version
         ws.reload_model()
-        report.promoted = version
     if chosen is None or chosen.embedder != f"{folder}/embedder":
         shutil.rmtree(ws.path / folder / "embedder", ignore_errors=True)  # a losing fine-tune
     if chosen is None:

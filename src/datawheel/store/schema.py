@@ -206,6 +206,37 @@ outcomes = Table(
     Index("ix_outcomes_app_entity", "app", "entity"),
 )
 
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("role", String(20), nullable=False),  # admin, editor, viewer
+    Column("groups", JSON, nullable=False),  # the document groups the user may read
+    Column("password_hash", Text),  # scrypt; NULL: signs in with an API key only
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(16), primary_key=True),  # the key's public part, shown in listings
+    Column("user", String(100), ForeignKey("users.name"), nullable=False),
+    Column("secret_hash", String(64), nullable=False),  # sha256 of the whole key
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("last_used_at", DateTime(timezone=True)),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user", String(100), ForeignKey("users.name"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
 Migration = Callable[[Connection], None]
 MIGRATIONS: dict[int, tuple[str, Migration]] = {}
 
@@ -250,6 +281,11 @@ def _monitor(conn: Connection) -> None:
 @migration(5, "predictive apps: predictions and outcomes")
 def _predictions(conn: Connection) -> None:
     metadata.create_all(conn, tables=[predictions, outcomes])
+
+
+@migration(6, "service: users, API keys, web sessions")
+def _users(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[users, api_keys, sessions])
 
 
 def migrate(conn: Connection) -> list[int]:

@@ -93,7 +93,7 @@ def ask(
     question = validate_question(question)
     k = k or ws.config.generation.sources
     flt = Filter.build(None, groups)
-    model = ws.model
+    model, variant = ws.model_for(user)
     qvec = ws.embedder.embed([question])[0]
     if len(ws.indexes.vectors) == 0:
         ranking = Ranking([], {})
@@ -197,6 +197,7 @@ def ask(
                     "ranker": model.ranker_name,
                     "generator": answer.generator,
                     "embedder": ws.embedder.model_id,
+                    **variant,
                 },
                 warnings,
             )
