@@ -55,9 +55,10 @@ class User:
 
     def require(self, role: str) -> None:
         if not self.has_role(role):
+            article = "an" if self.role[0] in "aeiou" else "a"
             raise AccessError(
-                f"{self.name} is a {self.role}; this needs the {role} role "
-                f"(an admin can change it: datawheel users role {self.name} {role})"
+                f"{self.name} is {article} {self.role}; this needs the {role} role "
+                f"(an admin can change it: datawheel users set {self.name} --role {role})"
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -237,9 +238,7 @@ class UserDirectory:
                 .values(revoked_at=_now())
             ).rowcount
         if not done:
-            raise NotFoundError(
-                f"no active key {key_id!r}; list keys with: datawheel users list"
-            )
+            raise NotFoundError(f"no active key {key_id!r}; list keys with: datawheel users list")
 
     def authenticate(self, key: str) -> User:
         """The user an API key belongs to; AuthError for a missing, wrong or revoked key."""

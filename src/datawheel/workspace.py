@@ -250,6 +250,23 @@ class Workspace:
             self, [Path(p) for p in paths], sync=sync, groups=groups, progress=progress
         )
 
+    def ingest_uploads(
+        self,
+        files: Sequence[tuple[str, Any]],
+        *,
+        groups: Sequence[str] | None = None,
+        progress: Progress | None = None,
+    ) -> IngestReport:
+        """Store uploaded files (name, binary stream) under ``uploads/`` and ingest them."""
+        folder = self.save_uploads(files)
+        return self.ingest([folder], groups=groups, progress=progress)
+
+    def save_uploads(self, files: Sequence[tuple[str, Any]]) -> Path:
+        """Keep uploaded files (name, binary stream) in a new folder under ``uploads/``."""
+        from datawheel.uploads import save_uploads
+
+        return save_uploads(self.path, files)
+
     def search(
         self,
         query: str,
@@ -387,6 +404,20 @@ class Workspace:
             helpful=helpful,
             failure=failure,
         )
+
+    def recent_interactions(self, *, limit: int = 50, user: str | None = None) -> list[Any]:
+        """The newest interactions first; ``user`` limits them to one asker's."""
+        return self.interactions.recent(limit, user)
+
+    def interaction(self, interaction_id: str, *, user: str | None = None) -> dict[str, Any]:
+        """One interaction with its votes; with ``user``, only if that user asked it."""
+        from datawheel.errors import NotFoundError
+
+        item = self.interactions.get(interaction_id)
+        if user is not None and item.user != user:
+            raise NotFoundError(f"no interaction {interaction_id!r} of yours")
+        votes = self.interactions.feedback([item.id])
+        return {**item.to_dict(), "feedback": [v.__dict__ for v in votes]}
 
     def improve(self, *, progress: Progress | None = None, **overrides: Any) -> Any:
         """Build candidates from feedback, judge them on held-out feedback, promote a winner."""
@@ -764,3 +795,23 @@ class Workspace:
             "version": self._current_version(),
             "runs": self.store.list_runs(limit=5),
         }
+
+    def roi(self, days: int = 30) -> Any:
+        """Annual value from measured usage against the investment (``roi:`` in the config).
+
+        Returns a RoiReport: one line item each for answers, leads and forecast with its
+        measured inputs and assumptions, adoption, ROI and payback months.
+        """
+        from datawheel.roi import compute_roi
+
+        return compute_roi(self, days=days, registered_users=self._registered_users())
+
+    def _registered_users(self) -> int | None:
+        """Users with an account; None while the store has no users table."""
+        from sqlalchemy import func, inspect, select, table
+
+        if not inspect(self.store.engine).has_table("users"):
+            return None
+        with self.store.engine.connect() as conn:
+            count = conn.execute(select(func.count()).select_from(table("users"))).scalar()
+        return int(count or 0)

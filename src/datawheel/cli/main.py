@@ -17,7 +17,9 @@ from datawheel.cli import (
     leads,
     monitor,
     replay,
+    roi,
     search,
+    serve,
     tables,
     workspace,
 )
@@ -44,6 +46,8 @@ monitor.register(app)
 leads.register(app)
 forecast.register(app)
 replay.register(app)
+serve.register(app)
+roi.register(app)
 
 
 @app.callback()

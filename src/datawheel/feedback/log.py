@@ -120,6 +120,14 @@ class InteractionLog:
         with self.engine.connect() as conn:
             return [_interaction(r._mapping) for r in conn.execute(query)]
 
+    def recent(self, limit: int = 50, user: str | None = None) -> list[Interaction]:
+        """The newest interactions first (only one user's, when given)."""
+        query = select(t.interactions).order_by(t.interactions.c.created_at.desc()).limit(limit)
+        if user is not None:
+            query = query.where(t.interactions.c.user == user)
+        with self.engine.connect() as conn:
+            return [_interaction(r._mapping) for r in conn.execute(query)]
+
     def vote(
         self,
         interaction_id: str,

@@ -79,6 +79,4 @@ class ABConfig(_Section):
         description="Promote when P(challenger more satisfying) reaches this; stop the "
         "challenger when it falls to 1 minus this.",
     )
-    max_days: float = Field(
-        28.0, gt=0, description="Undecided after this long: keep the champion."
-    )
+    max_days: float = Field(28.0, gt=0, description="Undecided after this long: keep the champion.")

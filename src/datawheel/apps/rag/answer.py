@@ -65,6 +65,17 @@ class Answer:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def with_sources(self) -> str:
+        """The answer followed by its numbered sources, as chat clients show it."""
+        lines = [self.text]
+        if self.sources:
+            lines.append("")
+            lines.append("Sources:")
+            for s in self.sources:
+                where = f" — {s.heading}" if s.heading else ""
+                lines.append(f"[{s.n}] {s.title}{where} ({s.uri})")
+        return "\n".join(lines)
+
 
 def validate_question(question: str) -> str:
     text = question.strip()

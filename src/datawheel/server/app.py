@@ -1,0 +1,111 @@
+"""The ASGI app of ``datawheel serve``: JSON API, OpenAI-compatible routes, web UI, jobs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from datawheel.server import errors
+from datawheel.server.service import Service
+
+if TYPE_CHECKING:
+    from datawheel.workspace import Workspace
+
+
+class BodyLimit:
+    """413 for a request body over the limit, declared (Content-Length) or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await self._reject(scope, receive, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        mb = self.max_bytes / 2**20
+        response = errors.error(
+            413, f"the request is over the {mb:g} MB limit (server.max_request_mb)"
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(ws: Workspace, *, scheduler: bool = False, warm: bool = True) -> FastAPI:
+    """The service over one open workspace; ``scheduler`` also runs the scheduled jobs."""
+    from datawheel.server import api, openai_api, ui
+
+    svc = Service(ws)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if warm:
+            svc.warm()
+        if scheduler:
+            from datawheel.server.scheduler import Scheduler
+
+            svc.scheduler = Scheduler(svc)
+            svc.scheduler.start()
+        try:
+            yield
+        finally:
+            if svc.scheduler is not None:
+                svc.scheduler.stop()
+
+    app = FastAPI(
+        title="datawheel",
+        summary="Answers with citations from your knowledge base, feedback, data and models.",
+        version=_version(),
+        lifespan=lifespan,
+    )
+    app.state.service = svc
+    errors.install(app)
+    app.include_router(api.router)
+    app.include_router(openai_api.router)
+    ui.install(app)
+    limit = int(ws.config.server.max_request_mb * 2**20)
+    app.add_middleware(BodyLimit, max_bytes=limit)  # type: ignore[arg-type]
+    return app
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    try:
+        return version("datawheel")
+    except Exception:  # not installed (source checkout)
+        return "0"
+
+
+def serve(ws: Workspace, host: str, port: int, **uvicorn_options: Any) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(ws, scheduler=True), host=host, port=port, **uvicorn_options)

@@ -1,0 +1,101 @@
+"""Jobs inside ``datawheel serve``: monitor, weekly report, improve and A/B decisions.
+
+Schedules are cron expressions in ``schedules:``; every run is recorded in the store as a
+run of kind ``job:<name>`` with its outcome, so it shows in ``/api/jobs`` and the dashboard.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+if TYPE_CHECKING:
+    from datawheel.server.service import Service
+
+log = logging.getLogger(__name__)
+
+
+def _monitor(svc: Service) -> dict[str, Any]:
+    with svc.reading() as ws:
+        report = ws.monitor()
+    return {"exit_code": report.exit_code}
+
+
+def _report(svc: Service) -> dict[str, Any]:
+    with svc.reading() as ws:
+        report = ws.report()
+    data = report.to_dict()
+    return {k: data[k] for k in ("satisfaction", "questions") if k in data}
+
+
+def _improve(svc: Service) -> dict[str, Any]:
+    with svc.writing() as ws:
+        report = ws.improve()
+    return {"promoted": report.promoted, "challenger": report.challenger}
+
+
+def _ab(svc: Service) -> dict[str, Any]:
+    with svc.writing() as ws:
+        if ws.ab_status().decision != "continue":
+            return {"decision": "no test running"}
+        result = ws.ab_decide()
+    return {"decision": result.decision, "reason": result.reason}
+
+
+JOBS: dict[str, Callable[[Service], dict[str, Any]]] = {
+    "monitor": _monitor,
+    "report": _report,
+    "improve": _improve,
+    "ab": _ab,
+}
+
+
+class Scheduler:
+    def __init__(self, svc: Service) -> None:
+        self.svc = svc
+        cfg = svc.ws.config.schedules
+        self._scheduler = BackgroundScheduler(timezone=cfg.timezone)
+        for name in JOBS:
+            expression = getattr(cfg, name)
+            if expression.strip():
+                self._scheduler.add_job(
+                    self.run,
+                    CronTrigger.from_crontab(expression, timezone=cfg.timezone),
+                    args=[name],
+                    id=name,
+                    max_instances=1,
+                    coalesce=True,
+                )
+
+    def start(self) -> None:
+        self._scheduler.start()
+
+    def stop(self) -> None:
+        self._scheduler.shutdown(wait=False)
+
+    def planned(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "job": job.id,
+                "schedule": getattr(self.svc.ws.config.schedules, job.id),
+                "next_run": job.next_run_time.isoformat() if job.next_run_time else None,
+            }
+            for job in self._scheduler.get_jobs()
+        ]
+
+    def run(self, name: str) -> dict[str, Any]:
+        """Run one job now and record it; a failure is recorded, never raised."""
+        store = self.svc.ws.store
+        run_id = store.start_run(f"job:{name}", {})
+        try:
+            counts = JOBS[name](self.svc)
+        except Exception as exc:  # a job's failure must not stop the scheduler
+            log.exception("job %s failed", name)
+            store.finish_run(run_id, "failed", {"error": f"{type(exc).__name__}: {exc}"})
+            return {"status": "failed", "error": str(exc)}
+        store.finish_run(run_id, "finished", counts)
+        return {"status": "finished", **counts}

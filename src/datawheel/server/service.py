@@ -1,0 +1,105 @@
+"""The running service: the workspace, its lock, the rate limiter, and who is calling."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, Request
+from limits import parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from starlette.exceptions import HTTPException
+
+from datawheel.errors import AuthError
+from datawheel.server.locks import ReadWriteLock
+from datawheel.users import User
+
+if TYPE_CHECKING:
+    from datawheel.workspace import Workspace
+
+SESSION_COOKIE = "datawheel_session"
+
+
+class Service:
+    """What every request shares. Reads (ask, search, feedback) run side by side; work that
+    changes the indexes or the model in use (ingest, improve, rollback) runs alone."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.lock = ReadWriteLock()
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._rate = parse(ws.config.server.rate_limit)
+        self.scheduler: Any = None
+
+    @contextmanager
+    def reading(self) -> Iterator[Workspace]:
+        with self.lock.read():
+            yield self.ws
+
+    @contextmanager
+    def writing(self) -> Iterator[Workspace]:
+        with self.lock.write():
+            yield self.ws
+
+    def warm(self) -> None:
+        """Load the model, indexes and calibration before the first request needs them."""
+        from datawheel.apps.rag.calibrate import load_or_fit
+
+        with self.writing() as ws:
+            ws.indexes  # noqa: B018
+            ws.model  # noqa: B018
+            ws.generator  # noqa: B018
+            load_or_fit(ws)
+
+    def identify(self, request: Request) -> User:
+        header = request.headers.get("authorization")
+        if header:
+            scheme, _, key = header.partition(" ")
+            if scheme.lower() != "bearer" or not key.strip():
+                raise AuthError("send the key as a header: Authorization: Bearer dw_...")
+            user = self.ws.users.authenticate(key)
+            bucket = "key:" + key.strip()[:11]
+        elif token := request.cookies.get(SESSION_COOKIE):
+            user = self.ws.users.session_user(token)
+            bucket = "user:" + user.name
+        else:
+            raise AuthError(
+                "missing API key: send Authorization: Bearer <key> "
+                "(an admin creates one with: datawheel users add NAME)"
+            )
+        if not self._limiter.hit(self._rate, bucket):
+            reset = int(self._limiter.get_window_stats(self._rate, bucket).reset_time)
+            raise HTTPException(
+                429,
+                f"rate limit of {self.ws.config.server.rate_limit} reached; retry after {reset}"
+                " (epoch seconds)",
+            )
+        return user
+
+
+def service(request: Request) -> Service:
+    svc: Service = request.app.state.service
+    return svc
+
+
+def caller(request: Request) -> User:
+    user = service(request).identify(request)
+    request.state.user = user
+    return user
+
+
+def role(name: str) -> Callable[..., User]:
+    """A dependency: the caller, who must have at least this role."""
+
+    def check(user: Annotated[User, Depends(caller)]) -> User:
+        user.require(name)
+        return user
+
+    return check
+
+
+viewer = Depends(role("viewer"))
+editor = Depends(role("editor"))
+admin = Depends(role("admin"))
