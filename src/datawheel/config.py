@@ -19,6 +19,7 @@ from datawheel.apps.forecast.config import ForecastConfig
 from datawheel.apps.leads.config import LeadsConfig
 from datawheel.errors import ConfigError
 from datawheel.monitor.settings import MonitorConfig
+from datawheel.roi import RoiConfig
 from datawheel.server.settings import ABConfig, SchedulesConfig, ServerConfig
 from datawheel.tables.inventory import InventoryRules
 from datawheel.tables.spec import CleanSpec, TableSource
@@ -195,6 +196,10 @@ class Config(_Section):
     server: ServerConfig = Field(default_factory=lambda: ServerConfig())
     schedules: SchedulesConfig = Field(default_factory=lambda: SchedulesConfig())
     ab: ABConfig = Field(default_factory=lambda: ABConfig())
+    roi: RoiConfig = Field(
+        default_factory=lambda: RoiConfig(),
+        description="What datawheel costs and what its measured results are worth (datawheel roi).",
+    )
 
     @classmethod
     def load(cls, path: Path) -> Config:

@@ -807,11 +807,13 @@ class Workspace:
         return compute_roi(self, days=days, registered_users=self._registered_users())
 
     def _registered_users(self) -> int | None:
-        """Users with an account; None while the store has no users table."""
-        from sqlalchemy import func, inspect, select, table
+        """Users with an enabled account; None while the store has no users table."""
+        from sqlalchemy import func, inspect, select
+
+        from datawheel.store import schema as t
 
         if not inspect(self.store.engine).has_table("users"):
             return None
+        query = select(func.count()).select_from(t.users).where(t.users.c.disabled.is_(False))
         with self.store.engine.connect() as conn:
-            count = conn.execute(select(func.count()).select_from(table("users"))).scalar()
-        return int(count or 0)
+            return int(conn.execute(query).scalar() or 0)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, func, insert, select
 
 from datawheel.store import schema as t
 
@@ -84,6 +84,16 @@ class PredictionLog:
             rows = conn.execute(query.order_by(t.predictions.c.created_at)).all()
         return [Prediction(**r._mapping) for r in rows]
 
+    def count_entities(self, app: str, since: datetime | None = None) -> int:
+        """How many distinct entities (leads, series-days) were predicted, since a moment."""
+        query = select(func.count(func.distinct(t.predictions.c.entity))).where(
+            t.predictions.c.app == app
+        )
+        if since is not None:
+            query = query.where(t.predictions.c.created_at >= since)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
+
     def import_outcomes(self, app: str, outcomes: Sequence[Outcome]) -> ImportReport:
         """Store outcomes, each matched to the latest prediction for its entity."""
         latest: dict[str, str] = {}
@@ -126,3 +136,13 @@ class PredictionLog:
             value = m.pop("outcome")
             out.append((Prediction(**m), value))
         return out
+
+    def actuals(self, app: str) -> dict[str, Any]:
+        """Every imported outcome value by entity, matched or not (the latest import wins)."""
+        query = (
+            select(t.outcomes.c.entity, t.outcomes.c.value)
+            .where(t.outcomes.c.app == app)
+            .order_by(t.outcomes.c.id)
+        )
+        with self.engine.connect() as conn:
+            return {r.entity: r.value for r in conn.execute(query)}
