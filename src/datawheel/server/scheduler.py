@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from datawheel.errors import DatawheelError
+
 if TYPE_CHECKING:
     from datawheel.server.service import Service
 
@@ -94,7 +96,10 @@ class Scheduler:
         try:
             counts = JOBS[name](self.svc)
         except Exception as exc:  # a job's failure must not stop the scheduler
-            log.exception("job %s failed", name)
+            if isinstance(exc, DatawheelError):
+                log.warning("job %s: %s", name, exc)
+            else:
+                log.exception("job %s failed", name)
             store.finish_run(run_id, "failed", {"error": f"{type(exc).__name__}: {exc}"})
             return {"status": "failed", "error": str(exc)}
         store.finish_run(run_id, "finished", counts)
