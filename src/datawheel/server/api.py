@@ -20,6 +20,7 @@ from datawheel.users import User
 
 router = APIRouter(prefix="/api")
 Uploads = Annotated[list[UploadFile], File(description="One or more files.")]
+MaybeUploads = Annotated[list[UploadFile] | None, File(description="A file (optional).")]
 
 
 def out(value: Any) -> Any:
@@ -286,7 +287,7 @@ def monitor(request: Request, source: str | None = None, _: User = editor) -> An
 
 
 @router.post("/leads/score", summary="Score leads from an uploaded CSV (default: open deals)")
-def leads_score(request: Request, files: Uploads | None = None, _: User = editor) -> Any:
+def leads_score(request: Request, files: MaybeUploads = None, _: User = editor) -> Any:
     with service(request).reading() as ws:
         path = ws.save_uploads(_files(files)) if files else None
         target = next(path.iterdir()) if path else None
