@@ -509,6 +509,30 @@ class Workspace:
                 report.improve = {"error": str(exc)}
         return report
 
+    def dashboard(self, *, days: int = 30, weeks: int = 8) -> dict[str, Any]:
+        """The dashboard's numbers: satisfaction per week, daily questions, answer rate, p95
+        latency and active users, evaluations per model version, data volume, open alerts,
+        adoption, the A/B test and ROI (see ``datawheel.feedback.dashboard``)."""
+        from datawheel.feedback.dashboard import build_dashboard
+
+        return build_dashboard(self, days=days, weeks=weeks)
+
+    def passage(self, chunk_id: str, *, groups: Sequence[str] | None = None) -> Any:
+        """One chunk with its document's title and uri, if the caller's groups may read it.
+
+        Raises:
+            NotFoundError: no such chunk, or one the groups may not read (the same answer
+                for both, so ids of hidden documents cannot be probed).
+        """
+        from datawheel.errors import NotFoundError
+
+        view = next(iter(self.store.chunks([chunk_id])), None)
+        if view is None or not Filter.build(None, groups).matches(view.fields, view.groups):
+            raise NotFoundError(
+                f"no passage {chunk_id!r} that you may read; cite it from an answer you got"
+            )
+        return view
+
     def export_feedback(self, path: str | Path, *, fmt: str = "openai") -> int:
         """Write 👍 and corrected answers as fine-tuning JSONL; returns the number written."""
         from datawheel.improve.export import export_pairs
@@ -785,6 +809,14 @@ class Workspace:
         from datawheel.monitor import run_monitor
 
         return run_monitor(self, self.config.monitor, source=source)
+
+    def monitor_findings(self, *, open_only: bool = False) -> list[dict[str, Any]]:
+        """The findings of each source's latest monitor check, alerts first; with
+        ``open_only``, only its warnings and alerts."""
+        from datawheel.monitor.history import History
+
+        levels = ("warning", "alert") if open_only else None
+        return History(self.store.engine).latest_findings(levels)
 
     def status(self) -> dict[str, Any]:
         """Counts and the latest runs, for ``datawheel status``."""

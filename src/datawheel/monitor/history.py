@@ -184,6 +184,25 @@ class History:
             r["at"] = _utc(r["at"])
         return rows
 
+    def latest_findings(
+        self, levels: Iterable[str] | None = None, *, scan: int = 2000
+    ) -> list[dict[str, Any]]:
+        """The findings of each source's latest check (of the newest ``scan`` stored), those
+        at ``levels`` only when given; alerts first, then warnings, then by source."""
+        wanted = None if levels is None else set(levels)
+        rows = self.findings(limit=scan)  # newest first
+        newest: dict[str, Any] = {}
+        for r in rows:
+            newest.setdefault(r["source"], r["at"])
+        latest = [
+            r
+            for r in rows
+            if r["at"] == newest[r["source"]] and (wanted is None or r["level"] in wanted)
+        ]
+        order = {"alert": 0, "warning": 1}
+        latest.sort(key=lambda r: (order.get(r["level"], 2), r["source"], r["check"], r["id"]))
+        return latest
+
     def list_snapshots(self, source: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Snapshot summaries (no bins), newest first, for charts of rows and freshness."""
         t = monitor_snapshots
