@@ -123,7 +123,9 @@ def status(ws: Workspace) -> ABStatus:
         return result
     cfg = ws.config.ab
     result.p_challenger_better = p = _p_better(tallies)
-    short = {name: cfg.min_votes - t.votes for name, t in tallies.items() if t.votes < cfg.min_votes}
+    short = {
+        name: cfg.min_votes - t.votes for name, t in tallies.items() if t.votes < cfg.min_votes
+    }
     days = (datetime.now(UTC) - datetime.fromisoformat(test.started_at)).total_seconds() / 86400
     if short and days < cfg.max_days:
         needs = ", ".join(f"{name} {n} more" for name, n in short.items())
