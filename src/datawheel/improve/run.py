@@ -355,7 +355,7 @@ def _finetune_arm(
     e = ws.config.embedding
     embedder = load_embedder(str(ws.path / folder), e.runtime, e.batch_size)
     tag = hashlib.sha256(embedder.model_id.encode()).hexdigest()[:8]
-    indexes = IndexSet(ws.path / "index", embedder.dim, ws.config.search, vector_tag=tag)
+    indexes = IndexSet(ws.path / "index", embedder.dim, ws.config.search, tag, store=ws.store)
     indexes.reconcile(ws.store, embedder)  # embeds every chunk with the new model
     with ws.serving(embedder, indexes):
         vectors = embedder.embed([ex.question for ex in examples])

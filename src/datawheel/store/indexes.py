@@ -16,7 +16,7 @@ import numpy as np
 
 from datawheel.store.base import DocumentWrite, document_fields
 from datawheel.store.keyword import BM25Index
-from datawheel.store.vectors import NumpyVectorIndex
+from datawheel.store.vectors import NumpyVectorIndex, VectorIndex
 
 if TYPE_CHECKING:
     from datawheel.config import SearchConfig
@@ -27,16 +27,40 @@ log = logging.getLogger(__name__)
 
 
 class IndexSet:
-    """BM25 + vectors, updated together."""
+    """BM25 + vectors, updated together.
 
-    def __init__(self, folder: Path, dim: int, search: SearchConfig, vector_tag: str = "") -> None:
+    With a PostgreSQL store the vectors live in pgvector beside the chunks; BM25 stays a
+    file per worker, reconciled from the store like the embedded vectors (see the README
+    on why PostgreSQL full-text search is not used).
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        dim: int,
+        search: SearchConfig,
+        vector_tag: str = "",
+        store: SQLStore | None = None,
+    ) -> None:
         bm25 = search.bm25
         self.folder = folder
-        # One vector file per embedding model: switching models never mixes vectors.
-        name = f"vectors-{vector_tag}.npz" if vector_tag else "vectors.npz"
-        self.vectors = NumpyVectorIndex(
-            folder / name, dim, ann_min=search.ann_min_chunks, ef_search=search.ann_ef_search
-        )
+        self.vectors: VectorIndex
+        # One vector file (or table) per embedding model: switching models never mixes them.
+        if store is not None and store.is_postgres:
+            from datawheel.store.pgvector import PgVectorIndex, table_name
+
+            self.vectors = PgVectorIndex(
+                store.engine,
+                dim,
+                table_name(vector_tag),
+                ann_min=search.ann_min_chunks,
+                ef_search=search.ann_ef_search,
+            )
+        else:
+            name = f"vectors-{vector_tag}.npz" if vector_tag else "vectors.npz"
+            self.vectors = NumpyVectorIndex(
+                folder / name, dim, ann_min=search.ann_min_chunks, ef_search=search.ann_ef_search
+            )
         self.bm25 = BM25Index(folder / "bm25.pkl", k1=bm25.k1, b=bm25.b, stemmer=bm25.stemmer)
 
     def add(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping
@@ -9,17 +10,31 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import (
+    JSON,
+    Engine,
+    Table,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from datawheel.errors import WorkspaceError
+from datawheel.store import postgres as pg
 from datawheel.store import schema as t
 from datawheel.store.base import ChunkView, DocumentRecord, DocumentWrite, document_fields
 
 log = logging.getLogger(__name__)
 
 _BATCH = 500  # ids per IN (...) clause
+_MIGRATE_LOCK = 0x6D696772  # "migr": one schema migration at a time on a shared server
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -42,7 +57,11 @@ class SQLStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine: Engine = create_engine(url, future=True)
+        if pg.is_postgres(url):
+            self.engine: Engine = create_engine(pg.engine_url(url), pool_pre_ping=True)
+            self._open_postgres()
+            return
+        self.engine = create_engine(url, future=True)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
@@ -55,6 +74,24 @@ class SQLStore:
             ) from exc
         if applied:
             log.info("applied migrations %s", applied)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    def _open_postgres(self) -> None:
+        try:
+            with self.engine.begin() as conn:
+                # Workers opening the same new database at once apply migrations one by one.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATE_LOCK})
+                pg.ensure_pgvector(conn, self.engine.url)
+                applied = t.migrate(conn)
+        except DBAPIError as exc:
+            if exc.connection_invalidated or isinstance(exc, OperationalError):
+                raise pg.connect_error(exc, self.engine.url) from exc
+            raise
+        if applied:
+            log.info("applied migrations %s to %s", applied, pg.safe_url(self.engine.url))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -74,34 +111,39 @@ class SQLStore:
         if not writes:
             return
         doc_ids = [w.document.id for w in writes]
+        now = datetime.now(UTC)
+        docs = [
+            {
+                "id": d.id,
+                "uri": d.uri,
+                "fingerprint": d.fingerprint,
+                "title": d.title,
+                "kind": d.kind,
+                "author": d.author,
+                "date": d.date,
+                "topic": d.topic,
+                "groups": d.groups,
+                "meta": d.meta,
+                "chunk_count": len(w.chunks),
+                "ingested_at": now,
+            }
+            for w in writes
+            for d in [w.document]
+        ]
+        rows = [c.__dict__ for w in writes for c in w.chunks]
         with self.engine.begin() as conn:
+            if self.is_postgres:
+                pg.lock_document_writes(conn)
             for part in _batches(doc_ids):
                 conn.execute(delete(t.chunks).where(t.chunks.c.doc_id.in_(part)))
                 conn.execute(delete(t.documents).where(t.documents.c.id.in_(part)))
-            conn.execute(
-                insert(t.documents),
-                [
-                    {
-                        "id": d.id,
-                        "uri": d.uri,
-                        "fingerprint": d.fingerprint,
-                        "title": d.title,
-                        "kind": d.kind,
-                        "author": d.author,
-                        "date": d.date,
-                        "topic": d.topic,
-                        "groups": d.groups,
-                        "meta": d.meta,
-                        "chunk_count": len(w.chunks),
-                        "ingested_at": datetime.now(UTC),
-                    }
-                    for w in writes
-                    for d in [w.document]
-                ],
-            )
-            rows = [c.__dict__ for w in writes for c in w.chunks]
-            if rows:
-                conn.execute(insert(t.chunks), rows)
+            if self.is_postgres:  # COPY: several times faster than INSERT for big batches
+                _copy(conn, t.documents, docs)
+                _copy(conn, t.chunks, rows)
+            else:
+                conn.execute(insert(t.documents), docs)
+                if rows:
+                    conn.execute(insert(t.chunks), rows)
             if vectors:
                 self._insert_ignore(
                     conn,
@@ -116,6 +158,8 @@ class SQLStore:
         ids = list(doc_ids)
         removed = 0
         with self.engine.begin() as conn:
+            if self.is_postgres:
+                pg.lock_document_writes(conn)
             for part in _batches(ids):
                 conn.execute(delete(t.chunks).where(t.chunks.c.doc_id.in_(part)))
                 removed += conn.execute(
@@ -302,10 +346,43 @@ class SQLStore:
         if dialect == "sqlite":
             stmt = sqlite.insert(table).on_conflict_do_nothing()
         elif dialect == "postgresql":
+            if len(rows) > 1000:  # COPY into a scratch table, then one INSERT ... SELECT
+                _copy_ignore(conn, table, rows)
+                return
             stmt = postgresql.insert(table).on_conflict_do_nothing()
         else:  # pragma: no cover - other databases are not supported yet
             raise SQLAlchemyError(f"unsupported database {dialect}")
         conn.execute(stmt, rows)
+
+
+def _copy(conn: Any, table: Table, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    names = [c.name for c in table.columns if c.name in rows[0]]
+    jsons = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    pg.copy_rows(
+        conn,
+        table.name,
+        names,
+        ([json.dumps(r[n]) if n in jsons else r[n] for n in names] for r in rows),
+    )
+
+
+def _copy_ignore(conn: Any, table: Table, rows: list[dict[str, Any]]) -> None:
+    scratch = f"_copy_{table.name}"
+    conn.execute(
+        text(f'CREATE TEMP TABLE IF NOT EXISTS "{scratch}" (LIKE "{table.name}") ON COMMIT DROP')
+    )
+    conn.execute(text(f'TRUNCATE "{scratch}"'))
+    names = list(rows[0])
+    pg.copy_rows(conn, scratch, names, ([r[n] for n in names] for r in rows))
+    cols = ", ".join(f'"{n}"' for n in names)
+    conn.execute(
+        text(
+            f'INSERT INTO "{table.name}" ({cols}) SELECT {cols} FROM "{scratch}" '
+            "ON CONFLICT DO NOTHING"
+        )
+    )
 
 
 def _view(m: Any) -> ChunkView:
