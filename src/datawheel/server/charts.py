@@ -43,7 +43,10 @@ def charts(board: dict[str, Any]) -> dict[str, Markup | None]:
                 marker_color=_GREEN,
                 hovertemplate="%{x}: %{y:.0%} (%{text})<extra></extra>",
             ),
-            layout={"yaxis": {"tickformat": ".0%", "range": [0, 1]}},
+            layout={
+                "yaxis": {"tickformat": ".0%", "range": [0, 1]},
+                "xaxis": {"type": "category"},  # "2026-W48" is not a date to plotly
+            },
         )
     if asked:
         out["questions"] = go.Figure(

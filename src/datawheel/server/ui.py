@@ -87,6 +87,17 @@ def _num(value: float | None, digits: int = 0, empty: str = "–") -> str:
     return empty if value is None else f"{value:,.{digits}f}"
 
 
+def _value(value: Any) -> str:
+    """A measured input or assumption as a reader wants it: 85.17, 1,234, text as is."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int) or float(value).is_integer():
+        return f"{value:,.0f}"
+    return f"{value:,.4g}" if abs(value) < 1 else f"{value:,.2f}"
+
+
 def _cited(text: str, sources: list[Any]) -> Markup:
     """The answer as HTML: escaped, each citation ``[n]`` a link to its passage."""
     chunk_of = {s.n: s.chunk_id for s in sources}
@@ -107,7 +118,7 @@ def _cited(text: str, sources: list[Any]) -> Markup:
 
 def _templates() -> Jinja2Templates:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
-    env.filters.update(pct=_pct, num=_num, cited=_cited)
+    env.filters.update(pct=_pct, num=_num, cited=_cited, value=_value)
     return Jinja2Templates(env=env)
 
 

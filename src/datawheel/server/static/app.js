@@ -91,3 +91,10 @@ document.addEventListener("DOMContentLoaded", () => {
   const buttons = document.querySelectorAll("button.act");
   if (buttons.length) actions(Array.from(buttons));
 });
+
+// Charts drawn before the grid settles can be wider than their cell: fit them once the
+// page has laid out.
+window.addEventListener("load", () => {
+  if (!window.Plotly) return;
+  document.querySelectorAll(".js-plotly-plot").forEach((el) => window.Plotly.Plots.resize(el));
+});
