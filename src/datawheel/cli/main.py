@@ -15,6 +15,7 @@ from datawheel.cli import (
     ingest,
     inventory,
     leads,
+    migrate,
     monitor,
     replay,
     roi,
@@ -48,6 +49,7 @@ forecast.register(app)
 replay.register(app)
 serve.register(app)
 roi.register(app)
+migrate.register(app)
 
 
 @app.callback()

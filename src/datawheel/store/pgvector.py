@@ -95,6 +95,7 @@ class PgVectorIndex:
         latest = {chunk_id: i for i, chunk_id in enumerate(ids)}  # the last write of an id wins
         scratch = f"_stage_{self.table}"
         with self.engine.begin() as conn:
+            self._lock(conn)
             conn.execute(
                 text(
                     f"CREATE TEMP TABLE IF NOT EXISTS {scratch} "
@@ -120,7 +121,8 @@ class PgVectorIndex:
             )
             conn.execute(
                 text(
-                    f"INSERT INTO {self.table} SELECT * FROM {scratch} ON CONFLICT (id) DO UPDATE "
+                    f"INSERT INTO {self.table} SELECT * FROM {scratch} ORDER BY id "
+                    "ON CONFLICT (id) DO UPDATE "
                     "SET embedding = EXCLUDED.embedding, groups = EXCLUDED.groups, "
                     "fields = EXCLUDED.fields"
                 )
@@ -131,10 +133,16 @@ class PgVectorIndex:
         if not ids:
             return 0
         with self.engine.begin() as conn:
+            self._lock(conn)
             result = conn.execute(
                 text(f"DELETE FROM {self.table} WHERE id = ANY(:ids)"), {"ids": ids}
             )
         return int(result.rowcount)
+
+    def _lock(self, conn: Connection) -> None:
+        # Writers of one table take turns: two upserts (or an upsert and a delete) of
+        # overlapping ids in different orders would otherwise deadlock.
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:t))"), {"t": self.table})
 
     def save(self) -> None:
         """Build the HNSW index once the table is big enough for it to pay off."""

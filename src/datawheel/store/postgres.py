@@ -90,13 +90,14 @@ def connect_error(exc: DBAPIError, url: str | URL) -> WorkspaceError:
     return WorkspaceError(f"cannot connect to PostgreSQL at {shown}: {reason}. {hint}")
 
 
-def ensure_pgvector(conn: Connection, url: str | URL) -> None:
+def ensure_pgvector(conn: Connection, url: str | URL, extension: str = "vector") -> None:
     """Create the ``vector`` extension where it is missing, or say how to install it."""
-    have = conn.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'vector'")).first()
+    name = {"n": extension}
+    have = conn.execute(text("SELECT 1 FROM pg_extension WHERE extname = :n"), name).first()
     if have:
         return
     available = conn.execute(
-        text("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
+        text("SELECT 1 FROM pg_available_extensions WHERE name = :n"), name
     ).first()
     if not available:
         raise WorkspaceError(
@@ -105,7 +106,7 @@ def ensure_pgvector(conn: Connection, url: str | URL) -> None:
         )
     try:
         with conn.begin_nested():
-            conn.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
+            conn.execute(text(f'CREATE EXTENSION IF NOT EXISTS "{extension}"'))
     except DBAPIError as exc:
         raise WorkspaceError(
             f"pgvector is installed on {safe_url(url)} but this user may not enable it "

@@ -237,6 +237,20 @@ sessions = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
 
+copy_checkpoints = Table(
+    "copy_checkpoints",
+    metadata,
+    Column("source", Text, primary_key=True),  # the source store's URL, without password
+    Column("table_name", String(80), primary_key=True),
+    Column("last_key", JSON),  # primary key of the last row copied; NULL: none yet
+    Column("rows_read", Integer, nullable=False),
+    Column("rows_inserted", Integer, nullable=False),
+    Column("target_before", Integer, nullable=False),  # rows the target had at the start
+    Column("id_offset", Integer, nullable=False),  # added to integer ids (--merge)
+    Column("done", Boolean, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 Migration = Callable[[Connection], None]
 MIGRATIONS: dict[int, tuple[str, Migration]] = {}
 
@@ -286,6 +300,11 @@ def _predictions(conn: Connection) -> None:
 @migration(6, "service: users, API keys, web sessions")
 def _users(conn: Connection) -> None:
     metadata.create_all(conn, tables=[users, api_keys, sessions])
+
+
+@migration(7, "datawheel migrate: per-table copy checkpoints in the target store")
+def _copy_checkpoints(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[copy_checkpoints])
 
 
 def migrate(conn: Connection) -> list[int]:
