@@ -204,9 +204,10 @@ def _ingest(
             if uri not in seen and any(_under(uri, root) for root in roots)
         ]
         if gone:
-            old = store.chunk_ids_of(gone)
-            store.delete_documents(gone)
-            ws.indexes.delete(old)
+            with store.writing():
+                old = store.chunk_ids_of(gone)
+                store.delete_documents(gone)
+                ws.indexes.delete(old)
             report.removed = len(gone)
     ws.indexes.save()
     report.failed = [(u, r) for u, r, _ in failures]
@@ -233,13 +234,19 @@ def _commit(
     if missing:
         vectors = embedder.embed([texts[h] for h in missing])
         fresh = dict(zip(missing, vectors, strict=True))
-    replaced = [w.document.id for w in writes if w.document.uri in states]
-    old_chunks = ws.store.chunk_ids_of(replaced) if replaced else []
-    ws.store.write_documents(writes, fresh, embedder.model_id)
-    ws.store.clear_failures(w.document.uri for w in writes)
     vectors_by_hash = {**cached, **fresh}
-    ws.indexes.delete(old_chunks)
-    ws.indexes.add(writes, texts, vectors_by_hash)
+    with ws.store.writing():  # PostgreSQL: other workers may write the same documents
+        replaced = [w.document.id for w in writes if w.document.uri in states]
+        if ws.store.is_postgres:
+            replaced = [w.document.id for w in writes]
+        old_chunks = ws.store.chunk_ids_of(replaced) if replaced else []
+        ws.store.write_documents(writes, fresh, embedder.model_id)
+        ws.store.clear_failures(w.document.uri for w in writes)
+        indexes = ws.indexes
+        indexes.delete(old_chunks)
+        indexes.add(writes, texts, vectors_by_hash)
+        if ws.store.is_postgres:  # our own write: nothing to reconcile for it later
+            indexes.generation = ws.store.generation()
     for w in writes:
         if w.document.uri in states:
             report.updated += 1

@@ -151,6 +151,8 @@ class Workspace:
                 self.path / "index", embedder.dim, self.config.search, tag, store=self.store
             )
             self._indexes.reconcile(self.store, embedder)
+        else:
+            self._indexes.refresh(self.store, self._embedder)  # other workers' writes
         return self._indexes
 
     @property

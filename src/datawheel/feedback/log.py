@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from datawheel.errors import ConfigError, NotFoundError
 from datawheel.store import schema as t
@@ -65,6 +66,18 @@ def new_interaction_id() -> str:
 
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _upsert_vote(dialect: str, row: dict[str, Any]) -> Any:
+    """One statement, so two votes of the same user at once (two workers on PostgreSQL)
+    leave the later one, never a duplicate-key error."""
+    module = postgresql if dialect == "postgresql" else sqlite
+    stmt = module.insert(t.feedback).values(**row)
+    keys = ("interaction_id", "user")
+    return stmt.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={k: getattr(stmt.excluded, k) for k in row if k not in keys},
+    )
 
 
 class InteractionLog:
@@ -162,12 +175,7 @@ class InteractionLog:
             item.id, user, vote, failure, comment, correction, full, datetime.now(UTC)
         )
         with self.engine.begin() as conn:
-            conn.execute(
-                delete(t.feedback).where(
-                    t.feedback.c.interaction_id == item.id, t.feedback.c.user == user
-                )
-            )
-            conn.execute(insert(t.feedback).values(**record.__dict__))
+            conn.execute(_upsert_vote(self.engine.dialect.name, record.__dict__))
         return record
 
     def feedback(self, interaction_ids: Iterable[str] | None = None) -> list[FeedbackRecord]:

@@ -8,6 +8,7 @@ missing, from the embedding cache, and drops what is gone.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,6 +45,8 @@ class IndexSet:
     ) -> None:
         bm25 = search.bm25
         self.folder = folder
+        self.generation: int | None = None  # the store's, as of the last reconcile
+        self._checked = time.monotonic()
         self.vectors: VectorIndex
         # One vector file (or table) per embedding model: switching models never mixes them.
         if store is not None and store.is_postgres:
@@ -93,8 +96,25 @@ class IndexSet:
         self.vectors.save()
         self.bm25.save()
 
+    def refresh(self, store: SQLStore, embedder: Embedder, every_s: float = 1.0) -> int:
+        """Pick up other workers' writes (PostgreSQL), checking at most every ``every_s``."""
+        now = time.monotonic()
+        if not store.is_postgres or now - self._checked < every_s:
+            return 0
+        self._checked = now
+        if store.generation() == self.generation:
+            return 0
+        return self.reconcile(store, embedder)
+
     def reconcile(self, store: SQLStore, embedder: Embedder) -> int:
         """Bring both indexes to the store's chunks; returns how many rows changed."""
+        with store.writing():  # PostgreSQL: no worker's batch is half-written meanwhile
+            generation = store.generation()
+            changed = self._reconcile(store, embedder)
+            self.generation = generation
+        return changed
+
+    def _reconcile(self, store: SQLStore, embedder: Embedder) -> int:
         truth = store.chunk_ids()
         changed = 0
         for index in (self.vectors, self.bm25):

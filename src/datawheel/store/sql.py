@@ -5,15 +5,19 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Engine,
     Table,
+    Text,
     create_engine,
     delete,
     event,
@@ -35,6 +39,8 @@ log = logging.getLogger(__name__)
 
 _BATCH = 500  # ids per IN (...) clause
 _MIGRATE_LOCK = 0x6D696772  # "migr": one schema migration at a time on a shared server
+_INDEX_LOCK = 0x696E6478  # "indx": a batch's store and index writes, across workers
+_GENERATION = "documents_generation"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -57,6 +63,7 @@ class SQLStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self._held = threading.local()
         if pg.is_postgres(url):
             self.engine: Engine = create_engine(pg.engine_url(url), pool_pre_ping=True)
             self._open_postgres()
@@ -96,6 +103,49 @@ class SQLStore:
     def close(self) -> None:
         self.engine.dispose()
 
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the workspace's write lock while a batch goes to the store and the indexes.
+
+        On PostgreSQL every worker shares one session advisory lock, so a document's chunks
+        and its vectors change together even with several writers (a killed writer's lock
+        goes with its connection). SQLite needs none: it has one writer at a time.
+        """
+        depth = getattr(self._held, "depth", 0)
+        if not self.is_postgres or depth:  # re-entrant within a thread
+            self._held.depth = depth + 1
+            try:
+                yield
+            finally:
+                self._held.depth = depth
+            return
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _INDEX_LOCK})
+            conn.commit()
+            self._held.depth = 1
+            try:
+                yield
+            finally:
+                self._held.depth = 0
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _INDEX_LOCK})
+                conn.commit()
+
+    def generation(self) -> int:
+        """A number that changes whenever documents are written or deleted (PostgreSQL;
+        0 on SQLite, where the process that writes is the one that searches)."""
+        if not self.is_postgres:
+            return 0
+        return int(self.get_state(_GENERATION, "0") or 0)
+
+    def _bump_generation(self, conn: Any) -> None:
+        stmt = postgresql.insert(t.state).values(key=_GENERATION, value="1")
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["key"],
+                set_={"value": func.cast(func.cast(t.state.c.value, BigInteger) + 1, Text)},
+            )
+        )
+
     # -- documents and chunks -------------------------------------------------------------
 
     def document_states(self, uri_prefix: str | None = None) -> dict[str, tuple[str, str]]:
@@ -134,6 +184,7 @@ class SQLStore:
         with self.engine.begin() as conn:
             if self.is_postgres:
                 pg.lock_document_writes(conn)
+                self._bump_generation(conn)
             for part in _batches(doc_ids):
                 conn.execute(delete(t.chunks).where(t.chunks.c.doc_id.in_(part)))
                 conn.execute(delete(t.documents).where(t.documents.c.id.in_(part)))
@@ -160,6 +211,7 @@ class SQLStore:
         with self.engine.begin() as conn:
             if self.is_postgres:
                 pg.lock_document_writes(conn)
+                self._bump_generation(conn)
             for part in _batches(ids):
                 conn.execute(delete(t.chunks).where(t.chunks.c.doc_id.in_(part)))
                 removed += conn.execute(
