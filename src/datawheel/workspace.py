@@ -29,6 +29,13 @@ from datawheel.store.sql import SQLStore
 
 log = logging.getLogger(__name__)
 _EMPHASIS = re.compile(r"\*\*|__|`")
+_KINDS = ("rag", "leads", "forecast")  # the apps with versions in the registry
+
+
+def _kind(app: str) -> str:
+    if app not in _KINDS:
+        raise ConfigError(f"no app {app!r} with versions; choose one of: {', '.join(_KINDS)}")
+    return app
 
 
 @dataclass
@@ -436,6 +443,23 @@ class Workspace:
         )
         return report
 
+    def improve_app(self, app: str, *, force: bool = False) -> Any:
+        """Retrain a predictive app (``leads`` or ``forecast``) when enough outcomes arrived
+        or its live accuracy decayed (or ``force``); promote the challenger only when it
+        beats the version in use on a time-ordered holdout (``datawheel.improve.tabular``).
+        """
+        from datawheel.improve.tabular import improve_app
+
+        run_id = self.store.start_run("improve", {"app": app, "force": str(force)})
+        try:
+            report = improve_app(self, app, force=force)
+        except BaseException:
+            self.store.finish_run(run_id, "failed", {})
+            raise
+        counts = {"app": app, "version": report.version, "promoted": report.promoted}
+        self.store.finish_run(run_id, "finished", counts)
+        return report
+
     def ab_status(self) -> Any:
         """The online A/B test: per-variant votes, P(challenger better), the rule's verdict."""
         from datawheel.improve import ab
@@ -467,20 +491,24 @@ class Workspace:
         chosen = self.config.ingest.default_groups if groups is None else groups
         return self.users.add(name, role=role, groups=chosen, password=password)
 
-    def versions(self) -> list[dict[str, Any]]:
-        """Every RAG model version with its metrics; ``current`` marks the one in use."""
+    def versions(self, app: str = "rag") -> list[dict[str, Any]]:
+        """Every model version of ``app`` (rag, leads or forecast) with its metrics;
+        ``current`` marks the one in use."""
         from datawheel.improve.registry import Registry
 
-        return Registry(self.store).versions()
+        return Registry(self.store, kind=_kind(app)).versions()
 
-    def rollback(self, version: str | None = None) -> str | None:
+    def rollback(self, version: str | None = None, *, app: str = "rag") -> str | None:
         """Put a kept version back in use (default: the one before the current).
 
         Returns the version now in use; ``None`` means the baseline (no learned parts).
+        For ``app="leads"`` or ``"forecast"`` the previous promoted version comes back.
         """
         from datawheel.improve import ab
         from datawheel.improve.registry import CURRENT, Registry
 
+        if _kind(app) != "rag":
+            return self._rollback_app(app, version)
         registry = Registry(self.store)
         target = registry.rollback_target(version)
         if ab.running(self) is not None:
@@ -491,6 +519,19 @@ class Workspace:
         else:
             registry.promote(target)
         self.reload_model()
+        return target
+
+    def _rollback_app(self, app: str, version: str | None) -> str:
+        from datawheel.improve.registry import Registry
+
+        registry = Registry(self.store, kind=app)
+        target = registry.rollback_target(version)
+        if target is None:
+            raise ConfigError(
+                f"nothing to roll back to: {registry.current()} is the first {app} version "
+                f"in use; see them all with: datawheel versions --app {app}"
+            )
+        registry.promote(target)
         return target
 
     def report(self, *, weeks: int = 1) -> Any:
@@ -637,7 +678,8 @@ class Workspace:
     # -- demand forecasting ---------------------------------------------------------------
 
     def forecast_train(self) -> Any:
-        """Train the global forecasting model on the sales history; the version is promoted."""
+        """Train the global forecasting model on the sales history and register it; it is put
+        in use when it is the first, or beats the version in use on the latest days."""
         from datawheel.apps.forecast import train_forecast
 
         return train_forecast(self, self.config.forecast)

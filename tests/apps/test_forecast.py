@@ -114,6 +114,42 @@ def test_promotion_plan_moves_the_forecast(ws: Any, tmp_path: Path) -> None:
     assert ratio[~promo_days].mean() == pytest.approx(1.0, abs=0.05)
 
 
+def test_a_retrain_replaces_the_version_in_use_only_when_it_wins(ws: Any, tmp_path: Path) -> None:
+    from datawheel.improve.registry import Registry
+
+    history, promos = synth(promo=True, seed=1)
+    assert promos is not None
+    history.to_csv(tmp_path / "sales.csv", index=False)
+    promos.to_csv(tmp_path / "promos.csv", index=False)
+    blind = cfg_for(tmp_path / "sales.csv")
+    first = train_forecast(ws, blind)
+    assert (first.version, first.promoted, first.current) == ("forecast-v1", True, None)
+    j1 = first.judged
+    assert j1["reason"] == "no model in use: the first is promoted"
+    assert (j1["days"], j1["rows"], j1["from"]) == (14, 84, "2018-01-15")  # the last 14 days
+    assert j1["challenger"] == pytest.approx(first.calibration["wape"])  # days it never saw
+
+    # barely trained (10 small steps): worse on the same days, rejected; forecast-v1 stays
+    weak = train_forecast(ws, blind.model_copy(update={"n_estimators": 10, "learning_rate": 0.01}))
+    j2 = weak.judged
+    assert (weak.version, weak.promoted, weak.current) == ("forecast-v2", False, "forecast-v1")
+    assert j2["champion"] == pytest.approx(j1["challenger"])  # same days, same origins
+    assert j2["challenger"] > j2["champion"] and j2["reason"].endswith("needs 1% lower)")
+    registry = Registry(ws.store, kind="forecast")
+    assert registry.get("forecast-v2")["status"] == "rejected"
+    assert run_forecast(ws, blind, 7).version == "forecast-v1"
+
+    # knowing the promotion plan explains the promotion days: it wins and is promoted
+    plan = KnownFuture(path=str(tmp_path / "promos.csv"), on=["date", "store", "item"])
+    told = train_forecast(ws, cfg_for(tmp_path / "sales.csv", known_future=[plan]))
+    j3 = told.judged
+    assert (told.version, told.promoted, told.current) == ("forecast-v3", True, "forecast-v1")
+    assert j3["challenger"] < 0.9 * j3["champion"] and "margin 1%" in j3["reason"]
+    assert j3["naive"] > j3["champion"]
+    assert registry.current() == "forecast-v3"
+    assert registry.get("forecast-v3")["metrics"]["naive_wape"] == j3["naive"]
+
+
 def test_holiday_feature_when_a_country_is_set(ws: Any, sales: Path) -> None:
     frame = pd.DataFrame({"ds": pd.to_datetime(["2017-07-04", "2017-07-05", "2017-12-25"])})
     out, features, _ = add_known_future(frame.copy(), ws.path, cfg_for(sales, country="us"))

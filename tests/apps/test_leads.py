@@ -256,7 +256,8 @@ leads:
     assert report["version"] == "leads-v1" and "manager" in report["features"]
     assert any("'east'" in note for note in report["notes"])  # no manager for east
     human = runner.invoke(app, ["leads", "train", *w])
-    assert "kept leads-v1" in human.stdout and "win rate by channel" in human.stdout
+    assert "rejected, leads-v1 stays in use" in human.stdout
+    assert "win rate by channel" in human.stdout
 
     new = _new_leads(tmp_path, ["email", "visit"])
     out = tmp_path / "scored.csv"

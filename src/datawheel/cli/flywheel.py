@@ -181,15 +181,42 @@ def improve(
             "finetune+ranker (repeatable).",
         ),
     ] = None,
+    app_name: Annotated[
+        str | None,
+        typer.Option(
+            "--app",
+            help="Improve a predictive app instead: leads or forecast (retrain on new "
+            "outcomes or decayed accuracy; see leads.improve / forecast.improve).",
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="With --app: retrain even if no trigger fired.")
+    ] = False,
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Learn from feedback: build candidates, judge them on held-out feedback, promote a
     winner. The version in use changes only when a candidate wins.
 
-    Example: datawheel improve
+    With --app leads|forecast: retrain when enough outcomes arrived or the live
+    accuracy decayed (leads.improve / forecast.improve), judge the challenger and
+    the version in use on the latest data, promote it only if it wins by the margin.
+
+    Example: datawheel improve  |  datawheel improve --app leads --json
     """
+    if app_name is not None:
+        with opened(workspace) as ws:
+            if only:
+                raise ConfigError("--only picks knowledge-base candidates; drop it with --app")
+            report = ws.improve_app(app_name, force=force)
+        if json_:
+            print_json(report.to_dict())
+        else:
+            out.print(escape(report.render()), highlight=False)
+        return
     with opened(workspace) as ws, progress_bar(not json_) as progress:
+        if force:
+            raise ConfigError("--force applies to --app leads|forecast only")
         result = ws.improve(progress=progress, only=only or None)
     if json_:
         print_json(result.to_dict())
@@ -215,47 +242,72 @@ def improve(
         out.print("[yellow]nothing promoted[/]; the version in use is unchanged")
 
 
-def versions(workspace: WorkspaceOpt = None, json_: JsonOpt = False) -> None:
+AppOpt = Annotated[
+    str, typer.Option("--app", help="Whose versions: rag (the knowledge base), leads, forecast.")
+]
+METRIC = {"rag": ("held-out nDCG@10", "holdout_ndcg@10"), "leads": ("AUC", "auc")}
+
+
+def versions(
+    app_name: AppOpt = "rag", workspace: WorkspaceOpt = None, json_: JsonOpt = False
+) -> None:
     """List every model version with its metrics; * marks the one in use.
 
-    Example: datawheel versions
+    Example: datawheel versions  |  datawheel versions --app leads
     """
     with opened(workspace) as ws:
-        rows = ws.versions()
+        rows = ws.versions(app_name)
     if json_:
         print_json({"versions": rows})
         return
     if not rows:
-        out.print("no versions yet: the baseline is in use (run datawheel improve)")
+        if app_name == "rag":
+            out.print("no versions yet: the baseline is in use (run datawheel improve)")
+        else:
+            out.print(f"no {app_name} versions yet; train one with: datawheel {app_name} train")
         return
-    table = Table("", "version", "status", "created", "held-out nDCG@10", "note")
-    table.columns[5].overflow = "ellipsis"
-    table.columns[5].no_wrap = True
-    for r in rows:
-        table.add_row(
+    label, key = METRIC.get(app_name, ("WAPE", "wape"))
+    table = Table("", "version", "status", "created", label, "note")
+    cells = [
+        [
             "*" if r["current"] else "",
             r["id"],
             r["status"],
             r["created_at"][:16].replace("T", " "),
-            f"{r['metrics'].get('holdout_ndcg@10', 0):.4f}",
-            escape(r["note"]),
-        )
+            _metric(r["metrics"].get(key)),
+        ]
+        for r in rows
+    ]
+    # the note is cut to the room left, so a narrow terminal never squeezes the version out
+    used = sum(
+        max(len(str(c.header)), *(len(row[i]) for row in cells)) + 3
+        for i, c in enumerate(table.columns[:5])
+    )
+    room = max(12, out.width - used - 4)
+    for r, row in zip(rows, cells, strict=True):
+        note = r["note"] if len(r["note"]) <= room else r["note"][: room - 1] + "…"
+        table.add_row(*row, escape(note))
     out.print(table)
+
+
+def _metric(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
 
 
 def rollback(
     to: Annotated[
         str | None, typer.Option("--to", help="Version to restore (default: the previous).")
     ] = None,
+    app_name: AppOpt = "rag",
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Put an earlier version back in use (default: the one before the current).
 
-    Example: datawheel rollback --to v2
+    Example: datawheel rollback --to v2  |  datawheel rollback --app leads
     """
     with opened(workspace) as ws:
-        restored = ws.rollback(to)
+        restored = ws.rollback(to, app=app_name)
     if json_:
         print_json({"current": restored})
         return

@@ -32,7 +32,8 @@ def _notes(notes: list[str]) -> None:
 
 
 def train(workspace: WorkspaceOpt = None, json_: JsonOpt = False) -> None:
-    """Train the global forecast model on forecast.source, register it and put it in use.
+    """Train the global forecast model on forecast.source and register it. The first version
+    is put in use; a later one only when it beats the one in use on the latest days.
 
     Example: datawheel forecast train -w kb/
     """
@@ -48,6 +49,8 @@ def train(workspace: WorkspaceOpt = None, json_: JsonOpt = False) -> None:
         f"{cal['days']} days; inputs: {', '.join(report.features) or 'history only'}",
         highlight=False,
     )
+    verb = "promoted" if report.promoted else f"rejected, {report.current} stays in use"
+    out.print(f"{verb}: {escape(report.judged['reason'])}", highlight=False)
     _notes(report.notes)
 
 

@@ -94,6 +94,14 @@ class PredictionLog:
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar() or 0)
 
+    def count_outcomes(self, app: str, since: datetime | None = None) -> int:
+        """How many outcomes (matched or not) were imported, after a moment if given."""
+        query = select(func.count()).select_from(t.outcomes).where(t.outcomes.c.app == app)
+        if since is not None:
+            query = query.where(t.outcomes.c.imported_at > since)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
+
     def import_outcomes(self, app: str, outcomes: Sequence[Outcome]) -> ImportReport:
         """Store outcomes, each matched to the latest prediction for its entity."""
         latest: dict[str, str] = {}

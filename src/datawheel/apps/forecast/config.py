@@ -9,6 +9,7 @@ Example::
       known_future:
         - path: promotions.csv
           on: [date, store, item]
+      improve: {min_new_actuals: 500, max_wape_rise: 0.2}   # when datawheel improve retrains
 """
 
 from __future__ import annotations
@@ -32,6 +33,34 @@ class KnownFuture(_Section):
     columns: list[str] = Field(
         default_factory=list,
         description="Numeric columns to use as features; default: every column not in on.",
+    )
+
+
+class ForecastImproveConfig(_Section):
+    """When ``datawheel improve --app forecast`` retrains, and what a challenger must win by."""
+
+    min_new_actuals: int = Field(
+        500,
+        ge=1,
+        description="Retrain once this many actual sales (series x days) were imported since "
+        "the latest forecast model was trained.",
+    )
+    max_wape_rise: float = Field(
+        0.2,
+        ge=0,
+        description="Retrain when the live WAPE of the model in use (on its settled "
+        "forecasts) is more than this share above the WAPE measured at training (0.2: 20% "
+        "worse).",
+    )
+    min_settled: int = Field(
+        100, ge=1, description="Settled forecasts needed before the live WAPE is judged."
+    )
+    margin: float = Field(
+        0.01,
+        ge=0,
+        lt=1,
+        description="A challenger replaces the model in use only when its WAPE on the same "
+        "latest days is at least this share lower (0.01: 1% lower).",
     )
 
 
@@ -84,6 +113,10 @@ class ForecastConfig(_Section):
     lead_time_days: int = Field(3, ge=1, description="Replenishment: days until an order lands.")
     service_level: float = Field(
         0.95, gt=0.5, lt=1, description="Replenishment: chance of not running out (sets z)."
+    )
+    improve: ForecastImproveConfig = Field(
+        default_factory=lambda: ForecastImproveConfig(),
+        description="When datawheel improve --app forecast retrains, and the promotion margin.",
     )
 
     @field_validator("country")

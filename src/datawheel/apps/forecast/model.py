@@ -86,18 +86,7 @@ class ForecastModel:
             frame.loc[frame[DS] <= cutoff, self._columns()], static_features=self.static_
         )
         self.trained_until_ = cutoff
-        errors = []
-        origin = cutoff
-        while origin < last:
-            hist = frame[frame[DS] <= origin]
-            end = min(origin + pd.Timedelta(days=self.horizon), last)
-            actual = frame[(frame[DS] > origin) & (frame[DS] <= end)]
-            h = (end - origin).days
-            pred = self._point(hist, actual, h).merge(actual[[ID, DS, Y]], on=[ID, DS])
-            pred["scale"] = pred[ID].map(_scale(hist))
-            errors.append(pred)
-            origin = end
-        err = pd.concat(errors, ignore_index=True)
+        err = self._errors(frame, cutoff, last)
         resid = err[Y] - err["forecast"]
         score = (resid.abs() / err["scale"]).to_numpy()
         n = len(score)
@@ -116,6 +105,36 @@ class ForecastModel:
             "wape": float(resid.abs().sum() / max(err[Y].abs().sum(), 1e-9)),
         }
         return self
+
+    def _errors(self, frame: pd.DataFrame, start: pd.Timestamp, last: pd.Timestamp) -> pd.DataFrame:
+        """Point forecasts of the days in (start, last], from origins ``horizon`` days apart
+        that use the actuals up to each origin as lag inputs; with each series' scale."""
+        import pandas as pd
+
+        parts = []
+        origin = start
+        while origin < last:
+            hist = frame[frame[DS] <= origin]
+            end = min(origin + pd.Timedelta(days=self.horizon), last)
+            actual = frame[(frame[DS] > origin) & (frame[DS] <= end)]
+            h = (end - origin).days
+            pred = self._point(hist, actual, h).merge(actual[[ID, DS, Y]], on=[ID, DS])
+            pred["scale"] = pred[ID].map(_scale(hist))
+            parts.append(pred.assign(origin=origin))
+            origin = end
+        return pd.concat(parts, ignore_index=True)
+
+    def holdout(self, frame: pd.DataFrame, start: pd.Timestamp) -> pd.DataFrame:
+        """Point forecasts of every day after ``start`` in ``frame`` (unique_id, ds, y,
+        forecast and the origin it was made from), made as in use: from origins ``horizon``
+        days apart, with the actuals up to each origin as lag inputs.
+
+        Example::
+
+            judged = model.holdout(frame, model.trained_until_)  # days it never trained on
+        """
+        typed = self._typed(frame)
+        return self._errors(typed, start, typed[DS].max())[[ID, DS, Y, "forecast", "origin"]]
 
     def _forecaster(self) -> Any:
         import lightgbm as lgb

@@ -6,7 +6,7 @@ them and WAPE, sMAPE, bias and interval coverage are measured per version.
 
 Example::
 
-    report = train_forecast(ws, ws.config.forecast)       # forecast-v1, promoted
+    report = train_forecast(ws, ws.config.forecast)       # forecast-v1: the first is promoted
     result = run_forecast(ws, ws.config.forecast, 7, on_hand=Path("stock.csv"))
 """
 
@@ -58,6 +58,9 @@ class TrainReport:
     calibration: dict[str, Any]
     seconds: float
     notes: list[str] = field(default_factory=list)
+    promoted: bool = True
+    current: str | None = None  # the version in use when this one was trained
+    judged: dict[str, Any] = field(default_factory=dict)  # champion vs challenger, and why
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,8 +114,17 @@ def _prepare(
     return frame[~frame[ID].isin(short)], short, exog, notes
 
 
-def train_forecast(ws: Workspace, cfg: ForecastConfig) -> TrainReport:
-    """Train the global model on the sales history, register it and put it in use."""
+def train_forecast(
+    ws: Workspace, cfg: ForecastConfig, *, trigger: str | None = None
+) -> TrainReport:
+    """Train the global model on the sales history and register it. The first version is put
+    in use; later ones only when their WAPE on the latest days (which they never trained on)
+    beats the version in use by ``cfg.improve.margin`` (see :mod:`.judge`).
+
+    Args:
+        trigger: why this training ran (recorded with the version), e.g. improve's reason.
+    """
+    from datawheel.apps.forecast.judge import judge
     from datawheel.improve.registry import Registry
 
     started = time.perf_counter()
@@ -125,6 +137,9 @@ def train_forecast(ws: Workspace, cfg: ForecastConfig) -> TrainReport:
         )
     model = build_model(cfg).fit(frame, static=cfg.series, exog=exog)
     registry = Registry(ws.store, kind=APP)
+    judged = judge(ws, registry, model, frame, cfg, notes)
+    promoted = bool(judged.pop("promote"))
+    current = registry.current()
     version = registry.next_id()
     folder = ws.path / "models" / version
     model.save(folder)
@@ -143,18 +158,37 @@ def train_forecast(ws: Workspace, cfg: ForecastConfig) -> TrainReport:
         calibration=model.calibration_ | {"quantiles": model.quantiles_},
         seconds=round(seconds, 2),
         notes=notes,
+        promoted=promoted,
+        current=current,
+        judged=judged,
     )
+    until = model.trained_until_.date()
     registry.record(
         version,
-        status="candidate",
-        parent=registry.current(),
-        settings=cfg.model_dump(mode="json"),
-        metrics={"calibration_wape": model.calibration_["wape"], "series": report.series},
+        status="candidate" if promoted else "rejected",
+        parent=current,
+        settings=cfg.model_dump(mode="json") | {"trigger": trigger},
+        metrics={
+            "calibration_wape": model.calibration_["wape"],
+            "series": report.series,
+            "wape": judged["challenger"],
+            "naive_wape": judged["naive"],
+            "champion_wape": judged["champion"],
+            "judged_days": judged["days"],
+            "trained_until": until.isoformat(),
+        },
         artifacts=str(folder.relative_to(ws.path)),
-        note=f"trained until {model.trained_until_.date()} on {report.series} series",
+        note=f"trained until {until} on {report.series} series; {judged['reason']}",
     )
-    registry.promote(version)
-    log.info("trained %s on %d series in %.1fs", version, report.series, seconds)
+    if promoted:
+        registry.promote(version)
+    log.info(
+        "trained %s on %d series in %.1fs (%s)",
+        version,
+        report.series,
+        seconds,
+        "promoted" if promoted else "rejected",
+    )
     return report
 
 

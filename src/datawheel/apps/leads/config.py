@@ -14,6 +14,7 @@ Example::
       joins:
         - {path: data/accounts.csv, on: account}
       action_columns: [sales_agent, product]
+      improve: {min_new_outcomes: 200, max_auc_drop: 0.03}   # when datawheel improve retrains
 """
 
 from __future__ import annotations
@@ -49,6 +50,36 @@ class JoinConfig(_Section):
         if bool(self.source) == bool(self.path):
             raise ValueError("a join needs exactly one of source (a sources: name) or path")
         return self
+
+
+class LeadsImproveConfig(_Section):
+    """When ``datawheel improve --app leads`` retrains, and what a challenger must win by."""
+
+    min_new_outcomes: int = Field(
+        200,
+        ge=1,
+        description="Retrain once this many won/lost outcomes were imported since the latest "
+        "lead model was trained.",
+    )
+    max_auc_drop: float = Field(
+        0.03,
+        ge=0,
+        le=1,
+        description="Retrain when the live AUC of the model in use (on its settled scores) "
+        "falls more than this below the AUC measured on its holdout at training.",
+    )
+    min_settled: int = Field(
+        100,
+        ge=10,
+        description="Settled scores (won and lost) needed before the live AUC is judged.",
+    )
+    margin: float = Field(
+        0.005,
+        ge=0,
+        le=1,
+        description="A challenger replaces the model in use only when its AUC on the same "
+        "time-ordered holdout is at least this much higher.",
+    )
 
 
 class LeadsConfig(_Section):
@@ -101,3 +132,7 @@ class LeadsConfig(_Section):
     holdout_share: float = Field(0.2, gt=0, lt=0.5, description="Share of closed deals held out.")
     backtest_folds: int = Field(4, ge=1, le=20, description="Time-ordered backtest folds.")
     seed: int = Field(42, description="Random seed (splits, bootstrap, boosting).")
+    improve: LeadsImproveConfig = Field(
+        default_factory=lambda: LeadsImproveConfig(),
+        description="When datawheel improve --app leads retrains, and the promotion margin.",
+    )
