@@ -1,12 +1,14 @@
 """Lead scoring: calibrated LightGBM on UCI bank marketing and on the CRM sales pipeline.
 
 - bank: 41,188 calls, target y (yes/no), ``duration`` excluded (it is known only after the
-  call and leaks the outcome); stratified 80/20 holdout. Published AUC ~0.80.
+  call and leaks the outcome); stratified 80/20 holdout. Published AUC ~0.80. The holdout
+  holds ~930 subscribers, so its AUC moves by about +-0.01 with the split's seed:
+  ``--seeds 42,0,1,2,3`` trains once per seed and reports each, the mean and the minimum.
 - crm: 6,711 closed opportunities (Won/Lost) with accounts, products and sales teams joined;
   the latest 20% by engage_date held out. These columns carry little or no signal: the
   verdict line says whether the AUC is better than chance.
 
-Usage: python benchmarks/leads.py [--json]
+Usage: python benchmarks/leads.py [--json] [--seeds 42,0,1,2,3]
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ BANK = SHARED / "uci_bank_marketing" / "bank-additional-full.csv"
 CRM = SHARED / "crm_sales_opportunities"
 
 
-def bank(root: Path) -> dict:
-    with Workspace.init(root / "bank") as ws:
+def bank(root: Path, seed: int = 42) -> dict:
+    with Workspace.init(root / f"bank-{seed}") as ws:
         ws.add_source("bank", str(BANK))
         cfg = LeadsConfig(
             source="bank",
@@ -36,12 +38,13 @@ def bank(root: Path) -> dict:
             exclude=["duration"],
             holdout="stratified",
             action_columns=["contact"],
+            seed=seed,
         )
         started = time.perf_counter()
         report = train_leads(ws, cfg)
         took = time.perf_counter() - started
     m = report.metrics
-    print(f"bank: {m['verdict']}")
+    print(f"bank (seed {seed}): {m['verdict']}")
     print(
         f"  AUC {m['auc']:.4f}; Brier {m['brier']:.4f} (always the base rate: "
         f"{m['base_brier']:.4f}); top-20% lift "
@@ -85,20 +88,34 @@ def crm(root: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="last line: one JSON object")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="datawheel-bench-leads-") as tmp:
-        b = bank(Path(tmp))
-        c = crm(Path(tmp))
-    emit(
-        {
-            "bank_auc": round(b["auc"], 4),
-            "bank_brier": round(b["brier"], 4),
-            "bank_lift_top20": round(b["lift_top20"], 3),
-            "crm_auc": round(c["auc"], 4),
-            "crm_base_rate": round(c["base_rate"], 4),
-        },
-        args.json,
+    parser.add_argument(
+        "--seeds",
+        default="42",
+        help="bank split seeds, comma-separated; the bank_* keys are the first seed's",
     )
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    with tempfile.TemporaryDirectory(prefix="datawheel-bench-leads-") as tmp:
+        banks = [bank(Path(tmp), seed) for seed in seeds]
+        c = crm(Path(tmp))
+    b = banks[0]
+    result = {
+        "bank_auc": round(b["auc"], 4),
+        "bank_brier": round(b["brier"], 4),
+        "bank_lift_top20": round(b["lift_top20"], 3),
+        "crm_auc": round(c["auc"], 4),
+        "crm_base_rate": round(c["base_rate"], 4),
+    }
+    if len(seeds) > 1:
+        aucs = [m["auc"] for m in banks]
+        result["bank_auc_by_seed"] = {str(s): round(a, 4) for s, a in zip(seeds, aucs, strict=True)}
+        result["bank_auc_mean"] = round(sum(aucs) / len(aucs), 4)
+        result["bank_auc_min"] = round(min(aucs), 4)
+        print(
+            f"bank AUC over seeds {args.seeds}: mean {result['bank_auc_mean']:.4f}, min "
+            f"{result['bank_auc_min']:.4f}"
+        )
+    emit(result, args.json)
 
 
 if __name__ == "__main__":

@@ -303,5 +303,5 @@ def test_bank_marketing_without_the_leaking_duration(tmp_path: Path) -> None:
     assert "duration" not in report.features and len(report.features) == 19
     assert report.rows == {"train": 32950, "holdout": 8238, "open": 0}
     m = report.metrics
-    assert m["auc"] >= 0.79  # a regression floor: 0.80-0.82 across seeds (published 0.80)
+    assert m["auc"] >= 0.79  # a floor: 0.795-0.818 over five split seeds (published 0.80)
     assert m["brier"] < m["base_brier"] and m["lift_top20"] > 3
