@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -73,6 +74,7 @@ class Workspace:
         self._indexes: IndexSet | None = None
         self._model: Any = None
         self._challenger: Any = None
+        self._versions_checked = 0.0
         self._chunk_info: dict[str, Any] = {}
         self._generator: Any = None
         self._served_embedder: str | None = None
@@ -214,6 +216,18 @@ class Workspace:
 
             self._challenger = load_version(self, test.challenger)
         return self._challenger, tag
+
+    def follow_versions(self, every_s: float = 1.0) -> None:
+        """Pick up a version another process promoted or rolled back (several workers),
+        checking the store at most every ``every_s`` seconds."""
+        from datawheel.improve.registry import Registry
+
+        now = time.monotonic()
+        if self._model is None or now - self._versions_checked < every_s:
+            return
+        self._versions_checked = now
+        if (Registry(self.store).current() or None) != self._model.version:
+            self.reload_model()
 
     def reload_model(self) -> None:
         """Pick up the version in use again (after improve or rollback)."""

@@ -50,11 +50,19 @@ def register(app: typer.Typer) -> None:
 def serve(
     host: Annotated[str | None, typer.Option("--host", help="Default: server.host.")] = None,
     port: Annotated[int | None, typer.Option("--port", help="Default: server.port.")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", min=1, help="Worker processes (more than 1 needs the PostgreSQL store)."
+        ),
+    ] = 1,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Run the JSON API, the OpenAI-compatible endpoint, the web UI and the scheduled jobs.
 
     Example: datawheel serve --port 8080 -w kb/   (then open http://127.0.0.1:8080)
+
+    With the PostgreSQL store: datawheel serve --workers 4
     """
     from datawheel.server.app import serve as run
 
@@ -65,7 +73,7 @@ def serve(
                 "no users yet: create one with  datawheel users add NAME --role admin",
                 highlight=False,
             )
-        run(ws, host or cfg.host, port or cfg.port, log_level="info")
+        run(ws, host or cfg.host, port or cfg.port, workers=workers, log_level="info")
 
 
 def _groups(groups: str | None) -> list[str] | None:

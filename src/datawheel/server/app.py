@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from datawheel.errors import ConfigError
 from datawheel.server import errors
 from datawheel.server.service import Service
 
@@ -105,7 +109,58 @@ def _version() -> str:
         return "0"
 
 
-def serve(ws: Workspace, host: str, port: int, **uvicorn_options: Any) -> None:
+WORKSPACE_ENV = "DATAWHEEL_WORKSPACE"
+
+
+def serve(ws: Workspace, host: str, port: int, *, workers: int = 1, **uvicorn_options: Any) -> None:
+    """Run the service; several worker processes need the PostgreSQL store."""
     import uvicorn
 
-    uvicorn.run(create_app(ws, scheduler=True), host=host, port=port, **uvicorn_options)
+    if workers <= 1:
+        uvicorn.run(create_app(ws, scheduler=True), host=host, port=port, **uvicorn_options)
+        return
+    if not ws.store.is_postgres:
+        raise ConfigError(
+            f"--workers {workers} needs the PostgreSQL store (set DATAWHEEL_DATABASE_URL or "
+            "store.url): on SQLite one process serves, its requests running side by side "
+            "in threads"
+        )
+    os.environ[WORKSPACE_ENV] = str(ws.path)
+    uvicorn.run(
+        "datawheel.server.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        **uvicorn_options,
+    )
+
+
+def app_from_env() -> FastAPI:
+    """A worker's app (uvicorn --factory): the workspace named by DATAWHEEL_WORKSPACE.
+
+    The scheduled jobs run in one worker only: the first to take the workspace's
+    ``scheduler.lock`` file lock (held for the worker's lifetime).
+    """
+    from datawheel.workspace import Workspace
+
+    path = os.environ.get(WORKSPACE_ENV)
+    if not path:
+        raise ConfigError(f"set {WORKSPACE_ENV} to the workspace folder to serve")
+    ws = Workspace.open(path)
+    app = create_app(ws, scheduler=_take_scheduler_lock(ws.path / "scheduler.lock"))
+    return app
+
+
+_LOCKS: list[Any] = []  # open lock files stay referenced for the process's lifetime
+
+
+def _take_scheduler_lock(path: Path) -> bool:
+    handle = path.open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return False
+    _LOCKS.append(handle)
+    return True

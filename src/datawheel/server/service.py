@@ -36,6 +36,7 @@ class Service:
     @contextmanager
     def reading(self) -> Iterator[Workspace]:
         with self.lock.read():
+            self.ws.follow_versions()  # another worker may have promoted a version
             yield self.ws
 
     @contextmanager

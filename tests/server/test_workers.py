@@ -1,0 +1,118 @@
+"""`datawheel serve --workers N`: several processes on one PostgreSQL store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from _kb import DOCS, QUESTIONS, bearer, free_port
+from sqlalchemy import create_engine, func, select
+
+from datawheel.store import schema as t
+from datawheel.workspace import Workspace
+
+CLI = [sys.executable, "-m", "datawheel.cli.main"]
+
+
+def _wait(url: str, server: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            assert server.poll() is None, server.stdout.read() if server.stdout else ""
+            time.sleep(0.3)
+    raise AssertionError("the workers did not come up")
+
+
+@pytest.mark.postgres
+def test_two_workers_share_votes_and_follow_a_promotion(pg_url: str, tmp_path: Path) -> None:
+    env = {**os.environ, "DATAWHEEL_DATABASE_URL": pg_url, "HF_HUB_OFFLINE": "1"}
+    os.environ["DATAWHEEL_DATABASE_URL"] = pg_url
+    try:
+        with Workspace.init(tmp_path / "kb") as ws:
+            for groups, files in DOCS.items():
+                folder = tmp_path / "docs" / groups.replace(",", "+")
+                folder.mkdir(parents=True)
+                for name, text in files.items():
+                    (folder / name).write_text(text, encoding="utf-8")
+                ws.ingest([folder], groups=groups.split(","))
+            key = ws.add_user("root", role="admin", groups=["*"])
+    finally:
+        del os.environ["DATAWHEEL_DATABASE_URL"]
+    port = free_port()
+    server = subprocess.Popen(
+        [*CLI, "serve", "--workers", "2", "--port", str(port), "-w", str(tmp_path / "kb")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    url, h = f"http://127.0.0.1:{port}", bearer(key)
+    try:
+        _wait(url, server)
+        questions = (QUESTIONS["hr"] + QUESTIONS["sales"]) * 3
+
+        def ask_and_vote(i: int) -> str:
+            with httpx.Client(base_url=url, headers=h, timeout=60) as client:
+                answer = client.post("/api/ask", json={"question": questions[i]}).json()
+                voted = client.post(
+                    "/api/feedback", json={"interaction_id": answer["id"], "vote": "up"}
+                )
+                assert voted.status_code == 200, voted.text
+                return str(answer["id"])
+
+        with ThreadPoolExecutor(8) as pool:
+            ids = list(pool.map(ask_and_vote, range(len(questions))))
+        engine = create_engine(pg_url)
+        with engine.connect() as conn:
+            stored = conn.execute(select(func.count()).select_from(t.feedback)).scalar()
+        engine.dispose()
+        assert stored == len(set(ids)) == len(questions)
+
+        # one worker promotes a version with a curated answer; every worker serves it
+        question = QUESTIONS["sales"][4]
+        first = httpx.post(f"{url}/api/ask", json={"question": question}, headers=h).json()
+        httpx.post(
+            f"{url}/api/feedback",
+            json={"interaction_id": first["id"], "vote": "down", "correction": "Two weeks."},
+            headers=h,
+        )
+        improved = httpx.post(f"{url}/api/improve", headers=h, timeout=300).json()
+        assert improved["promoted"], improved
+        time.sleep(1.5)
+        served = {
+            httpx.post(f"{url}/api/ask", json={"question": question}, headers=h).json()[
+                "answered_from"
+            ]
+            for _ in range(12)
+        }
+        assert served == {"memory"}
+        planned = [
+            len(httpx.get(f"{url}/api/jobs", headers=h).json()["scheduled"]) for _ in range(12)
+        ]
+        assert set(planned) <= {0, 4} and 4 in planned  # the jobs run in one worker only
+    finally:
+        server.send_signal(signal.SIGINT)
+        output, _ = server.communicate(timeout=60)
+    assert "Application startup complete" in output
+
+
+def test_several_workers_on_sqlite_are_refused_with_the_reason(tmp_path: Path) -> None:
+    Workspace.init(tmp_path / "kb").close()
+    done = subprocess.run(
+        [*CLI, "serve", "--workers", "2", "-w", str(tmp_path / "kb")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "needs the PostgreSQL store" in done.stdout + done.stderr
