@@ -21,6 +21,7 @@ from datawheel.errors import ConfigError
 from datawheel.monitor.settings import MonitorConfig
 from datawheel.roi import RoiConfig
 from datawheel.server.settings import ABConfig, SchedulesConfig, ServerConfig
+from datawheel.store.objects import StorageConfig
 from datawheel.tables.inventory import InventoryRules
 from datawheel.tables.spec import CleanSpec, TableSource
 
@@ -172,6 +173,10 @@ class Config(_Section):
     ingest: IngestConfig = Field(default_factory=lambda: IngestConfig())
     search: SearchConfig = Field(default_factory=lambda: SearchConfig())
     store: StoreConfig = Field(default_factory=lambda: StoreConfig())
+    storage: StorageConfig = Field(
+        default_factory=lambda: StorageConfig(),
+        description="Object storage (S3, MinIO, any fsspec URL) for originals and model versions.",
+    )
     generation: GenerationConfig = Field(default_factory=lambda: GenerationConfig())
     improve: ImproveConfig = Field(default_factory=lambda: ImproveConfig())
     inventory: InventoryRules = Field(

@@ -11,7 +11,9 @@ into a message and an exit code at the boundary; nothing else catches them silen
     ├── WorkspaceError         no workspace at a path, or one that cannot be opened
     ├── SourceError            a file or export that cannot be read (reported, then skipped)
     ├── MissingExtraError      an optional part is used without its extra installed
-    └── ModelError             an embedding model path that cannot be loaded
+    ├── ModelError             an embedding model path that cannot be loaded
+    └── StorageError           object storage (S3, MinIO): no bucket, refused credentials,
+                               an unreachable endpoint, a model version missing there
 """
 
 from __future__ import annotations
@@ -70,3 +72,17 @@ class ModelError(DatawheelError):
     """An embedding model cannot be found or loaded."""
 
     exit_code = 2
+
+
+class StorageError(DatawheelError):
+    """Object storage refused or could not be reached; the message names the setting to fix.
+
+    ``reason`` is one of ``no_bucket``, ``credentials``, ``unreachable``, ``missing`` (an
+    object that is not there) or ``failed`` (anything else).
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, reason: str = "failed") -> None:
+        super().__init__(message)
+        self.reason = reason

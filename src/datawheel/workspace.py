@@ -78,6 +78,7 @@ class Workspace:
         self._chunk_info: dict[str, Any] = {}
         self._generator: Any = None
         self._served_embedder: str | None = None
+        self._objects: Any = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -135,8 +136,13 @@ class Workspace:
         """The fine-tuned embedding model of the version in use, if it has one."""
         from datawheel.improve.registry import Registry
 
-        folder = Registry(self.store).current_setting("embedder")
-        return str(self.path / folder) if folder else None
+        registry = Registry(self.store)
+        folder = registry.current_setting("embedder")
+        if not folder:
+            return None
+        if self.objects is not None:  # a fresh worker fetches the version it serves
+            self.objects.fetch(str(registry.current()))
+        return str(self.path / folder)
 
     @contextmanager
     def serving(self, embedder: Any, indexes: IndexSet | None) -> Iterator[None]:
@@ -196,6 +202,44 @@ class Workspace:
         from datawheel.feedback.outcomes import PredictionLog
 
         return PredictionLog(self.store.engine)
+
+    @property
+    def objects(self) -> Any:
+        """Object storage (``storage.url``): originals and model versions are copied there
+        (``datawheel.store.mirror.Mirror``); None when unset, the workspace folder only."""
+        if self._objects is None and self.config.storage.url:
+            from datawheel.store.mirror import Mirror
+            from datawheel.store.objects import ObjectStore
+
+            self._objects = Mirror(ObjectStore(self.config.storage), self.store, self.path)
+        return self._objects
+
+    def model_folder(self, version: str, artifacts: str) -> Path:
+        """The local folder of a registered model version. With object storage, a folder
+        missing here (a fresh worker, another machine) is downloaded first."""
+        if self.objects is None:
+            return self.path / artifacts
+        return Path(self.objects.fetch(version, artifacts))
+
+    def sync_storage(self) -> dict[str, Any]:
+        """Retry every failed copy to object storage now (originals and model versions)."""
+        if self.objects is None:
+            raise ConfigError("no object storage: set storage.url in datawheel.yaml first")
+        return dict(self.objects.sync())
+
+    def _fetch_current(self, kind: str) -> None:
+        """Download the version of ``kind`` in use when its folder is missing here."""
+        if self.objects is None:
+            return
+        from datawheel.improve.registry import Registry
+
+        version = Registry(self.store, kind=kind).current()
+        if version:
+            self.objects.fetch(version)
+
+    def _push_models(self) -> list[str]:
+        """Copy model versions not in object storage yet; returns warnings (local copies stay)."""
+        return list(self.objects.push_models()) if self.objects is not None else []
 
     def model_for(self, user: str) -> tuple[Any, dict[str, str]]:
         """The model serving this user: the challenger for their share of an A/B test.
@@ -269,9 +313,13 @@ class Workspace:
         """
         self.indexes  # noqa: B018 - load and reconcile before writing
         self._chunk_info.clear()
-        return run_ingest(
+        before = self.objects.snapshot() if self.objects is not None else {}
+        report = run_ingest(
             self, [Path(p) for p in paths], sync=sync, groups=groups, progress=progress
         )
+        if self.objects is not None:  # a failed copy is reported; the next ingest retries
+            report.failed.extend(self.objects.copy_ingested(before))
+        return report
 
     def ingest_uploads(
         self,
@@ -288,7 +336,11 @@ class Workspace:
         """Keep uploaded files (name, binary stream) in a new folder under ``uploads/``."""
         from datawheel.uploads import save_uploads
 
-        return save_uploads(self.path, files)
+        folder = save_uploads(self.path, files)
+        if self.objects is not None:
+            for path, reason in self.objects.copy_originals(sorted(folder.iterdir())):
+                log.warning("upload %s: %s", path, reason)
+        return folder
 
     def search(
         self,
@@ -452,6 +504,7 @@ class Workspace:
         except BaseException:
             self.store.finish_run(run_id, "failed", {})
             raise
+        report.warnings.extend(self._push_models())
         self.store.finish_run(
             run_id, "finished", {"promoted": report.promoted, "examples": report.examples}
         )
@@ -464,6 +517,8 @@ class Workspace:
         """
         from datawheel.improve.tabular import improve_app
 
+        if app in ("leads", "forecast"):
+            self._fetch_current(app)
         run_id = self.store.start_run("improve", {"app": app, "force": str(force)})
         try:
             report = improve_app(self, app, force=force)
@@ -472,6 +527,7 @@ class Workspace:
             raise
         counts = {"app": app, "version": report.version, "promoted": report.promoted}
         self.store.finish_run(run_id, "finished", counts)
+        self._push_models()
         return report
 
     def ab_status(self) -> Any:
@@ -635,6 +691,7 @@ class Workspace:
         """Train the lead model on closed deals; promote it when it beats the current one."""
         from datawheel.apps.leads import train_leads
 
+        self._fetch_current("leads")
         run_id = self.store.start_run("leads_train", {})
         try:
             report = train_leads(self, self.config.leads)
@@ -644,12 +701,14 @@ class Workspace:
         self.store.finish_run(
             run_id, "finished", {"version": report.version, "promoted": report.promoted}
         )
+        self._push_models()
         return report
 
     def leads_score(self, path: str | Path | None = None) -> Any:
         """Score leads in a file or source (default: the open deals); every score is logged."""
         from datawheel.apps.leads import score_leads
 
+        self._fetch_current("leads")
         return score_leads(self, self.config.leads, path)
 
     def leads_outcomes(self, path: str | Path) -> Any:
@@ -687,6 +746,7 @@ class Workspace:
             self.store.finish_run(run_id, "failed", {})
             raise
         self.store.finish_run(run_id, "finished", {"steps": len(report.rows)})
+        self._push_models()
         return report
 
     # -- demand forecasting ---------------------------------------------------------------
@@ -696,7 +756,10 @@ class Workspace:
         in use when it is the first, or beats the version in use on the latest days."""
         from datawheel.apps.forecast import train_forecast
 
-        return train_forecast(self, self.config.forecast)
+        self._fetch_current("forecast")
+        report = train_forecast(self, self.config.forecast)
+        self._push_models()
+        return report
 
     def forecast_run(
         self,
@@ -708,6 +771,7 @@ class Workspace:
         """Forecast every series with intervals, and order quantities when stock is given."""
         from datawheel.apps.forecast import run_forecast
 
+        self._fetch_current("forecast")
         return run_forecast(
             self,
             self.config.forecast,

@@ -64,6 +64,7 @@ class ImproveReport:
     seconds: dict[str, float] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     finetune: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)  # e.g. a copy to object storage failed
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -85,7 +86,7 @@ def load_version(ws: Workspace, version: str | None) -> RagModel:
     if version is None:
         return baseline(ws)
     row = Registry(ws.store).get(version)
-    return RagModel.load(ws.path / row["artifacts"], ws.embedder.dim)
+    return RagModel.load(ws.model_folder(version, row["artifacts"]), ws.embedder.dim)
 
 
 def run_improve(
