@@ -236,8 +236,16 @@ def improve(
     out.print(table)
     for note in result.skipped:
         out.print(f"[dim]{escape(note)}[/]")
+    for warning in getattr(result, "warnings", []):
+        out.print(f"[yellow]warning[/]: {escape(warning)}")
+    note = escape(result.candidates[-1]["note"])
     if result.promoted:
-        out.print(f"[green]promoted {result.promoted}[/]: {escape(result.candidates[-1]['note'])}")
+        out.print(f"[green]promoted {result.promoted}[/]: {note}")
+    elif result.challenger:
+        out.print(
+            f"[cyan]A/B test started[/]: {result.challenger} is the challenger ({note}); "
+            "follow it with datawheel ab status"
+        )
     else:
         out.print("[yellow]nothing promoted[/]; the version in use is unchanged")
 

@@ -245,9 +245,7 @@ def run_improve(
     folder = f"models/{version}"
     # With ab.share set, a winner first serves that share of users (same embedder only: a
     # fine-tuned one needs its own index, so it is judged offline and promoted at once).
-    online = (
-        chosen is not None and ws.config.ab.share > 0 and chosen.embedder == current.embedder
-    )
+    online = chosen is not None and ws.config.ab.share > 0 and chosen.embedder == current.embedder
     if chosen is not None:
         chosen.save(ws.path / folder)
         registry.record(
