@@ -386,3 +386,27 @@ def test_a_failed_model_upload_keeps_the_version_and_a_later_run_retries(
     with Workspace.open(kb) as ws:
         assert ws.sync_storage() == {"originals": [], "models": []}
     assert f"{PREFIX}/models/{version}/{MANIFEST}" in s3.objects()
+
+
+def test_storage_sync_cli_copies_versions_made_before_storage_was_set(
+    sample: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from datawheel.cli.main import app
+
+    path = tmp_path / "kb"
+    shutil.copytree(sample, path)
+    with Workspace.open(path) as ws:
+        version = _promote(ws)  # no storage yet: the version lives only here
+    shared = tmp_path / "share"
+    _configure(path, {"url": shared.as_uri() + "/datawheel"})
+    runner = CliRunner()
+    done = runner.invoke(app, ["storage", "sync", "-w", str(path)])
+    assert done.exit_code == 0, done.output
+    assert "up to date" in done.output
+    assert (shared / "datawheel" / "models" / version / "model.json").is_file()
+    unset = tmp_path / "plain"
+    shutil.copytree(sample, unset)
+    refused = runner.invoke(app, ["storage", "sync", "-w", str(unset)])
+    assert refused.exit_code == 2 and "set storage.url" in refused.output

@@ -21,6 +21,7 @@ from datawheel.cli import (
     roi,
     search,
     serve,
+    storage,
     tables,
     workspace,
 )
@@ -48,6 +49,7 @@ leads.register(app)
 forecast.register(app)
 replay.register(app)
 serve.register(app)
+storage.register(app)
 roi.register(app)
 migrate.register(app)
 
