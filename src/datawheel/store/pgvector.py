@@ -96,17 +96,23 @@ class PgVectorIndex:
         scratch = f"_stage_{self.table}"
         with self.engine.begin() as conn:
             self._lock(conn)
-            conn.execute(
-                text(
-                    f"CREATE TEMP TABLE IF NOT EXISTS {scratch} "
-                    f"(LIKE {self.table} INCLUDING DEFAULTS) ON COMMIT DROP"
+            # New ids only (a bulk load): straight into the table, no scratch copy.
+            fresh = not conn.execute(
+                text(f"SELECT 1 FROM {self.table} WHERE id = ANY(:ids) LIMIT 1"),
+                {"ids": list(latest)},
+            ).first()
+            if not fresh:
+                conn.execute(
+                    text(
+                        f"CREATE TEMP TABLE IF NOT EXISTS {scratch} "
+                        f"(LIKE {self.table} INCLUDING DEFAULTS) ON COMMIT DROP"
+                    )
                 )
-            )
             # pgvector's binary form goes over as raw bytes; the server reads it with
             # vector_recv, so no per-connection type registration is needed.
             copy_rows(
                 conn,
-                scratch,
+                self.table if fresh else scratch,
                 ["id", "embedding", "groups", "fields"],
                 (
                     (
@@ -119,6 +125,8 @@ class PgVectorIndex:
                 ),
                 binary=["text", "bytea", "text[]", "jsonb"],
             )
+            if fresh:
+                return
             conn.execute(
                 text(
                     f"INSERT INTO {self.table} SELECT * FROM {scratch} ORDER BY id "
@@ -176,10 +184,18 @@ class PgVectorIndex:
         )
         params.update(q=q, k=k)
         with self.engine.begin() as conn:
-            conn.execute(text(f"SET LOCAL hnsw.ef_search = {max(int(self.ef_search), k)}"))
-            if where:
-                # Keep walking the graph until k rows pass the filter (pgvector >= 0.8).
-                conn.execute(text("SET LOCAL hnsw.iterative_scan = strict_order"))
+            # One round trip for both settings; with a filter, keep walking the graph until
+            # k rows pass it (pgvector >= 0.8).
+            conn.execute(
+                text(
+                    "SELECT set_config('hnsw.ef_search', :ef, true), "
+                    "set_config('hnsw.iterative_scan', :scan, true)"
+                ),
+                {
+                    "ef": str(max(int(self.ef_search), k)),
+                    "scan": "strict_order" if where else "off",
+                },
+            )
             rows = conn.execute(sql, params).all()
             if where and len(rows) < k:
                 # The graph walk gave up before k matches (a very selective filter): the

@@ -65,7 +65,9 @@ class SQLStore:
         self.url = url
         self._held = threading.local()
         if pg.is_postgres(url):
-            self.engine: Engine = create_engine(pg.engine_url(url), pool_pre_ping=True)
+            # No pool_pre_ping: it costs a round trip per checkout (several per search); a
+            # connection the server dropped fails once and the pool replaces it.
+            self.engine: Engine = create_engine(pg.engine_url(url), pool_size=10)
             self._open_postgres()
             return
         self.engine = create_engine(url, future=True)
