@@ -7,6 +7,10 @@ Example:
     >>> ws.search("refund policy", k=5)
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from datawheel.errors import (
     ConfigError,
     DatawheelError,
@@ -15,7 +19,9 @@ from datawheel.errors import (
     SourceError,
     WorkspaceError,
 )
-from datawheel.workspace import SearchHit, Workspace
+
+if TYPE_CHECKING:
+    from datawheel.workspace import SearchHit, Workspace
 
 __all__ = [
     "ConfigError",
@@ -29,3 +35,13 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # The workspace imports every capability (pandas, SQLAlchemy, the models); load it on
+    # first use, so that `import datawheel.tables` stays small and quick.
+    if name in ("SearchHit", "Workspace"):
+        from datawheel import workspace
+
+        return getattr(workspace, name)
+    raise AttributeError(f"module 'datawheel' has no attribute {name!r}")

@@ -19,6 +19,7 @@ from datawheel.tables import (
     TableSource,
     list_quarantined,
     run_clean,
+    steps,
 )
 
 CRM = (
@@ -230,3 +231,51 @@ def test_memory_capped_run_over_a_larger_file(tmp_path, out):
     assert report.rows_in == 600_000
     assert report.rows_clean + report.rows_quarantined == 600_000
     assert report.rules[0].total - report.rules[0].kept == 600_000 * 3 // 100
+
+
+def test_outputs_follow_the_file_when_read_in_parallel(tmp_path, out):
+    # ~1.2M rows: several row groups, read and written by several threads. Every 101st row
+    # repeats the row before it (a duplicate) and ids divisible by 89 break the rule.
+    csv = tmp_path / "order.csv"
+    duckdb.connect().execute(
+        f"COPY (SELECT id, CASE WHEN id % 89 = 0 THEN -1 ELSE id % 1000 END AS v FROM "
+        f"(SELECT CASE WHEN i % 101 = 0 THEN i - 1 ELSE i END AS id FROM range(1, 1200001) t(i))"
+        f") TO '{csv}' (HEADER)"
+    )
+    spec = CleanSpec(dedupe=Dedupe(), types={"id": "integer", "v": "integer"}, rules=["v >= 0"])
+    report = run_clean(TableSource(name="o", path=str(csv)), spec, out, threads=4)
+    con = duckdb.connect()
+    ids = [r[0] for r in con.execute(f"SELECT id FROM '{report.clean_path}'").fetchall()]
+    assert len(ids) == report.rows_clean > 1_000_000
+    assert all(a < b for a, b in zip(ids, ids[1:], strict=False))
+    quarantined = con.execute(
+        f"SELECT _row, _reasons[1], CAST(json_extract_string(_original, '$.id') AS BIGINT) "
+        f"FROM '{report.quarantine_path}'"
+    ).fetchall()
+    assert len(quarantined) == report.rows_quarantined
+    for row, reason, original_id in quarantined:
+        if reason.startswith("dedupe"):
+            assert (reason, original_id) == (f"dedupe: duplicate of row {row - 1}", row - 1)
+        else:
+            assert (reason, original_id) == ("rule v >= 0: failed (v >= 0)", row)
+
+
+def test_dedupe_counts_missing_values_as_equal(write, out):
+    report = run_clean(write("m.csv", "a,b\n1,\n1,\n1,x\n,\n,\n"), CleanSpec(dedupe=Dedupe()), out)
+    assert _rows(report.clean_path) == [("1", None), ("1", "x"), (None, None)]
+    reasons = {b["_row"]: b["_reasons"] for b in list_quarantined(out, "t")}
+    assert reasons == {2: ["dedupe: duplicate of row 1"], 5: ["dedupe: duplicate of row 4"]}
+
+
+@pytest.mark.parametrize(("budget", "list_max"), [(None, 1 << 20), (None, 0), (0, 1 << 20)])
+def test_duplicate_hashes_agree_on_every_path(monkeypatch, budget, list_max):
+    # numpy sort with the hashes handed over as a list or as Arrow, and DuckDB's aggregate
+    monkeypatch.setattr(steps, "LIST_MAX", list_max)
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT range % 1000 AS a, range % 7 AS b FROM range(14000)")
+    table = steps.duplicate_hashes(con, "SELECT hash(a, b) FROM t", budget)
+    found = sorted(r[0] for r in con.execute(f"SELECT h FROM {table}").fetchall())
+    expected = con.execute(
+        "SELECT hash(a, b) AS h FROM t GROUP BY h HAVING count(*) > 1 ORDER BY h"
+    ).fetchall()
+    assert found == [r[0] for r in expected] and len(found) == 7000

@@ -22,7 +22,6 @@ from datawheel.errors import ConfigError
 from datawheel.tables.pipeline import (
     CleanReport,
     _new_run_dir,
-    _original_json,
     execute,
     latest_run,
     outlier_bounds,
@@ -31,7 +30,7 @@ from datawheel.tables.pipeline import (
 )
 from datawheel.tables.read import ROW, ident, load
 from datawheel.tables.spec import CleanSpec, Outliers, TableSource
-from datawheel.tables.steps import DUPLICATES, FAIL, build_steps, lit
+from datawheel.tables.steps import build_steps, lit
 
 
 def list_quarantined(
@@ -115,25 +114,20 @@ def readmit(
         con.execute("CREATE TABLE dw_fixed_ids AS SELECT " + ROW + ", __dw_line FROM t0")
         con.execute("ALTER TABLE t0 DROP COLUMN __dw_line")
         steps = build_steps(spec, table, columns)
-        steps_report, rules_report, final = execute(con, steps, "t0", columns)
-        out_columns = steps[-1].out_columns() if steps else columns
+        checked = execute(con, steps, "t0", columns)
         run_dir, run = _new_run_dir(Path(out_dir) / source)
         tmp = run_dir.with_name(run_dir.name + ".partial")
         tmp.mkdir(parents=True)
-        out_cols = ", ".join(ident(c) for c in out_columns)
         con.execute(
             f"COPY (SELECT * FROM read_parquet({lit(str(prev / 'clean.parquet'))}) "
-            f"UNION ALL BY NAME (SELECT {out_cols} FROM {final} WHERE len({FAIL}) = 0 "
-            f"ORDER BY {ROW})) TO {lit(str(tmp / 'clean.parquet'))} (FORMAT parquet)"
+            f"UNION ALL BY NAME ({checked.clean_sql(ordered=True)})) "
+            f"TO {lit(str(tmp / 'clean.parquet'))} (FORMAT parquet)"
         )
         con.execute(
             f"COPY (SELECT * FROM read_parquet({lit(str(prev / 'quarantine.parquet'))}) q "
             f"WHERE NOT EXISTS (SELECT 1 FROM dw_fixed_ids i WHERE i.{ROW} = q._row "
             f"OR i.__dw_line = q._line) "
-            f"UNION ALL SELECT o.{ROW}, NULL, f.reasons, o.original FROM ("
-            f"SELECT {ROW}, {FAIL} AS reasons FROM {final} WHERE len({FAIL}) > 0 "
-            f"UNION ALL SELECT {ROW}, {FAIL} FROM {DUPLICATES}) f JOIN "
-            f"(SELECT {ROW}, {_original_json(columns)} AS original FROM t0) o USING ({ROW}) "
+            f"UNION ALL {checked.quarantine_sql()} "
             f"ORDER BY coalesce(_row, 0), coalesce(_line, 0)) "
             f"TO {lit(str(tmp / 'quarantine.parquet'))} (FORMAT parquet)"
         )
@@ -150,8 +144,8 @@ def readmit(
         rows_in=loaded.rows,
         rows_clean=int(clean_n),
         rows_quarantined=int(quarantined_n),
-        steps=steps_report,
-        rules=rules_report,
+        steps=checked.steps,
+        rules=checked.rules,
         outlier_bounds=bounds_now or bounds,
         seconds=round(time.perf_counter() - started, 3),
     )

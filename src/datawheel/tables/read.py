@@ -5,7 +5,10 @@ Files keep the text they came with: CSV/TSV and Excel cells are read as strings
 cannot be parsed (wrong column count, broken quoting) are never dropped silently: they are
 returned as :class:`Rejected` rows with their line number and reason.
 
-Every loaded table gets ``__dw_row`` (1-based position in the source) so rows can be traced back.
+Every loaded table gets ``__dw_row`` (1-based position in the source) so rows can be traced back,
+unless the caller asks for none (``row_column=False``): numbering the rows as they are read
+makes DuckDB read on one thread, and the table keeps the source order, so ``rowid + 1`` is the
+same number.
 """
 
 from __future__ import annotations
@@ -67,13 +70,15 @@ def load(
     source: TableSource,
     table: str = "raw",
     workdir: Path | None = None,
+    row_column: bool = True,
 ) -> Loaded:
     """Read ``source`` into the DuckDB table ``table`` (plus a ``__dw_row`` column).
 
-    ``workdir`` holds temporary files (a UTF-8 copy of a file in another encoding).
+    ``workdir`` holds temporary files (a UTF-8 copy of a file in another encoding). Without
+    ``row_column`` the table has only the source's columns, in source order.
     """
     if source.url:
-        loaded = _load_sql(con, source, table)
+        loaded = _load_sql(con, source, table, row_column)
     else:
         path = Path(source.path or "")
         if not path.is_file():
@@ -85,13 +90,14 @@ def load(
             )
         fmt = source.format if source.format != "auto" else _format_of(path)
         if fmt in ("csv", "tsv"):
-            loaded = _load_csv(con, source, path, fmt, table, workdir)
+            loaded = _load_csv(con, source, path, fmt, table, workdir, row_column)
         elif fmt == "parquet":
-            loaded = _load_scan(con, f"read_parquet({_lit(path)})", table)
+            loaded = _load_scan(con, f"read_parquet({_lit(path)})", table, row_column)
         elif fmt == "jsonl":
-            loaded = _load_scan(con, f"read_json({_lit(path)}, format='newline_delimited')", table)
+            scan = f"read_json({_lit(path)}, format='newline_delimited')"
+            loaded = _load_scan(con, scan, table, row_column)
         else:
-            loaded = _load_excel(con, source, path, table)
+            loaded = _load_excel(con, source, path, table, row_column)
     log.info("loaded %s: %d rows, %d rejected", source.name, loaded.rows, len(loaded.rejected))
     return loaded
 
@@ -120,8 +126,11 @@ def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     return [n for n in names if n != ROW]
 
 
-def _load_scan(con: duckdb.DuckDBPyConnection, scan: str, table: str) -> Loaded:
-    con.execute(f"CREATE TABLE {table} AS SELECT *, row_number() OVER () AS {ROW} FROM {scan}")
+def _load_scan(
+    con: duckdb.DuckDBPyConnection, scan: str, table: str, row_column: bool = True
+) -> Loaded:
+    number = f", row_number() OVER () AS {ROW}" if row_column else ""
+    con.execute(f"CREATE TABLE {table} AS SELECT *{number} FROM {scan}")
     rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
     return Loaded(_columns(con, table), rows)
 
@@ -201,6 +210,7 @@ def _load_csv(
     fmt: str,
     table: str,
     workdir: Path | None,
+    row_column: bool = True,
 ) -> Loaded:
     encoding = (source.encoding or detect_encoding(path)).lower().replace("-", "_")
     duck_encoding = _DUCKDB_ENCODINGS.get(encoding)
@@ -226,7 +236,7 @@ def _load_csv(
         "store_rejects=true, rejects_table='dw_rejects', rejects_scan='dw_rejects_scan')"
     )
     try:
-        loaded = _load_scan(con, scan, table)
+        loaded = _load_scan(con, scan, table, row_column)
     except duckdb.Error as exc:
         raise SourceError(f"{source.name}: cannot read {path} as CSV: {exc}") from None
     rejected = [
@@ -259,11 +269,15 @@ def _cell_text(value: Any) -> str | None:
 
 
 def _insert_batches(
-    con: duckdb.DuckDBPyConnection, table: str, columns: list[str], batches: Any
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    columns: list[str],
+    batches: Any,
+    row_column: bool = True,
 ) -> int:
     schema = pa.schema([(c, pa.string()) for c in columns])
     cols = ", ".join(f"{ident(c)} VARCHAR" for c in columns)
-    con.execute(f"CREATE TABLE {table} ({cols}, {ROW} BIGINT)")
+    con.execute(f"CREATE TABLE {table} ({cols}{f', {ROW} BIGINT' if row_column else ''})")
     n = 0
     for batch in batches:
         if not batch:
@@ -272,13 +286,18 @@ def _insert_batches(
             pa.array([_cell_text(r[i]) for r in batch], pa.string()) for i in range(len(columns))
         ]
         arrow_batch = pa.Table.from_arrays(arrays, schema=schema)  # noqa: F841 - used by DuckDB
-        con.execute(f"INSERT INTO {table} SELECT *, {n} + row_number() OVER () FROM arrow_batch")
+        number = f", {n} + row_number() OVER ()" if row_column else ""
+        con.execute(f"INSERT INTO {table} SELECT *{number} FROM arrow_batch")
         n += len(batch)
     return n
 
 
 def _load_excel(
-    con: duckdb.DuckDBPyConnection, source: TableSource, path: Path, table: str
+    con: duckdb.DuckDBPyConnection,
+    source: TableSource,
+    path: Path,
+    table: str,
+    row_column: bool = True,
 ) -> Loaded:
     import openpyxl
 
@@ -308,7 +327,7 @@ def _load_excel(
                 batch = []
         yield batch
 
-    n = _insert_batches(con, table, columns, batches())
+    n = _insert_batches(con, table, columns, batches(), row_column)
     book.close()
     return Loaded(columns, n)
 
@@ -326,7 +345,9 @@ def hide_password(url: str) -> str:
         return "<unparseable url>"
 
 
-def _load_sql(con: duckdb.DuckDBPyConnection, source: TableSource, table: str) -> Loaded:
+def _load_sql(
+    con: duckdb.DuckDBPyConnection, source: TableSource, table: str, row_column: bool = True
+) -> Loaded:
     import sqlalchemy as sa
 
     from datawheel.config import resolve_secret  # late: config imports the table specs
@@ -355,7 +376,7 @@ def _load_sql(con: duckdb.DuckDBPyConnection, source: TableSource, table: str) -
                 while chunk := result.fetchmany(BATCH_ROWS):
                     yield chunk
 
-            n = _insert_batches(con, table, columns, batches())
+            n = _insert_batches(con, table, columns, batches(), row_column)
     except sa.exc.OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise DatawheelError(

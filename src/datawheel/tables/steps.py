@@ -1,18 +1,26 @@
 """Cleaning steps as SQL, one small class per step.
 
-Each step turns the table ``src`` into ``dst`` with ``sql(src, dst)`` (plain SQL statements,
-so another engine such as Spark SQL can run the same plan) and then says what it changed with
-``summary(con, dst)``. Steps never delete a row that fails a check: they append a reason
-(``"<check>: <detail>"``) to the row's ``__dw_fail`` list, so a row that breaks three rules is
-quarantined once with all three reasons. Only dedupe removes rows, and it moves them to the
-``dw_duplicates`` table, which is quarantined too.
+Each step turns the view ``src`` into the view ``dst`` with ``sql(src, dst)`` (plain SQL, so
+another engine such as Spark SQL can run the same plan). A step never deletes a row that fails
+a check: each check adds a flag (``__dw_f<n>``, true where the row fails) and a reason
+(``__dw_r<n>``, ``"<check>: <detail>"`` where it fails, else NULL), so a row that breaks three
+rules is quarantined once with all three reasons. The views only describe the work; the
+pipeline runs the whole chain in one pass per output. Only dedupe removes rows: it moves them
+to the ``dw_duplicates`` table, which is quarantined too.
+
+``prepare(con, src)`` runs before a step's view is made, for what the SQL or the report needs
+from the data (duplicate groups, outlier bounds, counts of values a fix changes);
+``summary(failed)`` says what the step changed, given how many rows failed its checks.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
 from datawheel.errors import ConfigError
 from datawheel.tables.read import ROW, ident
@@ -26,8 +34,18 @@ from datawheel.tables.spec import (
     check_columns,
 )
 
-FAIL = "__dw_fail"
+REASON = "__dw_r"
+FLAG = "__dw_f"
 DUPLICATES = "dw_duplicates"
+KEEP = "__dw_keep"
+GONE = "__dw_gone"
+LIST_MAX = 1 << 20  # repeated hashes handed to DuckDB as a list parameter at most
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(K|M|G|T)?i?B\s*", re.I)
+
+
+def flag(reason: str) -> str:
+    """The boolean column beside reason column ``__dw_r<n>``: true where the row fails."""
+    return FLAG + reason.removeprefix(REASON)
 
 
 def lit(value: object) -> str:
@@ -35,10 +53,13 @@ def lit(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def _fail_if(checks: list[tuple[str, str]]) -> str:
-    """SQL that appends ``reason`` to the fail list for each ``(condition, reason)`` that holds."""
-    cases = ", ".join(f"CASE WHEN {cond} THEN {reason} END" for cond, reason in checks)
-    return f"list_concat({FAIL}, list_filter([{cases}], lambda x: x IS NOT NULL)) AS {FAIL}"
+def size_bytes(size: str) -> int:
+    """``2GB``, ``1.8 GiB`` or ``512MB`` in bytes (powers of 1024, as DuckDB reports them)."""
+    m = _SIZE.fullmatch(size)
+    if not m:
+        raise ConfigError(f"{size!r} is not a size; write it like 2GB or 512MB")
+    power = " KMGT".index((m.group(2) or " ").upper())
+    return int(float(m.group(1)) * 1024**power)
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
@@ -46,88 +67,146 @@ def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def _failed_with(con: duckdb.DuckDBPyConnection, table: str, prefix: str) -> int:
-    return _count(
-        con,
-        f"SELECT count(*) FROM {table} WHERE len(list_filter({FAIL}, "
-        f"lambda x: starts_with(x, {lit(prefix)}))) > 0",
-    )
-
-
 @dataclass
 class Step:
-    """Base: a named transformation from one table to the next."""
+    """Base: a named transformation from one view to the next."""
 
     name: str
     columns: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)  # reason columns, named by the pipeline
 
-    def sql(self, src: str, dst: str) -> list[str]:
-        raise NotImplementedError
+    def transforms(self) -> dict[str, str]:
+        """Column → SQL for its new value, over the step's input."""
+        return {}
+
+    def added(self) -> dict[str, str]:
+        """New columns → SQL, over the step's input."""
+        return {}
+
+    def checks(self) -> list[tuple[str, str]]:
+        """``(condition, reason)`` pairs over the step's input: the row fails where it holds."""
+        return []
 
     def out_columns(self) -> list[str]:
-        """The data columns of the table this step makes."""
-        return self.columns
+        """The data columns of the view this step makes."""
+        return self.columns + list(self.added())
 
     def prepare(self, con: duckdb.DuckDBPyConnection, src: str) -> None:
-        """Compute what the SQL needs from the data (bounds, counts); default: nothing."""
+        """Compute what the SQL or the report needs from the data; default: nothing."""
 
-    def summary(self, con: duckdb.DuckDBPyConnection, dst: str) -> str:
+    def sql(self, src: str, dst: str) -> list[str]:
+        exprs = self.transforms()
+        items = [
+            "* REPLACE (" + ", ".join(f"{e} AS {ident(c)}" for c, e in exprs.items()) + ")"
+            if exprs
+            else "*"
+        ]
+        items += [f"{e} AS {ident(c)}" for c, e in self.added().items()]
+        checks = self.checks()
+        assert len(checks) == len(self.reasons), "the pipeline names one column per check"
+        for (cond, reason), col in zip(checks, self.reasons, strict=True):
+            # the flag is for filters, the reason text only for the failing rows' lists
+            items.append(f"coalesce({cond}, false) AS {flag(col)}")
+            items.append(f"CASE WHEN {cond} THEN {reason} END AS {col}")
+        return [f"CREATE VIEW {dst} AS SELECT {', '.join(items)} FROM {src}"]
+
+    def summary(self, failed: int) -> str:
         raise NotImplementedError
-
-    def _select(self, src: str, dst: str, exprs: dict[str, str], extra: str = "") -> str:
-        cols = ", ".join(
-            f"{exprs[c]} AS {ident(c)}" if c in exprs else ident(c) for c in self.columns
-        )
-        tail = f", {extra}" if extra else f", {FAIL}"
-        return f"CREATE VIEW {dst} AS SELECT {cols}, {ROW}{tail} FROM {src}"
 
 
 @dataclass
 class DedupeStep(Step):
+    """Moves every row equal to an earlier (keep first) or later (keep last) one on ``on``.
+
+    Duplicates are found by hashing each row's ``on`` values: the hashes are sorted (numpy, or
+    a DuckDB aggregate when they would not fit in a quarter of the memory limit), the few
+    rows whose hash occurs more than once are compared on their real values, and only rows
+    equal on every column are duplicates. No sort or hash table over all rows' values.
+
+    The rows it removes are marked in the loaded table's ``__dw_gone`` column, which the
+    pipeline adds: a filter on it keeps the source order, where an anti-join with the
+    duplicates would let blocks of rows come out in another order.
+    """
+
     on: list[str] = field(default_factory=list)
     keep: str = "first"
+    table: str = ""  # the loaded table, and the SQL for a row's position in it
+    row: str = ROW
+    removed: int = 0
+
+    def prepare(self, con: duckdb.DuckDBPyConnection, src: str) -> None:
+        keys = ", ".join(ident(c) for c in self.on)
+        hashes = duplicate_hashes(con, f"SELECT hash({keys}) FROM {src}")
+        pick = "max" if self.keep == "last" else "min"
+        # NULLs compare equal here, as in GROUP BY: two rows missing the same values are equal
+        con.execute(
+            f"CREATE TABLE {DUPLICATES} AS SELECT * FROM ("
+            f"SELECT *, {pick}({ROW}) OVER (PARTITION BY {keys}) AS {KEEP} FROM {src} "
+            f"WHERE hash({keys}) IN (SELECT h FROM {hashes})) WHERE {ROW} <> {KEEP}"
+        )
+        con.execute(f"DROP TABLE {hashes}")
+        con.execute(
+            f"UPDATE {self.table} SET {GONE} = true "
+            f"WHERE {self.row} IN (SELECT {ROW} FROM {DUPLICATES})"
+        )
+        self.removed = _count(con, f"SELECT count(*) FROM {DUPLICATES}")
 
     def sql(self, src: str, dst: str) -> list[str]:
-        # Duplicates are few: one hash aggregate finds the groups with more than one row
-        # and the row each keeps; the duplicates are joined against that small table, and
-        # every other row passes through untouched, in its order.
-        pick = "max" if self.keep == "last" else "min"
-        keys = ", ".join(ident(c) for c in self.on)
-        order = ", ".join(ident(c) for c in self.columns)
-        same = " AND ".join(f"d.{ident(c)} IS NOT DISTINCT FROM g.{ident(c)}" for c in self.on)
-        return [
-            f"CREATE TABLE __dw_dedup AS SELECT {keys}, {pick}({ROW}) AS __dw_keep "
-            f"FROM {src} GROUP BY {keys} HAVING count(*) > 1",
-            f"INSERT INTO {DUPLICATES} SELECT d.* EXCLUDE ({FAIL}), "
-            f"['dedupe: duplicate of row ' || g.__dw_keep] "
-            f"FROM {src} d JOIN __dw_dedup g ON {same} WHERE d.{ROW} <> g.__dw_keep",
-            # a table, not a view: later steps read it several times (bounds, counts)
-            f"CREATE TABLE {dst} AS SELECT {order}, {ROW}, {FAIL} FROM {src} "
-            f"ANTI JOIN (SELECT {ROW} FROM {DUPLICATES}) USING ({ROW})",
-        ]
+        return [f"CREATE VIEW {dst} AS SELECT * FROM {src} WHERE NOT {GONE}"]
 
-    def summary(self, con: duckdb.DuckDBPyConnection, dst: str) -> str:
-        n = _count(con, f"SELECT count(*) FROM {DUPLICATES}")
-        return f"removed {n} duplicate rows (moved to quarantine)"
+    def summary(self, failed: int) -> str:
+        return f"removed {self.removed} duplicate rows (moved to quarantine)"
+
+
+def duplicate_hashes(
+    con: duckdb.DuckDBPyConnection, hash_sql: str, budget: int | None = None
+) -> str:
+    """A table ``__dw_dup_hashes(h)`` of the hashes that ``hash_sql`` returns more than once.
+
+    Sorting the 64-bit hashes in numpy costs a fraction of a hash aggregate over every row.
+    When they need more than ``budget`` bytes (default: a quarter of DuckDB's memory limit),
+    DuckDB's aggregate, which spills to disk, finds them instead.
+    """
+    table = "__dw_dup_hashes"
+    if budget is None:
+        limit = con.execute("SELECT current_setting('memory_limit')").fetchone()
+        budget = size_bytes(str(limit[0])) // 4 if limit else 0
+    rows = _count(con, f"SELECT count(*) FROM ({hash_sql})")
+    if rows * 8 > budget:
+        con.execute(
+            f"CREATE TABLE {table} AS SELECT h FROM ({hash_sql}) t(h) GROUP BY h "
+            "HAVING count(*) > 1"
+        )
+        return table
+    column = con.execute(hash_sql).fetchnumpy()
+    h = np.asarray(next(iter(column.values())), dtype=np.uint64)
+    h.sort()
+    repeated = np.unique(h[1:][h[1:] == h[:-1]])
+    del h
+    if len(repeated) <= LIST_MAX:
+        # a list parameter converts value by value (~0.5 µs each) but, unlike an Arrow
+        # scan, does not make DuckDB import pandas (~0.2 s and ~50 MB)
+        con.execute(f"CREATE TABLE {table} AS SELECT unnest($1::UBIGINT[]) AS h", [repeated])
+    else:
+        con.from_arrow(pa.table({"h": pa.array(repeated, pa.uint64())})).create(table)
+    return table
 
 
 @dataclass
 class DropMissingStep(Step):
     critical: list[str] = field(default_factory=list)
 
-    def sql(self, src: str, dst: str) -> list[str]:
-        checks = [
+    def checks(self) -> list[tuple[str, str]]:
+        return [
             (
                 f"nullif(trim(CAST({ident(c)} AS VARCHAR)), '') IS NULL",
                 lit(f"drop_missing: {c} is missing"),
             )
             for c in self.critical
         ]
-        return [self._select(src, dst, {}, _fail_if(checks))]
 
-    def summary(self, con: duckdb.DuckDBPyConnection, dst: str) -> str:
-        n = _failed_with(con, dst, "drop_missing:")
-        return f"quarantined {n} rows missing {', '.join(self.critical)}"
+    def summary(self, failed: int) -> str:
+        return f"quarantined {failed} rows missing {', '.join(self.critical)}"
 
 
 @dataclass
@@ -139,11 +218,10 @@ class FillStep(Step):
         sums = " + ".join(f"count(*) FILTER (WHERE {ident(c)} IS NULL)" for c in self.defaults)
         self.filled = _count(con, f"SELECT {sums} FROM {src}")
 
-    def sql(self, src: str, dst: str) -> list[str]:
-        exprs = {c: f"coalesce({ident(c)}, {lit(v)})" for c, v in self.defaults.items()}
-        return [self._select(src, dst, exprs)]
+    def transforms(self) -> dict[str, str]:
+        return {c: f"coalesce({ident(c)}, {lit(v)})" for c, v in self.defaults.items()}
 
-    def summary(self, con: duckdb.DuckDBPyConnection, dst: str) -> str:
+    def summary(self, failed: int) -> str:
         return f"filled {self.filled} missing values in {', '.join(self.defaults)}"
 
 
@@ -168,7 +246,7 @@ class StandardiseStep(Step):
         tries = ", ".join(f"try_strptime(trim({col}), {lit(f)})" for f in fix.input_formats)
         return f"CAST(coalesce({tries}) AS DATE)"
 
-    def _checks(self) -> list[tuple[str, str]]:
+    def checks(self) -> list[tuple[str, str]]:
         checks = []
         for fix in self.fixes:
             raw = ident(fix.column)
@@ -196,18 +274,15 @@ class StandardiseStep(Step):
         )
         self.changed = _count(con, f"SELECT {sums} FROM {src}")
 
-    def sql(self, src: str, dst: str) -> list[str]:
+    def transforms(self) -> dict[str, str]:
         exprs: dict[str, str] = {}
         for fix in self.fixes:  # several fixes on one column apply in order
             inner = exprs.get(fix.column, ident(fix.column))
             exprs[fix.column] = self._expr(fix).replace(ident(fix.column), inner)
-        checks = self._checks()
-        extra = _fail_if(checks) if checks else ""
-        return [self._select(src, dst, exprs, extra)]
+        return exprs
 
-    def summary(self, con: duckdb.DuckDBPyConnection, dst: str) -> str:
-        n = _failed_with(con, dst, "standardise:")
-        return f"changed {self.changed} values; quarantined {n} rows with invalid values"
+    def summary(self, failed: int) -> str:
+        return f"changed {self.changed} values; quarantined {failed} rows with invalid values"
 
 
 @dataclass
@@ -243,11 +318,6 @@ class OutliersStep(Step):
                 self.low, self.high = mean - k * sd, mean + k * sd
         self.outside = _count(con, f"SELECT count(*) FROM {src} WHERE {self._outside()}")
 
-    def out_columns(self) -> list[str]:
-        assert self.check is not None
-        flag = [self.check.column + "_outlier"] if self.check.action == "flag" else []
-        return self.columns + flag
-
     def _outside(self) -> str:
         assert self.check is not None
         x = f"TRY_CAST({ident(self.check.column)} AS DOUBLE)"
@@ -258,15 +328,25 @@ class OutliersStep(Step):
             parts.append(f"{x} > {self.high!r}")
         return "(" + " OR ".join(parts) + ")" if parts else "false"
 
-    def sql(self, src: str, dst: str) -> list[str]:
+    def added(self) -> dict[str, str]:
         assert self.check is not None
-        c, outside = self.check, self._outside()
-        if c.action == "drop":
-            reason = lit(f"outliers: {c.column} outside [{self.low}, {self.high}] ({c.method})")
-            return [self._select(src, dst, {}, _fail_if([(f"coalesce({outside}, false)", reason)]))]
-        if c.action == "flag":
-            flag = f"coalesce({outside}, false) AS {ident(c.column + '_outlier')}"
-            return [self._select(src, dst, {}, f"{flag}, {FAIL}")]
+        if self.check.action != "flag":
+            return {}
+        return {self.check.column + "_outlier": f"coalesce({self._outside()}, false)"}
+
+    def checks(self) -> list[tuple[str, str]]:
+        assert self.check is not None
+        c = self.check
+        if c.action != "drop":
+            return []
+        reason = lit(f"outliers: {c.column} outside [{self.low}, {self.high}] ({c.method})")
+        return [(f"coalesce({self._outside()}, false)", reason)]
+
+    def transforms(self) -> dict[str, str]:
+        assert self.check is not None
+        c = self.check
+        if c.action != "clip":
+            return {}
         x = f"TRY_CAST({ident(c.column)} AS DOUBLE)"
         clipped = x
         if self.low is not None:
@@ -280,10 +360,9 @@ class OutliersStep(Step):
             )
         else:
             clipped = f"CAST({clipped} AS {self.column_type})"
-        expr = f"CASE WHEN {outside} THEN {clipped} ELSE {ident(c.column)} END"
-        return [self._select(src, dst, {c.column: expr})]
+        return {c.column: f"CASE WHEN {self._outside()} THEN {clipped} ELSE {ident(c.column)} END"}
 
-    def summary(self, con: duckdb.DuckDBPyConnection, dst: str) -> str:
+    def summary(self, failed: int) -> str:
         assert self.check is not None
         c = self.check
         verb = {"drop": "quarantined", "flag": "flagged", "clip": "clipped"}[c.action]
@@ -294,9 +373,12 @@ class OutliersStep(Step):
 class TypesStep(Step):
     types: dict[str, str] = field(default_factory=dict)
 
-    def sql(self, src: str, dst: str) -> list[str]:
-        exprs = {c: f"TRY_CAST({ident(c)} AS {SQL_TYPES[t]})" for c, t in self.types.items()}
-        checks = [
+    def transforms(self) -> dict[str, str]:
+        return {c: f"TRY_CAST({ident(c)} AS {SQL_TYPES[t]})" for c, t in self.types.items()}
+
+    def checks(self) -> list[tuple[str, str]]:
+        exprs = self.transforms()
+        return [
             (
                 f"{ident(c)} IS NOT NULL AND {exprs[c]} IS NULL",
                 f"'types: ' || {lit(c)} || ' value ' || CAST({ident(c)} AS VARCHAR) || "
@@ -304,12 +386,10 @@ class TypesStep(Step):
             )
             for c, t in self.types.items()
         ]
-        return [self._select(src, dst, exprs, _fail_if(checks))]
 
-    def summary(self, con: duckdb.DuckDBPyConnection, dst: str) -> str:
-        n = _failed_with(con, dst, "types:")
+    def summary(self, failed: int) -> str:
         names = ", ".join(self.types)
-        return f"converted {names}; quarantined {n} rows with values that do not convert"
+        return f"converted {names}; quarantined {failed} rows with values that do not convert"
 
 
 @dataclass
@@ -337,27 +417,14 @@ class RulesStep(Step):
     def prepare(self, con: duckdb.DuckDBPyConnection, src: str) -> None:
         self.validate(con, src)
 
-    def sql(self, src: str, dst: str) -> list[str]:
-        checks = [
+    def checks(self) -> list[tuple[str, str]]:
+        return [
             (f"NOT coalesce(({r.expr}), false)", lit(f"rule {r.label}: failed ({r.expr})"))
             for r in self.rules
         ]
-        return [self._select(src, dst, {}, _fail_if(checks))]
 
-    def kept(self, con: duckdb.DuckDBPyConnection, dst: str) -> list[tuple[Rule, int, int]]:
-        """Per rule: (rule, rows that pass, rows checked)."""
-        parts = ", ".join(
-            f"count(*) FILTER (WHERE NOT list_contains({FAIL}, "
-            f"{lit(f'rule {r.label}: failed ({r.expr})')}))"
-            for r in self.rules
-        )
-        row = con.execute(f"SELECT count(*), {parts} FROM {dst}").fetchone() or ()
-        total = int(row[0])
-        return [(r, int(n), total) for r, n in zip(self.rules, row[1:], strict=True)]
-
-    def summary(self, con: duckdb.DuckDBPyConnection, dst: str) -> str:
-        n = _failed_with(con, dst, "rule ")
-        return f"{len(self.rules)} rules: {n} rows failed at least one"
+    def summary(self, failed: int) -> str:
+        return f"{len(self.rules)} rules: {failed} rows failed at least one"
 
 
 def build_steps(spec: CleanSpec, source: TableSource, columns: list[str]) -> list[Step]:
