@@ -54,6 +54,7 @@ from datawheel.tables.steps import (
     build_steps,
     flag,
     lit,
+    unordered,
 )
 
 log = logging.getLogger(__name__)
@@ -307,11 +308,12 @@ def execute(
         )
     # only the failing rows get reason lists and original values
     listed = f"list_filter([{', '.join(reasons)}], lambda x: x IS NOT NULL)" if reasons else "[]"
-    con.execute(
-        f"CREATE TABLE {FAILED} AS SELECT {ROW}, CAST({listed} AS VARCHAR[]) AS _reasons, "
-        f"{_original_json(columns)} AS _original{''.join(', ' + flag(r) for r in reasons)} "
-        f"FROM {current} WHERE {' OR '.join(flag(r) for r in reasons) or 'false'}"
-    )
+    with unordered(con):  # the quarantine is sorted when written
+        con.execute(
+            f"CREATE TABLE {FAILED} AS SELECT {ROW}, CAST({listed} AS VARCHAR[]) AS _reasons, "
+            f"{_original_json(columns)} AS _original{''.join(', ' + flag(r) for r in reasons)} "
+            f"FROM {current} WHERE {' OR '.join(flag(r) for r in reasons) or 'false'}"
+        )
     # every count the reports need, from the two small tables
     per_step = [" OR ".join(flag(r) for r in s.reasons) or "false" for s in steps]
     parts = [f"count(*) FILTER (WHERE {p})" for p in per_step]
