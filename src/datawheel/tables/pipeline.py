@@ -47,6 +47,7 @@ from datawheel.tables.steps import (
     GONE,
     KEEP,
     REASON,
+    ROWID,
     DedupeStep,
     OutliersStep,
     RulesStep,
@@ -285,9 +286,9 @@ def execute(
     gone = ""
     dedupe = next((s for s in steps if isinstance(s, DedupeStep)), None)
     if dedupe:  # it marks the rows it removes in the table itself (see DedupeStep)
-        dedupe.table, dedupe.row = table, row
+        dedupe.table = table
         con.execute(f"ALTER TABLE {table} ADD COLUMN {GONE} BOOLEAN DEFAULT false")
-        gone = f", {GONE}"
+        gone = f", {GONE}, rowid AS {ROWID}"
     con.execute(f"CREATE VIEW s0 AS SELECT {data}, {row} AS {ROW}, {originals}{gone} FROM {table}")
     current = "s0"
     reports: list[StepReport] = []

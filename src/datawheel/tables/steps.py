@@ -41,6 +41,7 @@ FLAG = "__dw_f"
 DUPLICATES = "dw_duplicates"
 KEEP = "__dw_keep"
 GONE = "__dw_gone"
+ROWID = "__dw_rowid"
 LIST_MAX = 1 << 20  # repeated hashes handed to DuckDB as a list parameter at most
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(K|M|G|T)?i?B\s*", re.I)
 
@@ -136,14 +137,14 @@ class DedupeStep(Step):
     equal on every column are duplicates. No sort or hash table over all rows' values.
 
     The rows it removes are marked in the loaded table's ``__dw_gone`` column, which the
-    pipeline adds: a filter on it keeps the source order, where an anti-join with the
-    duplicates would let blocks of rows come out in another order.
+    pipeline adds (and shows the table's ``rowid`` as ``__dw_rowid``): a filter on it keeps
+    the source order, where an anti-join with the duplicates would let blocks of rows come
+    out in another order.
     """
 
     on: list[str] = field(default_factory=list)
     keep: str = "first"
-    table: str = ""  # the loaded table, and the SQL for a row's position in it
-    row: str = ROW
+    table: str = ""  # the loaded table; set by the pipeline
     removed: int = 0
 
     def prepare(self, con: duckdb.DuckDBPyConnection, src: str) -> None:
@@ -158,9 +159,10 @@ class DedupeStep(Step):
                 f"WHERE hash({keys}) IN (SELECT h FROM {hashes})) WHERE {ROW} <> {KEEP}"
             )
         con.execute(f"DROP TABLE {hashes}")
+        # by rowid, which DuckDB updates without a join
         con.execute(
             f"UPDATE {self.table} SET {GONE} = true "
-            f"WHERE {self.row} IN (SELECT {ROW} FROM {DUPLICATES})"
+            f"WHERE rowid IN (SELECT {ROWID} FROM {DUPLICATES})"
         )
         self.removed = _count(con, f"SELECT count(*) FROM {DUPLICATES}")
 
