@@ -67,6 +67,9 @@ class PgVectorIndex:
         self.ef_search = ef_search
         self.m, self.ef_construction = m, ef_construction
         with engine.begin() as conn:
+            # CREATE TABLE IF NOT EXISTS races in PostgreSQL (two sessions can both miss the
+            # table and one fails on pg_type), so processes opening the index queue here.
+            self._lock(conn)
             conn.execute(
                 text(
                     f"CREATE TABLE IF NOT EXISTS {table} ("
@@ -158,6 +161,7 @@ class PgVectorIndex:
             return
         log.info("building the pgvector HNSW index on %s (%d rows)", self.table, len(self))
         with self.engine.begin() as conn:
+            self._lock(conn)  # another process may be building the same index right now
             # A build inside maintenance_work_mem is several times faster than one that spills.
             conn.execute(text("SET LOCAL maintenance_work_mem = '1GB'"))
             conn.execute(
