@@ -923,14 +923,16 @@ class Workspace:
 
         return build_inventory(self, self.config.inventory)
 
-    def monitor(self, source: str | None = None) -> Any:
+    def monitor(self, source: str | None = None, *, rebaseline: bool = False) -> Any:
         """Daily checks of the table sources and the documents; findings stored, alerts sent.
 
-        Returns a MonitorReport; its ``exit_code`` is 0 (ok), 1 (warnings) or 2 (alerts).
+        With ``rebaseline`` the data as it is now becomes the reference that drift and null
+        rates are compared against from the next run on. Returns a MonitorReport; its
+        ``exit_code`` is 0 (ok), 1 (warnings) or 2 (alerts).
         """
         from datawheel.monitor import run_monitor
 
-        return run_monitor(self, self.config.monitor, source=source)
+        return run_monitor(self, self.config.monitor, source=source, rebaseline=rebaseline)
 
     def monitor_findings(self, *, open_only: bool = False) -> list[dict[str, Any]]:
         """The findings of each source's latest monitor check, alerts first; with

@@ -522,3 +522,38 @@ def test_store_item_demand_daily(ws: Workspace, tmp_path: Path) -> None:
     assert set(drift) == {"sales"} and drift["sales"].level == "alert"
     assert by(third, "drift", "sales")[0].level == "ok"  # five years of history barely move
     assert by(third, "freshness", "sales")[0].level == "ok"
+
+
+def test_rebaseline_accepts_a_known_change(ws: Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "sales.csv"
+    add(ws, "sales", write_csv(path, make_rows(1000, seed=1)))
+    cfg = MonitorConfig(sources={"sales": {"volume": "total"}})
+    run_monitor(ws, cfg, now=NOW)
+    shifted = [[r[0] + 1000, *r[1:]] for r in make_rows(1000, seed=2, mean=58.0)]
+    write_csv(path, shifted)
+    assert by(run_monitor(ws, cfg, now=NOW), "drift")[0].level == "alert"
+    # the shift is a known change: accept it, then the same data is stable against it
+    accepted = run_monitor(ws, cfg, now=NOW, rebaseline=True)
+    (note,) = by(accepted, "drift")
+    assert note.level == "ok" and "rebaselined" in note.message and "1,000 rows" in note.message
+    assert by(accepted, "nulls") == []
+    after = run_monitor(ws, cfg, now=NOW)
+    assert [f.level for f in by(after, "drift")] == ["ok"]
+    assert "largest PSI 0.000" in by(after, "drift")[0].message
+    # and a shift back to the old distribution is now the drift
+    write_csv(path, make_rows(1000, seed=3))
+    assert by(run_monitor(ws, cfg, now=NOW), "drift")[0].level == "alert"
+
+
+def test_cli_rebaseline(tmp_path: Path) -> None:
+    from datawheel.cli.main import app
+
+    runner = CliRunner()
+    kb = tmp_path / "kb"
+    with Workspace.init(kb) as ws:
+        ws.add_source("sales", str(write_csv(tmp_path / "sales.csv", make_rows(300))))
+    result = runner.invoke(app, ["monitor", "--rebaseline", "--json", "-w", str(kb)])
+    body = json.loads(result.stdout)
+    drift = [f for f in body["findings"] if f["check"] == "drift"]
+    assert [f["message"][:11] for f in drift] == ["rebaselined"], body
+    assert "--rebaseline" in runner.invoke(app, ["monitor", "--help"]).stdout

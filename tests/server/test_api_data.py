@@ -106,6 +106,9 @@ def test_sources_clean_quarantine_inventory_monitor(client) -> None:  # type: ig
     assert "deals" in str(inventory)
     monitored = c.post("/api/monitor", headers=h).json()
     assert "deals" in str(monitored) and monitored["exit_code"] in (0, 1, 2)
+    rebased = c.post("/api/monitor?source=deals&rebaseline=true", headers=h).json()
+    drift = [f["message"] for f in rebased["findings"] if f["check"] == "drift"]
+    assert len(drift) == 1 and drift[0].startswith("rebaselined"), rebased
     assert c.get("/api/sources/nope/quarantine", headers=h).status_code == 400
     assert c.post("/api/sources/deals/clean", headers=bearer(viewer)).status_code == 403
 

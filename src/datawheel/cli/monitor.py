@@ -21,6 +21,14 @@ def monitor(
     source: Annotated[
         str | None, typer.Option("--source", help="Check only this table source.")
     ] = None,
+    rebaseline: Annotated[
+        bool,
+        typer.Option(
+            "--rebaseline",
+            help="Accept the data as it is now: compare nothing for drift and null rates "
+            "this run, and make it the reference for later runs (after a known change).",
+        ),
+    ] = False,
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -28,9 +36,10 @@ def monitor(
     store the results and send alerts. Exit code: 0 ok, 1 warnings, 2 alerts.
 
     Example: datawheel monitor -w kb/   (daily from cron: 0 6 * * * datawheel monitor -w kb/)
+    After a known change: datawheel monitor --source sales --rebaseline -w kb/
     """
     with opened(workspace) as ws:
-        report = ws.monitor(source=source)
+        report = ws.monitor(source=source, rebaseline=rebaseline)
     if json_:
         print_json(report.to_dict())
     else:

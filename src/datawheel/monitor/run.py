@@ -89,8 +89,13 @@ def run_monitor(
     source: str | None = None,
     *,
     now: datetime | None = None,
+    rebaseline: bool = False,
 ) -> MonitorReport:
     """Check every table source (or only ``source``) and, for a full run, the documents.
+
+    ``rebaseline`` accepts the data as it is now: this run compares nothing for drift and
+    null rates, and its snapshot becomes the reference later runs compare against (after a
+    known change, such as a new product line, that should stop alerting).
 
     Raises:
         ConfigError: ``source`` or a name under ``monitor.sources`` is not a table source.
@@ -108,11 +113,13 @@ def run_monitor(
         ws.table_source(source)  # a ConfigError naming the known sources
     names = [source] if source else list(ws.config.sources)
     history = History(ws.store.engine)
-    run_id = ws.store.start_run("monitor", {"source": source or "all"})
+    run_id = ws.store.start_run(
+        "monitor", {"source": source or "all", **({"rebaseline": True} if rebaseline else {})}
+    )
     report = MonitorReport(str(ws.path), run_id, now)
     try:
         for name in names:
-            found, summary = _check_source(ws, name, config, history, run_id, now)
+            found, summary = _check_source(ws, name, config, history, run_id, now, rebaseline)
             history.save_findings(run_id, now, found)
             report.findings += found
             report.sources[name] = summary
@@ -141,10 +148,12 @@ def _check_source(
     history: History,
     run_id: int,
     now: datetime,
+    rebaseline: bool = False,
 ) -> tuple[list[Finding], dict[str, Any]]:
     opts = config.for_source(name)
     previous = history.latest(name)
-    refs = _references(history, previous, config.reference)
+    # No references: every column's stats in this snapshot start a new reference window.
+    refs = {} if rebaseline else _references(history, previous, config.reference)
     try:
         source = ws.table_source(name)
         with session(config.memory_limit) as (con, work):
@@ -172,6 +181,17 @@ def _check_source(
     earlier = history.row_counts(name, config.trailing_runs + 1)
     history.save_snapshot(run_id, snap, now)
     skip = set(getattr(source, "key", [])) | set(opts.ignore_columns)
+    if rebaseline:  # nothing to compare against: say why, once
+        message = (
+            f"rebaselined: this run's {snap.rows:,} rows are the new reference for drift "
+            "and null rates"
+        )
+        compared = [Finding(name, "drift", "ok", message)]
+    else:
+        compared = [
+            *check_drift(name, snap.columns, matched, skip, config.psi_warn, config.psi_alert),
+            *check_nulls(name, snap.columns, matched, config.null_jump),
+        ]
     found = [
         check_volume(
             name,
@@ -191,8 +211,7 @@ def _check_source(
             config.stale_days(name),
         ),
         check_schema(name, snap.schema, previous.schema if previous else None),
-        *check_drift(name, snap.columns, matched, skip, config.psi_warn, config.psi_alert),
-        *check_nulls(name, snap.columns, matched, config.null_jump),
+        *compared,
     ]
     summary = {
         "rows": snap.rows,

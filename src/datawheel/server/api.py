@@ -278,9 +278,11 @@ def inventory(request: Request, _: User = editor) -> Any:
 
 
 @router.post("/monitor", summary="Run the data checks now")
-def monitor(request: Request, source: str | None = None, _: User = editor) -> Any:
+def monitor(
+    request: Request, source: str | None = None, rebaseline: bool = False, _: User = editor
+) -> Any:
     with service(request).reading() as ws:
-        return out(ws.monitor(source))
+        return out(ws.monitor(source, rebaseline=rebaseline))
 
 
 # -- predictive apps ------------------------------------------------------------------------
