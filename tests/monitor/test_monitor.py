@@ -412,6 +412,23 @@ def test_missing_source_is_an_alert_and_others_continue(ws: Workspace, tmp_path:
     assert [s["source"] for s in History(ws.store.engine).list_snapshots()] == ["sales"]
 
 
+def test_malformed_lines_warn_then_alert(ws: Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "sales.csv"
+    rows = make_rows(200)
+    add(ws, "sales", write_csv(path, rows))
+    assert by(run_monitor(ws, MonitorConfig(), now=NOW), "rejected") == []  # all parsed
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines.insert(5, "4,2026-03-01,12.5,A,surplus")  # one field too many
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    one = run_monitor(ws, MonitorConfig(), now=NOW)
+    (found,) = by(one, "rejected")
+    assert found.level == "warning" and found.value == 1.0, found
+    assert "line 6" in found.message and "quarantines" in found.message
+    # past rejected_alert of all lines it is an alert
+    (strict,) = by(run_monitor(ws, MonitorConfig(rejected_alert=0.001), now=NOW), "rejected")
+    assert strict.level == "alert" and strict.threshold == 0.001
+
+
 # -- (k) CLI --------------------------------------------------------------------------------
 
 

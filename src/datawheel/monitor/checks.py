@@ -5,6 +5,7 @@
 - freshness: age of the newest date;
 - schema: added, removed and retyped columns since the last run;
 - nulls: rise of each column's null rate over the reference;
+- rejected: lines the reader could not parse into rows (reported only when there are some);
 - documents: documents added this week vs earlier weeks, and the share of stale documents.
 
 Levels: ``ok`` < ``warning`` < ``alert``. Every function is pure, so each is easy to test.
@@ -145,6 +146,26 @@ def check_schema(source: str, now: dict[str, str], before: dict[str, str] | None
     level: Level = "alert" if removed or hard else "warning"
     changes = len(added) + len(removed) + len(retyped)
     return Finding(source, "schema", level, "; ".join(parts), float(changes), 0.0)
+
+
+def check_rejected(
+    source: str, rejected: int, rows: int, first: str | None, alert_share: float
+) -> Finding | None:
+    """Malformed lines the reader skipped: a warning, an alert at ``alert_share`` of lines.
+
+    None when every line parsed. ``datawheel clean`` quarantines these lines with their
+    reasons; this check makes a broken export visible before anyone cleans it.
+    """
+    if rejected == 0:
+        return None
+    share = rejected / (rows + rejected)
+    level: Level = "alert" if share >= alert_share else "warning"
+    where = f"; first: {first}" if first else ""
+    message = (
+        f"{rejected:,} malformed line(s) the reader could not parse ({share:.2%} of lines)"
+        f"{where}; datawheel clean quarantines them with the reason"
+    )
+    return Finding(source, "rejected", level, message, float(rejected), alert_share)
 
 
 def check_drift(

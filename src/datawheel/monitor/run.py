@@ -31,6 +31,7 @@ from datawheel.monitor.checks import (
     check_drift,
     check_freshness,
     check_nulls,
+    check_rejected,
     check_schema,
     check_volume,
     worst,
@@ -157,7 +158,7 @@ def _check_source(
     try:
         source = ws.table_source(name)
         with session(config.memory_limit) as (con, work):
-            load(con, source, "raw", workdir=work)
+            loaded = load(con, source, "raw", workdir=work)
             snap = profile(
                 con,
                 "raw",
@@ -213,6 +214,16 @@ def _check_source(
         check_schema(name, snap.schema, previous.schema if previous else None),
         *compared,
     ]
+    first = loaded.rejected[0] if loaded.rejected else None
+    rejected = check_rejected(
+        name,
+        len(loaded.rejected),
+        snap.rows,
+        f"line {first.line}: {first.reason[:160]}" if first else None,
+        config.rejected_alert,
+    )
+    if rejected is not None:
+        found.append(rejected)
     summary = {
         "rows": snap.rows,
         "columns": snap.schema,

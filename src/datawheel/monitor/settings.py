@@ -91,6 +91,12 @@ class MonitorConfig(_Section):
     stale_after_days: int = Field(
         2, ge=0, description="Alert when a source's newest date is older than this."
     )
+    rejected_alert: float = Field(
+        0.01,
+        gt=0,
+        le=1,
+        description="Lines the reader cannot parse warn; alert when they reach this share.",
+    )
     null_jump: float = Field(
         0.1,
         gt=0,
