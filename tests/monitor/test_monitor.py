@@ -427,6 +427,12 @@ def test_malformed_lines_warn_then_alert(ws: Workspace, tmp_path: Path) -> None:
     # past rejected_alert of all lines it is an alert
     (strict,) = by(run_monitor(ws, MonitorConfig(rejected_alert=0.001), now=NOW), "rejected")
     assert strict.level == "alert" and strict.threshold == 0.001
+    # an unclosed quote runs on to the end of the file: one record, most of the lines
+    lines[5] = '4,2026-03-01,"12.5,A'
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (quote,) = by(run_monitor(ws, MonitorConfig(), now=NOW), "rejected")
+    assert quote.level == "alert" and quote.value == 197.0, quote  # lines 6 to 202
+    assert "1 malformed record(s) spanning 197 lines" in quote.message
 
 
 # -- (k) CLI --------------------------------------------------------------------------------

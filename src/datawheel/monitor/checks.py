@@ -149,23 +149,26 @@ def check_schema(source: str, now: dict[str, str], before: dict[str, str] | None
 
 
 def check_rejected(
-    source: str, rejected: int, rows: int, first: str | None, alert_share: float
+    source: str, records: int, lines: int, rows: int, first: str | None, alert_share: float
 ) -> Finding | None:
-    """Malformed lines the reader skipped: a warning, an alert at ``alert_share`` of lines.
+    """Malformed records the reader skipped: a warning, an alert at ``alert_share`` of lines.
 
-    None when every line parsed. ``datawheel clean`` quarantines these lines with their
-    reasons; this check makes a broken export visible before anyone cleans it.
+    ``lines`` counts physical lines: an unclosed quote makes one record of everything up to
+    the next quote, so one bad record can hide most of a file. None when every line parsed.
+    ``datawheel clean`` quarantines these records with their reasons; this check makes a
+    broken export visible before anyone cleans it.
     """
-    if rejected == 0:
+    if records == 0:
         return None
-    share = rejected / (rows + rejected)
+    share = lines / (rows + lines)
     level: Level = "alert" if share >= alert_share else "warning"
+    span = f" spanning {lines:,} lines" if lines > records else ""
     where = f"; first: {first}" if first else ""
     message = (
-        f"{rejected:,} malformed line(s) the reader could not parse ({share:.2%} of lines)"
-        f"{where}; datawheel clean quarantines them with the reason"
+        f"{records:,} malformed record(s){span} the reader could not parse "
+        f"({share:.2%} of lines){where}; datawheel clean quarantines them with the reason"
     )
-    return Finding(source, "rejected", level, message, float(rejected), alert_share)
+    return Finding(source, "rejected", level, message, float(lines), alert_share)
 
 
 def check_drift(

@@ -218,6 +218,7 @@ def _check_source(
     rejected = check_rejected(
         name,
         len(loaded.rejected),
+        sum(r.text.count("\n") + 1 for r in loaded.rejected),
         snap.rows,
         f"line {first.line}: {first.reason[:160]}" if first else None,
         config.rejected_alert,
