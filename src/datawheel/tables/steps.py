@@ -11,14 +11,21 @@ to the ``dw_duplicates`` table, which is quarantined too.
 ``prepare(con, src)`` runs before a step's view is made, for what the SQL or the report needs
 from the data (duplicate groups, outlier bounds, counts of values a fix changes);
 ``summary(failed)`` says what the step changed, given how many rows failed its checks.
+
+Every piece of SQL that engines spell differently goes through the step's :class:`Dialect`:
+the base class is DuckDB's spelling and the reference semantics; ``tables/spark.py`` has the
+Spark SQL one, which must give the same values.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Protocol
 
 import duckdb
 import numpy as np
@@ -43,6 +50,7 @@ KEEP = "__dw_keep"
 GONE = "__dw_gone"
 ROWID = "__dw_rowid"
 LIST_MAX = 1 << 20  # repeated hashes handed to DuckDB as a list parameter at most
+EXACT_DISTINCT = 100_000  # distinct values up to which outlier bounds are computed exactly
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(K|M|G|T)?i?B\s*", re.I)
 
 
@@ -65,6 +73,70 @@ def size_bytes(size: str) -> int:
     return int(float(m.group(1)) * 1024**power)
 
 
+class Connection(Protocol):
+    """What a step's ``prepare`` needs from an engine: DuckDB's ``execute(sql).fetchone()``."""
+
+    def execute(self, query: str, parameters: Any = ..., /) -> Any: ...
+
+
+class Dialect:
+    """How DuckDB spells the SQL the steps need; the reference for every other engine.
+
+    A subclass for another engine (Spark SQL in ``tables/spark.py``) overrides only the
+    spelling and must return the same values, so both engines clean a table identically.
+    """
+
+    name = "duckdb"
+    text = "VARCHAR"
+
+    def lit(self, value: object) -> str:
+        """A string literal."""
+        return lit(value)
+
+    def to_text(self, expr: str) -> str:
+        return f"CAST({expr} AS VARCHAR)"
+
+    def is_text(self, native: str) -> bool:
+        """Whether a type name from ``DESCRIBE`` is the engine's text type."""
+        return native.upper() == self.text
+
+    def to_double(self, expr: str) -> str:
+        """The value as a DOUBLE, NULL where it is not a number."""
+        return f"TRY_CAST({expr} AS DOUBLE)"
+
+    def convert(self, expr: str, kind: str, native: str) -> str:
+        """``expr`` (of engine type ``native``) as our column type ``kind``, NULL where it
+        does not convert."""
+        return f"TRY_CAST({expr} AS {SQL_TYPES[kind]})"
+
+    def cast(self, expr: str, native: str) -> str:
+        """A DOUBLE ``expr`` back to the engine type ``native`` (integers round half to even)."""
+        return f"CAST({expr} AS {native})"
+
+    def full_match(self, expr: str, pattern: str) -> str:
+        return f"regexp_full_match({expr}, {self.lit(pattern)})"
+
+    def digits(self, expr: str) -> str:
+        """The text with everything but the digits 0-9 removed."""
+        return f"regexp_replace({expr}, '[^0-9]', '', 'g')"
+
+    def parse_time(self, expr: str, fmt: str) -> str:
+        """The text parsed with a strptime format, NULL where it does not fit."""
+        return f"try_strptime({expr}, {self.lit(fmt)})"
+
+    def quantile(self, expr: str, q: float) -> str:
+        """The interpolated quantile ``q`` of a numeric column (an aggregate)."""
+        return f"quantile_cont({expr}, {q})"
+
+
+DUCKDB = Dialect()
+
+
+def describe(con: Connection, src: str) -> dict[str, str]:
+    """Column → engine type name (upper case) of the view ``src``."""
+    return {str(r[0]): str(r[1]).upper() for r in con.execute(f"DESCRIBE {src}").fetchall()}
+
+
 @contextmanager
 def unordered(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """Let DuckDB return rows in any order (cheaper in parallel) for the queries inside."""
@@ -75,7 +147,7 @@ def unordered(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute("SET preserve_insertion_order = true")
 
 
-def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+def _count(con: Connection, sql: str) -> int:
     row = con.execute(sql).fetchone()
     return int(row[0]) if row and row[0] is not None else 0
 
@@ -87,6 +159,7 @@ class Step:
     name: str
     columns: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)  # reason columns, named by the pipeline
+    dialect: Dialect = field(default=DUCKDB, repr=False)
 
     def transforms(self) -> dict[str, str]:
         """Column → SQL for its new value, over the step's input."""
@@ -104,23 +177,32 @@ class Step:
         """The data columns of the view this step makes."""
         return self.columns + list(self.added())
 
-    def prepare(self, con: duckdb.DuckDBPyConnection, src: str) -> None:
+    def prepare(self, con: Connection, src: str) -> None:
         """Compute what the SQL or the report needs from the data; default: nothing."""
 
+    def projections(self) -> tuple[dict[str, str], dict[str, str]]:
+        """What the step's view changes: (replaced column → SQL, new column → SQL).
+
+        The new columns are the added ones, then per check a flag and a reason; every
+        engine builds its view from these.
+        """
+        new = dict(self.added())
+        checks = self.checks()
+        assert len(checks) == len(self.reasons), "the pipeline names one column per check"
+        for (cond, reason), col in zip(checks, self.reasons, strict=True):
+            # the flag is for filters, the reason text only for the failing rows' lists
+            new[flag(col)] = f"coalesce({cond}, false)"
+            new[col] = f"CASE WHEN {cond} THEN {reason} END"
+        return self.transforms(), new
+
     def sql(self, src: str, dst: str) -> list[str]:
-        exprs = self.transforms()
+        exprs, new = self.projections()
         items = [
             "* REPLACE (" + ", ".join(f"{e} AS {ident(c)}" for c, e in exprs.items()) + ")"
             if exprs
             else "*"
         ]
-        items += [f"{e} AS {ident(c)}" for c, e in self.added().items()]
-        checks = self.checks()
-        assert len(checks) == len(self.reasons), "the pipeline names one column per check"
-        for (cond, reason), col in zip(checks, self.reasons, strict=True):
-            # the flag is for filters, the reason text only for the failing rows' lists
-            items.append(f"coalesce({cond}, false) AS {flag(col)}")
-            items.append(f"CASE WHEN {cond} THEN {reason} END AS {col}")
+        items += [f"{e} AS {ident(c)}" for c, e in new.items()]
         return [f"CREATE VIEW {dst} AS SELECT {', '.join(items)} FROM {src}"]
 
     def summary(self, failed: int) -> str:
@@ -147,7 +229,9 @@ class DedupeStep(Step):
     table: str = ""  # the loaded table; set by the pipeline
     removed: int = 0
 
-    def prepare(self, con: duckdb.DuckDBPyConnection, src: str) -> None:
+    def prepare(self, con: Connection, src: str) -> None:
+        # DuckDB only: other engines use groups_sql and marked_sql
+        assert isinstance(con, duckdb.DuckDBPyConnection), "other engines dedupe by join"
         keys = ", ".join(ident(c) for c in self.on)
         hashes = duplicate_hashes(con, f"SELECT hash({keys}) FROM {src}")
         pick = "max" if self.keep == "last" else "min"
@@ -165,6 +249,24 @@ class DedupeStep(Step):
             f"WHERE rowid IN (SELECT {ROWID} FROM {DUPLICATES})"
         )
         self.removed = _count(con, f"SELECT count(*) FROM {DUPLICATES}")
+
+    def groups_sql(self, src: str) -> str:
+        """Plain SQL: each group of equal rows of ``src``, its ``on`` values and the row kept.
+
+        With :meth:`marked_sql`, what ``prepare`` finds, for engines that spread the rows
+        over machines anyway (Spark). NULLs compare equal, as in ``prepare``.
+        """
+        keys = ", ".join(ident(c) for c in self.on)
+        pick = "max" if self.keep == "last" else "min"
+        return (
+            f"SELECT {keys}, {pick}({ROW}) AS {KEEP} FROM {src} GROUP BY {keys} HAVING count(*) > 1"
+        )
+
+    def marked_sql(self, src: str, groups: str) -> str:
+        """Plain SQL: every row of ``src`` with ``__dw_keep``, the row kept of its group
+        (NULL for a row equal to no other); rows with another ``__dw_row`` are duplicates."""
+        on = " AND ".join(f"s.{ident(c)} IS NOT DISTINCT FROM g.{ident(c)}" for c in self.on)
+        return f"SELECT s.*, g.{KEEP} FROM {src} s LEFT JOIN {groups} g ON {on}"
 
     def sql(self, src: str, dst: str) -> list[str]:
         return [f"CREATE VIEW {dst} AS SELECT * FROM {src} WHERE NOT {GONE}"]
@@ -215,8 +317,8 @@ class DropMissingStep(Step):
     def checks(self) -> list[tuple[str, str]]:
         return [
             (
-                f"nullif(trim(CAST({ident(c)} AS VARCHAR)), '') IS NULL",
-                lit(f"drop_missing: {c} is missing"),
+                f"nullif(trim({self.dialect.to_text(ident(c))}), '') IS NULL",
+                self.dialect.lit(f"drop_missing: {c} is missing"),
             )
             for c in self.critical
         ]
@@ -230,12 +332,12 @@ class FillStep(Step):
     defaults: dict[str, object] = field(default_factory=dict)
     filled: int = 0
 
-    def prepare(self, con: duckdb.DuckDBPyConnection, src: str) -> None:
+    def prepare(self, con: Connection, src: str) -> None:
         sums = " + ".join(f"count(*) FILTER (WHERE {ident(c)} IS NULL)" for c in self.defaults)
         self.filled = _count(con, f"SELECT {sums} FROM {src}")
 
     def transforms(self) -> dict[str, str]:
-        return {c: f"coalesce({ident(c)}, {lit(v)})" for c, v in self.defaults.items()}
+        return {c: f"coalesce({ident(c)}, {self.dialect.lit(v)})" for c, v in self.defaults.items()}
 
     def summary(self, failed: int) -> str:
         return f"filled {self.filled} missing values in {', '.join(self.defaults)}"
@@ -250,7 +352,8 @@ class StandardiseStep(Step):
     changed: int = 0
 
     def _expr(self, fix: Standardise) -> str:
-        col = f"CAST({ident(fix.column)} AS VARCHAR)"
+        d = self.dialect
+        col = d.to_text(ident(fix.column))
         if fix.how == "trim":
             return f"trim({col})"
         if fix.how in ("lower", "upper"):
@@ -258,17 +361,18 @@ class StandardiseStep(Step):
         if fix.how == "email":
             return f"lower(trim({col}))"
         if fix.how == "phone":
-            return f"nullif('+' || regexp_replace({col}, '[^0-9]', '', 'g'), '+')"
-        tries = ", ".join(f"try_strptime(trim({col}), {lit(f)})" for f in fix.input_formats)
+            return f"nullif('+' || {d.digits(col)}, '+')"
+        tries = ", ".join(d.parse_time(f"trim({col})", f) for f in fix.input_formats)
         return f"CAST(coalesce({tries}) AS DATE)"
 
     def checks(self) -> list[tuple[str, str]]:
         checks = []
+        lit = self.dialect.lit
         for fix in self.fixes:
             raw = ident(fix.column)
             new = self._expr(fix)
             if fix.how == "email":
-                bad = f"NOT regexp_full_match({new}, {lit(_EMAIL)})"
+                bad = f"NOT {self.dialect.full_match(new, _EMAIL)}"
             elif fix.how == "phone":
                 bad = f"length({new}) < 8"
             elif fix.how == "date":
@@ -282,10 +386,11 @@ class StandardiseStep(Step):
             checks.append((f"{raw} IS NOT NULL AND {bad}", detail))
         return checks
 
-    def prepare(self, con: duckdb.DuckDBPyConnection, src: str) -> None:
+    def prepare(self, con: Connection, src: str) -> None:
+        text = self.dialect.to_text
         sums = " + ".join(
-            f"count(*) FILTER (WHERE CAST({ident(f.column)} AS VARCHAR) "
-            f"IS DISTINCT FROM CAST({self._expr(f)} AS VARCHAR))"
+            f"count(*) FILTER (WHERE {text(ident(f.column))} "
+            f"IS DISTINCT FROM {text(self._expr(f))})"
             for f in self.fixes
         )
         self.changed = _count(con, f"SELECT {sums} FROM {src}")
@@ -301,6 +406,55 @@ class StandardiseStep(Step):
         return f"changed {self.changed} values; quarantined {failed} rows with invalid values"
 
 
+def distribution(con: Connection, src: str, x: str) -> list[tuple[float, int]] | None:
+    """The finite values of ``x`` over ``src`` with how often each occurs, in order; None
+    past :data:`EXACT_DISTINCT` distinct values.
+
+    Outlier bounds are computed from it exactly, so they are the same on every engine and
+    thread count: a parallel floating-point sum (``avg``, ``stddev_samp``) depends on the
+    order the rows arrive in, and changes in its last digits from run to run.
+    """
+    rows = con.execute(
+        f"SELECT v, count(*) FROM (SELECT {x} AS v FROM {src}) d WHERE v IS NOT NULL "
+        f"GROUP BY v LIMIT {EXACT_DISTINCT + 1}"
+    ).fetchall()
+    if len(rows) > EXACT_DISTINCT:
+        return None
+    # + 0.0 turns -0.0 into 0.0, which engines group together either way
+    return sorted((float(v) + 0.0, int(n)) for v, n in rows if math.isfinite(v))
+
+
+def quantile(dist: list[tuple[float, int]], q: float) -> float | None:
+    """The ``q`` quantile of a distribution, interpolated as DuckDB's ``quantile_cont``."""
+    n = sum(c for _, c in dist)
+    if not n:
+        return None
+    h = (n - 1) * q
+    at = [int(math.floor(h)), int(math.ceil(h))]
+    found: list[float] = []
+    seen = 0
+    for value, count in dist:
+        seen += count
+        while at and at[0] < seen:
+            found.append(value)
+            at.pop(0)
+    lo, hi = found
+    return lo + (hi - lo) * (h - math.floor(h))
+
+
+def mean_sd(dist: list[tuple[float, int]]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation of a distribution, summed exactly as fractions."""
+    n = sum(c for _, c in dist)
+    if not n:
+        return None, None
+    values = [(Fraction(v), c) for v, c in dist]
+    mean = sum((v * c for v, c in values), Fraction(0)) / n
+    if n < 2:
+        return float(mean), None
+    var = sum((c * (v - mean) ** 2 for v, c in values), Fraction(0)) / (n - 1)
+    return float(mean), math.sqrt(float(var))
+
+
 @dataclass
 class OutliersStep(Step):
     check: Outliers | None = None
@@ -309,34 +463,44 @@ class OutliersStep(Step):
     column_type: str = "VARCHAR"
     outside: int = 0
 
-    def prepare(self, con: duckdb.DuckDBPyConnection, src: str) -> None:
+    def prepare(self, con: Connection, src: str) -> None:
         assert self.check is not None
         c = self.check
-        types = {r[0]: r[1] for r in con.execute(f"DESCRIBE {src}").fetchall()}
-        self.column_type = types.get(c.column, "VARCHAR")
-        x = f"TRY_CAST({ident(c.column)} AS DOUBLE)"
+        d = self.dialect
+        self.column_type = describe(con, src).get(c.column, d.text)
+        x = d.to_double(ident(c.column))
         if c.method == "rule":
             self.low, self.high = c.min, c.max
         elif c.method == "iqr":
             k = c.k or 1.5
-            q1, q3 = con.execute(
-                f"SELECT quantile_cont({x}, 0.25), quantile_cont({x}, 0.75) FROM {src}"
-            ).fetchone() or (None, None)
+            q1, q3 = self._quartiles(con, src, x)
             if q1 is not None and q3 is not None:
                 self.low, self.high = q1 - k * (q3 - q1), q3 + k * (q3 - q1)
         else:
             k = c.k or 3.0
-            mean, sd = con.execute(f"SELECT avg({x}), stddev_samp({x}) FROM {src}").fetchone() or (
-                None,
-                None,
-            )
+            mean, sd = self._mean_sd(con, src, x)
             if mean is not None and sd is not None:
                 self.low, self.high = mean - k * sd, mean + k * sd
         self.outside = _count(con, f"SELECT count(*) FROM {src} WHERE {self._outside()}")
 
+    def _quartiles(self, con: Connection, src: str, x: str) -> tuple[float | None, ...]:
+        dist = distribution(con, src, x)
+        if dist is None:
+            d = self.dialect
+            got = con.execute(f"SELECT {d.quantile(x, 0.25)}, {d.quantile(x, 0.75)} FROM {src}")
+            return tuple(got.fetchone() or (None, None))
+        return quantile(dist, 0.25), quantile(dist, 0.75)
+
+    def _mean_sd(self, con: Connection, src: str, x: str) -> tuple[float | None, ...]:
+        dist = distribution(con, src, x)
+        if dist is None:
+            got = con.execute(f"SELECT avg({x}), stddev_samp({x}) FROM {src}")
+            return tuple(got.fetchone() or (None, None))
+        return mean_sd(dist)
+
     def _outside(self) -> str:
         assert self.check is not None
-        x = f"TRY_CAST({ident(self.check.column)} AS DOUBLE)"
+        x = self.dialect.to_double(ident(self.check.column))
         parts = []
         if self.low is not None:
             parts.append(f"{x} < {self.low!r}")
@@ -355,7 +519,9 @@ class OutliersStep(Step):
         c = self.check
         if c.action != "drop":
             return []
-        reason = lit(f"outliers: {c.column} outside [{self.low}, {self.high}] ({c.method})")
+        reason = self.dialect.lit(
+            f"outliers: {c.column} outside [{self.low}, {self.high}] ({c.method})"
+        )
         return [(f"coalesce({self._outside()}, false)", reason)]
 
     def transforms(self) -> dict[str, str]:
@@ -363,20 +529,36 @@ class OutliersStep(Step):
         c = self.check
         if c.action != "clip":
             return {}
-        x = f"TRY_CAST({ident(c.column)} AS DOUBLE)"
+        d = self.dialect
+        if d.is_text(self.column_type):
+            return {c.column: self._clipped_text()}
+        x = d.to_double(ident(c.column))
         clipped = x
         if self.low is not None:
             clipped = f"greatest({clipped}, {self.low!r})"
         if self.high is not None:
             clipped = f"least({clipped}, {self.high!r})"
-        if self.column_type == "VARCHAR":  # keep text text: 100.0 is written as 100
-            clipped = (
-                f"CASE WHEN {clipped} = round({clipped}) THEN CAST(CAST({clipped} AS BIGINT) "
-                f"AS VARCHAR) ELSE CAST({clipped} AS VARCHAR) END"
-            )
-        else:
-            clipped = f"CAST({clipped} AS {self.column_type})"
+        clipped = d.cast(clipped, self.column_type)
         return {c.column: f"CASE WHEN {self._outside()} THEN {clipped} ELSE {ident(c.column)} END"}
+
+    def _clipped_text(self) -> str:
+        """Text stays text: a value below the bounds becomes the low bound's text, one above
+        them the high bound's, 100.0 written as 100 and other numbers as their shortest
+        round-trip form (Python's repr, which is also how DuckDB writes a DOUBLE)."""
+        assert self.check is not None
+        col = ident(self.check.column)
+        x = self.dialect.to_double(col)
+
+        def text(bound: float) -> str:
+            return self.dialect.lit(str(int(bound)) if float(bound).is_integer() else repr(bound))
+
+        cases = []
+        if self.low is not None:  # as least(greatest(x, low), high) would clip it
+            low = self.low if self.high is None else min(self.low, self.high)
+            cases.append(f"WHEN {x} < {self.low!r} THEN {text(low)}")
+        if self.high is not None:
+            cases.append(f"WHEN {x} > {self.high!r} THEN {text(self.high)}")
+        return f"CASE {' '.join(cases)} ELSE {col} END" if cases else col
 
     def summary(self, failed: int) -> str:
         assert self.check is not None
@@ -388,17 +570,25 @@ class OutliersStep(Step):
 @dataclass
 class TypesStep(Step):
     types: dict[str, str] = field(default_factory=dict)
+    native: dict[str, str] = field(default_factory=dict)  # the input's engine types
+
+    def prepare(self, con: Connection, src: str) -> None:
+        self.native = describe(con, src)
 
     def transforms(self) -> dict[str, str]:
-        return {c: f"TRY_CAST({ident(c)} AS {SQL_TYPES[t]})" for c, t in self.types.items()}
+        d = self.dialect
+        return {
+            c: d.convert(ident(c), t, self.native.get(c, d.text)) for c, t in self.types.items()
+        }
 
     def checks(self) -> list[tuple[str, str]]:
         exprs = self.transforms()
+        d = self.dialect
         return [
             (
                 f"{ident(c)} IS NOT NULL AND {exprs[c]} IS NULL",
-                f"'types: ' || {lit(c)} || ' value ' || CAST({ident(c)} AS VARCHAR) || "
-                f"{lit(' is not ' + t)}",
+                f"'types: ' || {d.lit(c)} || ' value ' || {d.to_text(ident(c))} || "
+                f"{d.lit(' is not ' + t)}",
             )
             for c, t in self.types.items()
         ]
@@ -418,22 +608,30 @@ class RulesStep(Step):
             try:
                 con.execute(f"EXPLAIN SELECT ({rule.expr}) FROM {src}")
             except duckdb.BinderException as exc:
-                msg = str(exc).splitlines()[0]
-                raise ConfigError(
-                    f"rule {rule.label!r} ({rule.expr}) cannot be checked: {msg}. "
-                    f"The table's columns are: {', '.join(self.columns)}"
-                ) from None
+                raise self.cannot_check(rule, str(exc)) from None
             except duckdb.Error as exc:
-                msg = str(exc).splitlines()[0]
-                raise ConfigError(
-                    f"rule {rule.label!r} is not a valid SQL boolean expression: {rule.expr!r} "
-                    f"({msg}); write it like amount > 0 or stage in ('won', 'lost')"
-                ) from None
+                raise self.not_sql(rule, str(exc)) from None
 
-    def prepare(self, con: duckdb.DuckDBPyConnection, src: str) -> None:
+    def cannot_check(self, rule: Rule, error: str) -> ConfigError:
+        """The error for a rule the engine cannot bind (an unknown column, a type clash)."""
+        return ConfigError(
+            f"rule {rule.label!r} ({rule.expr}) cannot be checked: {error.splitlines()[0]}. "
+            f"The table's columns are: {', '.join(self.columns)}"
+        )
+
+    def not_sql(self, rule: Rule, error: str) -> ConfigError:
+        """The error for a rule the engine cannot parse."""
+        return ConfigError(
+            f"rule {rule.label!r} is not a valid SQL boolean expression: {rule.expr!r} "
+            f"({error.splitlines()[0]}); write it like amount > 0 or stage in ('won', 'lost')"
+        )
+
+    def prepare(self, con: Connection, src: str) -> None:
+        assert isinstance(con, duckdb.DuckDBPyConnection), "other engines validate themselves"
         self.validate(con, src)
 
     def checks(self) -> list[tuple[str, str]]:
+        lit = self.dialect.lit
         return [
             (f"NOT coalesce(({r.expr}), false)", lit(f"rule {r.label}: failed ({r.expr})"))
             for r in self.rules
@@ -443,8 +641,13 @@ class RulesStep(Step):
         return f"{len(self.rules)} rules: {failed} rows failed at least one"
 
 
-def build_steps(spec: CleanSpec, source: TableSource, columns: list[str]) -> list[Step]:
-    """The steps of ``spec`` in run order, with their columns checked against the table."""
+def build_steps(
+    spec: CleanSpec, source: TableSource, columns: list[str], dialect: Dialect = DUCKDB
+) -> list[Step]:
+    """The steps of ``spec`` in run order, with their columns checked against the table.
+
+    ``dialect`` spells their SQL for the engine that runs them (DuckDB unless told).
+    """
     steps: list[Step] = []
     cols = list(columns)
     if spec.dedupe:
@@ -455,7 +658,7 @@ def build_steps(spec: CleanSpec, source: TableSource, columns: list[str]) -> lis
                 f"(columns: {', '.join(cols)}) or use dedupe on: all"
             )
         check_columns(on, cols, f"{source.name}: key")
-        steps.append(DedupeStep("dedupe", cols, on=on, keep=spec.dedupe.keep))
+        steps.append(DedupeStep("dedupe", cols, dialect=dialect, on=on, keep=spec.dedupe.keep))
     if spec.drop_missing:
         critical = spec.drop_missing.columns or source.critical
         if not critical:
@@ -464,22 +667,24 @@ def build_steps(spec: CleanSpec, source: TableSource, columns: list[str]) -> lis
                 "columns: [..] or critical: [..] on the source"
             )
         check_columns(critical, cols, f"{source.name}: critical columns")
-        steps.append(DropMissingStep("drop_missing", cols, critical=critical))
+        steps.append(DropMissingStep("drop_missing", cols, dialect=dialect, critical=critical))
     if spec.fill:
         check_columns(list(spec.fill), cols, f"{source.name}: fill")
-        steps.append(FillStep("fill", cols, defaults=dict(spec.fill)))
+        steps.append(FillStep("fill", cols, dialect=dialect, defaults=dict(spec.fill)))
     if spec.standardise:
         check_columns([f.column for f in spec.standardise], cols, f"{source.name}: standardise")
-        steps.append(StandardiseStep("standardise", cols, fixes=list(spec.standardise)))
+        fixes = list(spec.standardise)
+        steps.append(StandardiseStep("standardise", cols, dialect=dialect, fixes=fixes))
     for check in spec.outliers:
         check_columns([check.column], cols, f"{source.name}: outliers")
-        steps.append(OutliersStep(f"outliers:{check.column}", list(cols), check=check))
+        name = f"outliers:{check.column}"
+        steps.append(OutliersStep(name, list(cols), dialect=dialect, check=check))
         if check.action == "flag":
             cols = cols + [check.column + "_outlier"]
     if spec.types:
         check_columns(list(spec.types), cols, f"{source.name}: types")
-        steps.append(TypesStep("types", cols, types=dict(spec.types)))
+        steps.append(TypesStep("types", cols, dialect=dialect, types=dict(spec.types)))
     rules = spec.rule_list()
     if rules:
-        steps.append(RulesStep("rules", cols, rules=rules))
+        steps.append(RulesStep("rules", cols, dialect=dialect, rules=rules))
     return steps
