@@ -842,20 +842,50 @@ class Workspace:
         self.config = config
         return self.table_source(name)
 
-    def clean(self, name: str, *, memory_limit: str = "2GB") -> Any:
-        """Clean a table source with its declared steps and rules (DuckDB).
+    def clean(
+        self,
+        name: str,
+        *,
+        memory_limit: str = "2GB",
+        engine: str = "duckdb",
+        spark_master: str | None = None,
+    ) -> Any:
+        """Clean a table source with its declared steps and rules.
 
         Rows failing any rule go to the quarantine with every reason; the clean table and
         the quarantine are written as Parquet under ``tables/<name>/run-<n>/``.
-        """
-        from datawheel.tables import run_clean
 
-        source = self.table_source(name)
-        run_id = self.store.start_run("clean", {"source": name})
+        Args:
+            engine: ``duckdb`` (this machine) or ``spark`` (extra ``[spark]``): the same
+                steps with the same results, on a Spark cluster or ``local[N]``.
+            spark_master: with engine spark, the master URL (default ``local[2]``, or the
+                running Spark session's), e.g. ``spark://host:7077`` or ``yarn``.
+
+        Example::
+
+            ws.clean("crm", engine="spark", spark_master="local[2]").render()
+        """
+        from datawheel.tables import TableSource, run_clean
+        from datawheel.tables.spark import ENGINES
+
+        if engine not in ENGINES:
+            raise ConfigError(f"unknown engine {engine!r}; valid engines: {', '.join(ENGINES)}")
+        configured = self.table_source(name)
+        spec = configured.clean
+        # the run folder keeps a plain source (readmit reads it back as one), not the config's
+        source = TableSource.model_validate(configured.model_dump(exclude={"clean"}))
+        if engine == "spark":
+            from datawheel.tables.spark import require_pyspark
+
+            require_pyspark()  # before a run is recorded
+        run_id = self.store.start_run("clean", {"source": name, "engine": engine})
         try:
-            report = run_clean(
-                source, source.clean, self.path / "tables", memory_limit=memory_limit
-            )
+            if engine == "spark":
+                from datawheel.tables.spark import run_clean_spark
+
+                report = run_clean_spark(source, spec, self.path / "tables", master=spark_master)
+            else:
+                report = run_clean(source, spec, self.path / "tables", memory_limit=memory_limit)
         except BaseException:
             self.store.finish_run(run_id, "failed", {})
             raise

@@ -84,15 +84,32 @@ def sources_list(workspace: WorkspaceOpt = None, json_: JsonOpt = False) -> None
 def clean(
     name: Annotated[str, typer.Argument(help="A source under sources: in datawheel.yaml.")],
     memory: Annotated[str, typer.Option("--memory", help="DuckDB memory cap.")] = "2GB",
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="duckdb (this machine) or spark (pip install 'datawheel[spark]'): "
+            "same steps, same results.",
+        ),
+    ] = "duckdb",
+    spark_master: Annotated[
+        str | None,
+        typer.Option(
+            "--spark-master",
+            help="With --engine spark: local[N], spark://host:7077, yarn, ... (default local[2]).",
+        ),
+    ] = None,
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Clean a table source: its steps and business rules, rejected rows quarantined.
 
     Example: datawheel clean crm -w kb/
+
+    On Spark: datawheel clean crm --engine spark --spark-master local[2]
     """
     with opened(workspace) as ws:
-        report = ws.clean(name, memory_limit=memory)
+        report = ws.clean(name, memory_limit=memory, engine=engine, spark_master=spark_master)
     if json_:
         print_json(report.model_dump(mode="json"))
     else:

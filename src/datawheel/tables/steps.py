@@ -48,6 +48,7 @@ FLAG = "__dw_f"
 DUPLICATES = "dw_duplicates"
 KEEP = "__dw_keep"
 GONE = "__dw_gone"
+GROUP_SIZE = "__dw_n"
 ROWID = "__dw_rowid"
 LIST_MAX = 1 << 20  # repeated hashes handed to DuckDB as a list parameter at most
 EXACT_DISTINCT = 100_000  # distinct values up to which outlier bounds are computed exactly
@@ -251,7 +252,8 @@ class DedupeStep(Step):
         self.removed = _count(con, f"SELECT count(*) FROM {DUPLICATES}")
 
     def groups_sql(self, src: str) -> str:
-        """Plain SQL: each group of equal rows of ``src``, its ``on`` values and the row kept.
+        """Plain SQL: each group of equal rows of ``src``, its ``on`` values, the row kept
+        and the group's size (``__dw_n``).
 
         With :meth:`marked_sql`, what ``prepare`` finds, for engines that spread the rows
         over machines anyway (Spark). NULLs compare equal, as in ``prepare``.
@@ -259,7 +261,8 @@ class DedupeStep(Step):
         keys = ", ".join(ident(c) for c in self.on)
         pick = "max" if self.keep == "last" else "min"
         return (
-            f"SELECT {keys}, {pick}({ROW}) AS {KEEP} FROM {src} GROUP BY {keys} HAVING count(*) > 1"
+            f"SELECT {keys}, {pick}({ROW}) AS {KEEP}, count(*) AS {GROUP_SIZE} FROM {src} "
+            f"GROUP BY {keys} HAVING count(*) > 1"
         )
 
     def marked_sql(self, src: str, groups: str) -> str:
@@ -407,8 +410,8 @@ class StandardiseStep(Step):
 
 
 def distribution(con: Connection, src: str, x: str) -> list[tuple[float, int]] | None:
-    """The finite values of ``x`` over ``src`` with how often each occurs, in order; None
-    past :data:`EXACT_DISTINCT` distinct values.
+    """The values of ``x`` over ``src`` with how often each occurs; None past
+    :data:`EXACT_DISTINCT` distinct values.
 
     Outlier bounds are computed from it exactly, so they are the same on every engine and
     thread count: a parallel floating-point sum (``avg``, ``stddev_samp``) depends on the
@@ -421,19 +424,24 @@ def distribution(con: Connection, src: str, x: str) -> list[tuple[float, int]] |
     if len(rows) > EXACT_DISTINCT:
         return None
     # + 0.0 turns -0.0 into 0.0, which engines group together either way
-    return sorted((float(v) + 0.0, int(n)) for v, n in rows if math.isfinite(v))
+    return [(float(v) + 0.0, int(n)) for v, n in rows]
+
+
+def _finite(dist: list[tuple[float, int]]) -> list[tuple[float, int]]:
+    return sorted((v, c) for v, c in dist if math.isfinite(v))
 
 
 def quantile(dist: list[tuple[float, int]], q: float) -> float | None:
-    """The ``q`` quantile of a distribution, interpolated as DuckDB's ``quantile_cont``."""
-    n = sum(c for _, c in dist)
+    """The ``q`` quantile of the finite values, interpolated as DuckDB's ``quantile_cont``."""
+    values = _finite(dist)
+    n = sum(c for _, c in values)
     if not n:
         return None
     h = (n - 1) * q
     at = [int(math.floor(h)), int(math.ceil(h))]
     found: list[float] = []
     seen = 0
-    for value, count in dist:
+    for value, count in values:
         seen += count
         while at and at[0] < seen:
             found.append(value)
@@ -443,16 +451,26 @@ def quantile(dist: list[tuple[float, int]], q: float) -> float | None:
 
 
 def mean_sd(dist: list[tuple[float, int]]) -> tuple[float | None, float | None]:
-    """Mean and sample standard deviation of a distribution, summed exactly as fractions."""
-    n = sum(c for _, c in dist)
+    """Mean and sample standard deviation of the finite values, summed exactly as fractions."""
+    values = [(Fraction(v), c) for v, c in _finite(dist)]
+    n = sum(c for _, c in values)
     if not n:
         return None, None
-    values = [(Fraction(v), c) for v, c in dist]
     mean = sum((v * c for v, c in values), Fraction(0)) / n
     if n < 2:
         return float(mean), None
     var = sum((c * (v - mean) ** 2 for v, c in values), Fraction(0)) / (n - 1)
     return float(mean), math.sqrt(float(var))
+
+
+def outside(dist: list[tuple[float, int]], low: float | None, high: float | None) -> int:
+    """How many values are below ``low`` or above ``high``; NaN is above every number, as
+    DuckDB and Spark order it."""
+    return sum(
+        c
+        for v, c in dist
+        if (low is not None and v < low) or (high is not None and (math.isnan(v) or v > high))
+    )
 
 
 @dataclass
@@ -471,28 +489,34 @@ class OutliersStep(Step):
         x = d.to_double(ident(c.column))
         if c.method == "rule":
             self.low, self.high = c.min, c.max
-        elif c.method == "iqr":
+        dist = distribution(con, src, x)  # None: too many distinct values, the engine's stats
+        if c.method == "iqr":
             k = c.k or 1.5
-            q1, q3 = self._quartiles(con, src, x)
+            q1, q3 = self._quartiles(con, src, x, dist)
             if q1 is not None and q3 is not None:
                 self.low, self.high = q1 - k * (q3 - q1), q3 + k * (q3 - q1)
-        else:
+        elif c.method == "zscore":
             k = c.k or 3.0
-            mean, sd = self._mean_sd(con, src, x)
+            mean, sd = self._mean_sd(con, src, x, dist)
             if mean is not None and sd is not None:
                 self.low, self.high = mean - k * sd, mean + k * sd
-        self.outside = _count(con, f"SELECT count(*) FROM {src} WHERE {self._outside()}")
+        if dist is None:
+            self.outside = _count(con, f"SELECT count(*) FROM {src} WHERE {self._outside()}")
+        else:
+            self.outside = outside(dist, self.low, self.high)
 
-    def _quartiles(self, con: Connection, src: str, x: str) -> tuple[float | None, ...]:
-        dist = distribution(con, src, x)
+    def _quartiles(
+        self, con: Connection, src: str, x: str, dist: list[tuple[float, int]] | None
+    ) -> tuple[float | None, ...]:
         if dist is None:
             d = self.dialect
             got = con.execute(f"SELECT {d.quantile(x, 0.25)}, {d.quantile(x, 0.75)} FROM {src}")
             return tuple(got.fetchone() or (None, None))
         return quantile(dist, 0.25), quantile(dist, 0.75)
 
-    def _mean_sd(self, con: Connection, src: str, x: str) -> tuple[float | None, ...]:
-        dist = distribution(con, src, x)
+    def _mean_sd(
+        self, con: Connection, src: str, x: str, dist: list[tuple[float, int]] | None
+    ) -> tuple[float | None, ...]:
         if dist is None:
             got = con.execute(f"SELECT avg({x}), stddev_samp({x}) FROM {src}")
             return tuple(got.fetchone() or (None, None))

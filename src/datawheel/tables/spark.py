@@ -1,0 +1,833 @@
+"""Run a table's cleaning steps on Apache Spark, with the same results as DuckDB.
+
+``run_clean_spark`` is :func:`datawheel.tables.pipeline.run_clean` for data beyond one
+machine: the same steps (:mod:`datawheel.tables.steps`, their SQL spelled by
+:class:`SparkDialect`), the same :class:`CleanReport`, and the same run folder
+(``clean.parquet``, ``quarantine.parquet``, ``report.json``, ...), so quarantine, readmit and
+versions work on it unchanged. DuckDB is the reference: where Spark SQL differs (string to
+number and date casts, regular expressions, string literals), the dialect spells the SQL so
+that Spark returns DuckDB's values.
+
+How it runs: the file is read by Spark's own reader (CSV/TSV with every cell as text, or
+Parquet), numbered in file order from per-partition counts (no single-task window), and kept
+with ``persist``. Dedupe is a window over the key columns; every other step is a projection of
+the previous one, the data-dependent parts (counts, outlier bounds) one aggregate each. One
+pass keeps the failing rows, one more writes the clean rows sorted by source position. Spark
+writes Parquet part files into the run folder, merged into one file afterwards, so the run
+folder must be on storage that the driver and the executors share (the case in local mode).
+
+Example::
+
+    with spark_session("local[2]") as spark:
+        report = run_clean_spark(source, spec, Path("tables"), spark=spark)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from datawheel.errors import ConfigError, MissingExtraError, SourceError
+from datawheel.tables.pipeline import (
+    ORIGINAL,
+    CleanReport,
+    RuleReport,
+    StepReport,
+    _new_run_dir,
+    outlier_bounds,
+    save_run,
+)
+from datawheel.tables.read import ROW, _format_of, _header, _sniff_delimiter, detect_encoding, ident
+from datawheel.tables.spec import CleanSpec, TableSource
+from datawheel.tables.steps import (
+    GROUP_SIZE,
+    KEEP,
+    REASON,
+    DedupeStep,
+    Dialect,
+    RulesStep,
+    Step,
+    build_steps,
+    flag,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MASTER = "local[2]"
+ENGINES = ("duckdb", "spark")
+CORRUPT = "__dw_corrupt"
+_PID, _MID = "__dw_pid", "__dw_mid"
+
+# SQL settings every run needs, on a session of its own or one it was handed
+SQL_CONF = {
+    "spark.sql.ansi.enabled": "true",  # errors instead of silent NULLs, as in DuckDB
+    "spark.sql.ansi.doubleQuotedIdentifiers": "true",  # "col" quotes a name, as in DuckDB
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.legacy.timeParserPolicy": "CORRECTED",
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+}
+_LOG4J = """\
+rootLogger.level = warn
+logger.native.name = org.apache.hadoop.util.NativeCodeLoader
+logger.native.level = error
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n%ex
+"""
+
+
+def require_pyspark() -> None:
+    """A MissingExtraError naming the extra when PySpark is not installed."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        raise MissingExtraError("PySpark (engine spark)", "spark") from None
+
+
+# --- the session ---------------------------------------------------------------------------
+
+
+@cache
+def _log4j_file() -> str:
+    """A log4j2 configuration without Spark's start-up chatter; errors only once started.
+
+    The root level stays WARN: a Python-started driver counts as a shell, and Spark prints
+    a notice when a shell's level is anything else.
+    """
+    fd, path = tempfile.mkstemp(prefix="datawheel-log4j2-", suffix=".properties")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(_LOG4J)
+    return path
+
+
+def session_conf(master: str) -> dict[str, str]:
+    """Settings for a session datawheel starts: quiet, UTC, few shuffle partitions locally."""
+    conf = {
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{_log4j_file()}",
+        **SQL_CONF,
+    }
+    local = re.fullmatch(r"local(?:\[(\d+|\*)(?:,\d+)?\])?", master)
+    if local:  # 200 shuffle partitions only pay off across machines
+        cores = os.cpu_count() or 2 if local.group(1) in (None, "*") else int(local.group(1))
+        conf["spark.sql.shuffle.partitions"] = str(max(2, 2 * cores))
+        conf["spark.ui.enabled"] = "false"
+    return conf
+
+
+@contextmanager
+def spark_session(
+    master: str | None = None,
+    conf: dict[str, str] | None = None,
+    spark: SparkSession | None = None,
+) -> Iterator[SparkSession]:
+    """A SparkSession for the block: ``spark`` if given, else the running one (a notebook,
+    ``spark-submit``), else a new one on ``master`` (default ``local[2]``), stopped afterwards.
+
+    ``master`` is any Spark master URL: ``local[4]``, ``spark://host:7077``, ``yarn``,
+    ``k8s://...``; ``conf`` adds Spark settings (``spark.executor.memory``, ...).
+    """
+    require_pyspark()
+    from pyspark.sql import SparkSession
+
+    own = spark or SparkSession.getActiveSession()
+    if own is not None:
+        if master and own.sparkContext.master != master:
+            log.warning(
+                "using the running Spark session on %s, not %s", own.sparkContext.master, master
+            )
+        with _sql_conf(own):
+            yield own
+        return
+    master = master or DEFAULT_MASTER
+    if master.startswith("local"):
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers need datawheel
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no network look-up, no warning
+    builder = SparkSession.builder.master(master).appName("datawheel")
+    for key, value in {**session_conf(master), **(conf or {})}.items():
+        builder = builder.config(key, value)
+    started = time.perf_counter()
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    log.info("Spark %s on %s in %.1fs", session.version, master, time.perf_counter() - started)
+    try:
+        yield session
+    finally:
+        session.stop()
+
+
+@contextmanager
+def _sql_conf(spark: SparkSession) -> Iterator[None]:
+    """Set :data:`SQL_CONF` on a session for the block, then put back what it had."""
+    saved = {k: spark.conf.get(k, None) for k in SQL_CONF}
+    for key, value in SQL_CONF.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, saved_value in saved.items():
+            if saved_value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, saved_value)
+
+
+# --- the dialect ---------------------------------------------------------------------------
+
+# text DuckDB reads as a number: digits with optional _ between them, a point, an exponent
+_DIGITS = r"[0-9](?:_?[0-9])*"
+_NUMBER = rf"\s*[+-]?(?:{_DIGITS}(?:\.(?:{_DIGITS})?)?|\.{_DIGITS})(?:[eE][+-]?[0-9]+)?\s*"
+_SPECIAL = r"(?i)\s*[+-]?(?:nan|inf|infinity)\s*"
+# text DuckDB reads as a date (years 1000-9999): Y-M-D, Y/M/D or Y M D, then a time of day
+_DATE = r"\s*[0-9]{4}([-/ ])[0-9]{1,2}\1[0-9]{1,2}"
+_TIME = (
+    r"(?:(?:T| +)(?:[01]?[0-9]|2[0-3]):[0-5]?[0-9](?::[0-5]?[0-9](?:\.[0-9]+)?)?"
+    r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?"
+)
+_DASHED = r"^(\s*[0-9]{4})[/ ]([0-9]{1,2})[/ ]"  # Y/M/D or Y M D, to be Y-M-D
+_SPACED = r"^(\s*[0-9-]{8,10}) +"  # spaces between a date and its time, to be one
+_END = r")\z"
+_INTEGRAL = ("TINYINT", "SMALLINT", "INT", "INTEGER", "BIGINT", "LONG", "SHORT", "BYTE")
+
+
+class SparkDialect(Dialect):
+    """Spark SQL spelling of the steps' SQL, returning DuckDB's values.
+
+    Known differences that remain: hexadecimal and binary integers (``0x10``), dates before
+    year 1000 or after 9999, BC dates and ``infinity`` as a date are NULL on Spark; numbers
+    in non-text columns are written as text the Java way (``1.0E8``) in reasons; regular
+    expressions are Java's, not RE2.
+    """
+
+    name = "spark"
+    text = "STRING"
+
+    def lit(self, value: object) -> str:
+        # Spark SQL reads backslash escapes inside string literals
+        return "'" + str(value).replace("\\", "\\\\").replace("'", "''") + "'"
+
+    def to_text(self, expr: str) -> str:
+        return f"CAST({expr} AS STRING)"
+
+    def is_text(self, native: str) -> bool:
+        return native.upper() in ("STRING", "VARCHAR") or native.upper().startswith("VARCHAR(")
+
+    def to_double(self, expr: str) -> str:
+        return self._number(expr, "DOUBLE", special=True)
+
+    def _number(self, expr: str, sql_type: str, special: bool = False) -> str:
+        """Text as a number only where DuckDB reads one (Spark also takes ``1d``, ``１２``)."""
+        ok = f"regexp_like({expr}, {self.lit('^' + _NUMBER + '$')})"
+        if special:
+            ok = f"({ok} OR regexp_like({expr}, {self.lit('^' + _SPECIAL + '$')}))"
+        return f"try_cast(CASE WHEN {ok} THEN replace({expr}, '_', '') END AS {sql_type})"
+
+    def convert(self, expr: str, kind: str, native: str) -> str:
+        native = native.upper()
+        text = self.is_text(native)
+        if kind == "integer":
+            if text:  # DuckDB rounds '2.5' half away from zero
+                exact = self._number(expr, "DECIMAL(38,18)")
+                return f"try_cast(round({exact}) AS BIGINT)"
+            if native in ("DOUBLE", "FLOAT", "REAL"):  # a DOUBLE rounds half to even
+                return f"try_cast(bround({expr}) AS BIGINT)"
+            if native.startswith("DECIMAL"):
+                return f"try_cast(round({expr}) AS BIGINT)"
+            return f"try_cast({expr} AS BIGINT)"
+        if kind == "double" and text:
+            return self.to_double(expr)
+        if kind in ("date", "timestamp") and text:
+            return self._moment(expr, kind)
+        sql_type = {"timestamp": "TIMESTAMP_NTZ", "varchar": "STRING"}.get(kind, kind.upper())
+        return f"try_cast({expr} AS {sql_type})"
+
+    def _moment(self, expr: str, kind: str) -> str:
+        """Text as a date or timestamp where DuckDB reads one (Spark also takes ``2016``)."""
+        # DuckDB allows spaces after a date, not after a timestamp
+        shape = "^" + _DATE + _TIME + (r"\s*\z" if kind == "date" else r"\z")
+        # Spark reads only - between the parts and one space before the time
+        dashed = f"regexp_replace({expr}, {self.lit(_DASHED)}, '$1-$2-')"
+        spaced = f"regexp_replace({dashed}, {self.lit(_SPACED)}, '$1 ')"
+        sql_type = "DATE" if kind == "date" else "TIMESTAMP_NTZ"
+        return (
+            f"try_cast(CASE WHEN regexp_like({expr}, {self.lit(shape)}) THEN {spaced} END "
+            f"AS {sql_type})"
+        )
+
+    def cast(self, expr: str, native: str) -> str:
+        if native.upper() in _INTEGRAL:  # Spark truncates a DOUBLE; DuckDB rounds half to even
+            return f"CAST(bround({expr}) AS {native})"
+        return f"CAST({expr} AS {native})"
+
+    def full_match(self, expr: str, pattern: str) -> str:
+        # Java's $ also matches before a final line break; \z only at the very end
+        return f"regexp_like({expr}, {self.lit('^(?:' + pattern + _END)})"
+
+    def digits(self, expr: str) -> str:
+        return f"regexp_replace({expr}, '[^0-9]', '')"
+
+    def parse_time(self, expr: str, fmt: str) -> str:
+        return f"try_to_timestamp({expr}, {self.lit(java_pattern(fmt))})"
+
+    def quantile(self, expr: str, q: float) -> str:
+        return f"percentile({expr}, {q})"
+
+
+SPARK = SparkDialect()
+
+# strptime directive → (Java pattern, its fixed-width form when a number follows directly)
+_DIRECTIVES = {
+    "Y": ("y", "yyyy"),
+    "y": ("yy", "yy"),
+    "m": ("M", "MM"),
+    "d": ("d", "dd"),
+    "H": ("H", "HH"),
+    "I": ("h", "hh"),
+    "M": ("m", "mm"),
+    "S": ("s", "ss"),
+    "f": ("SSSSSS", "SSSSSS"),
+    "j": ("D", "DDD"),
+    "b": ("MMM", "MMM"),
+    "h": ("MMM", "MMM"),
+    "B": ("MMMM", "MMMM"),
+    "a": ("EEE", "EEE"),
+    "A": ("EEEE", "EEEE"),
+    "p": ("a", "a"),
+    "z": ("Z", "Z"),
+}
+_NUMERIC = set("YymdHIMSfj")
+
+
+def java_pattern(fmt: str) -> str:
+    """A strptime format (``%d/%m/%Y``) as a Spark datetime pattern (``d/M/y``).
+
+    Numbers take one digit or more, as in strptime, unless another number touches them with
+    no separator (``%Y%m%d`` → ``yyyyMMdd``, which then needs every digit); literal text is
+    quoted.
+    """
+    tokens = re.findall(r"%.|[^%]+", fmt)
+    out = []
+    for i, token in enumerate(tokens):
+        if token == "%%":
+            out.append("'%'")
+        elif token.startswith("%"):
+            if token[1] not in _DIRECTIVES:
+                raise ConfigError(
+                    f"date format {fmt!r}: {token} has no Spark equivalent; use "
+                    f"{', '.join('%' + d for d in _DIRECTIVES)}"
+                )
+            fixed = token[1] in _NUMERIC and any(
+                0 <= j < len(tokens) and tokens[j][:1] == "%" and tokens[j][1:2] in _NUMERIC
+                for j in (i - 1, i + 1)
+            )
+            out.append(_DIRECTIVES[token[1]][1 if fixed else 0])
+        else:
+            out.append("'" + token.replace("'", "''") + "'")
+    return "".join(out)
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Read:
+    """A source loaded into Spark: its columns and ``__dw_row`` (position), persisted."""
+
+    frame: DataFrame
+    columns: list[str]
+    rows: int
+    rejected: list[tuple[int, str, str]] = field(default_factory=list)  # line, reason, text
+    persisted: list[DataFrame] = field(default_factory=list)
+
+
+def _read(spark: SparkSession, source: TableSource) -> _Read:
+    """Read ``source`` with Spark's reader: CSV/TSV cells as text, Parquet as typed."""
+    if source.url or not source.path:
+        raise ConfigError(
+            f"{source.name}: engine spark reads files (csv, tsv, parquet); a database source "
+            "runs on engine duckdb"
+        )
+    path = source.path
+    local = "://" not in path or path.startswith("file://")
+    if local and not Path(path.removeprefix("file://")).exists():
+        raise SourceError(f"{source.name}: file {path} does not exist; check the path")
+    fmt = source.format if source.format != "auto" else _format_of(Path(path))
+    if fmt in ("csv", "tsv"):
+        return _read_csv(spark, source, path, fmt, local)
+    if fmt == "parquet":
+        frame = spark.read.parquet(path)
+        numbered, rows, _, kept = _number(frame, None)
+        columns = list(frame.columns)
+        return _Read(numbered.select(*columns, ROW), columns, rows, persisted=[kept])
+    raise ConfigError(
+        f"{source.name}: engine spark reads csv, tsv and parquet files, not {fmt}; "
+        "run this source on engine duckdb, or convert it to Parquet"
+    )
+
+
+def _first_line(spark: SparkSession, path: str, local: bool, encoding: str) -> str:
+    if local:
+        with open(path.removeprefix("file://"), "rb") as fh:
+            return fh.readline().decode(encoding, errors="replace")
+    row = spark.read.option("encoding", encoding).text(path).first()
+    return str(row[0]) if row else ""
+
+
+def _java_charset(encoding: str) -> str:
+    name = encoding.lower().replace("_", "-")
+    return {"utf-8": "UTF-8", "ascii": "US-ASCII", "latin-1": "ISO-8859-1"}.get(
+        name, name.replace("cp125", "windows-125") if name.startswith("cp125") else name
+    )
+
+
+def _read_csv(spark: SparkSession, source: TableSource, path: str, fmt: str, local: bool) -> _Read:
+    from pyspark.sql import types as T
+
+    encoding = source.encoding or (detect_encoding(Path(path)) if local else "utf-8")
+    head = tempfile.mkdtemp(prefix="datawheel-head-")
+    try:  # the header's names as the DuckDB reader makes them (blank, repeated)
+        hpath = Path(head) / "head.csv"
+        hpath.write_text(_first_line(spark, path, local, encoding), encoding="utf-8")
+        delimiter = source.delimiter or ("\t" if fmt == "tsv" else _sniff_delimiter(hpath))
+        columns = _header(hpath, delimiter)
+    finally:
+        shutil.rmtree(head, ignore_errors=True)
+    inner = [f"__dw_c{i}" for i in range(len(columns))]
+    schema = T.StructType(
+        [T.StructField(c, T.StringType()) for c in inner] + [T.StructField(CORRUPT, T.StringType())]
+    )
+    frame = (
+        spark.read.schema(schema)
+        .option("header", "true")
+        .option("sep", delimiter)
+        .option("quote", '"')
+        .option("escape", '"')
+        .option("encoding", _java_charset(encoding))
+        .option("mode", "PERMISSIVE")
+        .option("columnNameOfCorruptRecord", CORRUPT)
+        .csv(path)
+    )
+    numbered, rows, rejected, kept = _number(frame, CORRUPT)
+    named = numbered.select(
+        *[numbered[i].alias(c) for i, c in zip(inner, columns, strict=True)], numbered[ROW]
+    )
+    bad = [(line, _reject_reason(text, delimiter, len(columns)), text) for line, text in rejected]
+    return _Read(named, columns, rows, bad, persisted=[kept])
+
+
+def _number(
+    frame: DataFrame, corrupt: str | None
+) -> tuple[DataFrame, int, list[tuple[int, str]], DataFrame]:
+    """``frame``'s good rows with ``__dw_row``, their 1-based position among the good rows.
+
+    Returns the numbered good rows, their count, the bad lines and the persisted frame
+    they come from (to unpersist when done).
+
+    A row's position is its partition's offset (from a count per partition) plus its place
+    in the partition: Spark reads a file's splits in order, so this is the file order,
+    without a window that would move every row through one task. Rows Spark could not parse
+    (``corrupt`` set) are returned as (line, text), their line counted from the header.
+    """
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    def place(offsets: dict[int, int], mid: str) -> Any:
+        """The row's index in the frame: its partition's offset plus its place in it."""
+        offset = F.create_map(*[F.lit(v) for p, o in offsets.items() for v in (p, o)])
+        return offset[F.col(_PID)] + (F.col(mid) - F.shiftleft(F.col(_PID).cast("long"), 33))
+
+    tagged = frame.withColumn(_PID, F.spark_partition_id()).withColumn(
+        _MID, F.monotonically_increasing_id()
+    )
+    tagged = tagged.persist(StorageLevel.MEMORY_AND_DISK)
+    ok = F.col(corrupt).isNull() if corrupt else F.lit(True)
+    counts = tagged.groupBy(_PID).agg(F.count("*"), F.count(F.when(ok, 1))).collect()
+    every: dict[int, int] = {}
+    good: dict[int, int] = {}
+    total = kept = 0
+    for pid, n, n_good in sorted(counts):
+        every[pid], good[pid] = total, kept
+        total, kept = total + n, kept + n_good
+    bad: list[tuple[int, str]] = []
+    if corrupt and kept < total:
+        lines = tagged.where(~ok).select(place(every, _MID).alias("i"), corrupt)
+        bad = sorted((int(i) + 2, str(text)) for i, text in lines.collect())
+    # numbered again after the filter: a good row's place among the good rows of its partition
+    rows = tagged.where(ok).withColumn("__dw_gid", F.monotonically_increasing_id())
+    return rows.withColumn(ROW, place(good, "__dw_gid") + 1), kept, bad, tagged
+
+
+def _reject_reason(text: str, delimiter: str, expected: int) -> str:
+    """Why a line could not be parsed, worded as DuckDB's reader words it."""
+    if text.count('"') % 2:
+        return "UNQUOTED VALUE: Value with unterminated quote found."
+    found = len(next(csv.reader(io.StringIO(text), delimiter=delimiter), []))
+    kind = "MISSING COLUMNS" if found < expected else "TOO MANY COLUMNS"
+    return f"{kind}: Expected Number of Columns: {expected} Found: {found}"
+
+
+# --- running the steps ---------------------------------------------------------------------
+
+
+class _Connection:
+    """What a step's ``prepare`` needs (``execute(sql).fetchone()``), on Spark SQL."""
+
+    def __init__(self, spark: SparkSession) -> None:
+        self.spark = spark
+        self.rows: list[tuple[Any, ...]] = []
+
+    def execute(self, query: str, parameters: Any = None, /) -> _Connection:
+        self.rows = [tuple(r) for r in self.spark.sql(query).collect()]
+        return self
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self.rows[0] if self.rows else None
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self.rows
+
+
+@dataclass
+class _Checked:
+    """The rows after the steps (views of one run), with the counts for the report."""
+
+    clean: DataFrame
+    quarantine: DataFrame
+    rows: int
+    duplicates: int
+    failed: int
+    steps: list[StepReport]
+    rules: list[RuleReport]
+
+
+class _Run:
+    """The temporary views and persisted frames of one run, dropped at the end."""
+
+    def __init__(self, spark: SparkSession) -> None:
+        self.spark = spark
+        self.prefix = f"dw_{uuid.uuid4().hex[:8]}_"
+        self.views: list[str] = []
+        self.persisted: list[DataFrame] = []
+
+    def view(self, frame: DataFrame, name: str) -> str:
+        full = self.prefix + name
+        frame.createOrReplaceTempView(full)
+        self.views.append(full)
+        return full
+
+    def keep(self, frame: DataFrame) -> DataFrame:
+        from pyspark import StorageLevel
+
+        self.persisted.append(frame.persist(StorageLevel.MEMORY_AND_DISK))
+        return frame
+
+    def close(self) -> None:
+        for name in self.views:
+            self.spark.catalog.dropTempView(name)
+        for frame in self.persisted:
+            frame.unpersist()
+
+
+def _original_json(columns: list[str]) -> str:
+    """Spark SQL: the row as it came in (``__dw_o<i>``), as DuckDB's JSON object of strings."""
+    pairs = ", ".join(
+        f"{SPARK.lit(c)}, CAST({ORIGINAL}{i} AS STRING)" for i, c in enumerate(columns)
+    )
+    return f"to_json(named_struct({pairs}), map('ignoreNullFields', 'false'))"
+
+
+def _execute(run: _Run, steps: list[Step], read: _Read) -> _Checked:
+    """The steps as views over the read rows; the failing rows kept, every count taken.
+
+    The same plan as :func:`datawheel.tables.pipeline.execute`: a view per step, one pass
+    for the failing rows, the report's counts from them.
+    """
+    from pyspark.sql import functions as F
+
+    spark, columns = run.spark, read.columns
+    con = _Connection(spark)
+    s0 = read.frame.select(
+        *[read.frame[c] for c in columns],
+        read.frame[ROW],
+        *[read.frame[c].alias(f"{ORIGINAL}{i}") for i, c in enumerate(columns)],
+    )
+    current = run.view(s0, "s0")
+    duplicates, removed = None, 0
+    reports: list[StepReport] = []
+    reasons: list[str] = []
+    for i, step in enumerate(steps, start=1):
+        t = time.perf_counter()
+        if isinstance(step, DedupeStep):
+            # the groups are few: joined back by broadcast, the rows stay where they are
+            groups = run.view(run.keep(spark.sql(step.groups_sql(current))), "groups")
+            marked = spark.sql(step.marked_sql(current, groups))
+            duplicates = marked.where(f"{KEEP} IS NOT NULL AND {ROW} <> {KEEP}")
+            frame = marked.where(f"{KEEP} IS NULL OR {ROW} = {KEEP}").drop(KEEP)
+            size = spark.sql(f"SELECT sum({GROUP_SIZE} - 1) FROM {groups}").first()
+            step.removed = removed = int(size[0] or 0) if size else 0
+        else:
+            if isinstance(step, RulesStep):
+                _validate(spark, step, current)
+            else:
+                step.prepare(con, current)
+            step.reasons = [f"{REASON}{len(reasons) + k}" for k in range(len(step.checks()))]
+            reasons += step.reasons
+            replaced, new = step.projections()
+            exprs = {c: F.expr(e) for c, e in {**replaced, **new}.items()}
+            frame = spark.table(current).withColumns(exprs) if exprs else spark.table(current)
+        current = run.view(frame, f"s{i}")
+        reports.append(StepReport(name=step.name, message="", seconds=time.perf_counter() - t))
+    listed = f"filter(array({', '.join(reasons)}), x -> x IS NOT NULL)" if reasons else "array()"
+    any_failed = " OR ".join(flag(r) for r in reasons) or "false"
+    failed = run.keep(
+        spark.sql(
+            f"SELECT {ROW}, CAST({listed} AS ARRAY<STRING>) AS _reasons, "
+            f"{_original_json(columns)} AS _original{''.join(', ' + flag(r) for r in reasons)} "
+            f"FROM {current} WHERE {any_failed}"
+        )
+    )
+    failed_view = run.view(failed, "failed")
+    per_step = [" OR ".join(flag(r) for r in s.reasons) or "false" for s in steps]
+    parts = [f"count(*) FILTER (WHERE {p})" for p in per_step]
+    parts += [f"count(*) FILTER (WHERE {flag(r)})" for r in reasons]
+    counts = spark.sql(f"SELECT count(*){''.join(', ' + p for p in parts)} FROM {failed_view}")
+    got = [int(n) for n in counts.first() or ()]
+    total = read.rows
+    rules = _finish_reports(
+        steps, reports, got[1 : 1 + len(steps)], got[1 + len(steps) :], total - removed
+    )
+    out_columns = steps[-1].out_columns() if steps else list(columns)
+    passed = " AND ".join(f"NOT {flag(r)}" for r in reasons) or "true"
+    # in source order without a sort where no step moved rows between partitions: see
+    # _write_parquet, which checks __dw_row and sorts only if it has to
+    clean = spark.sql(
+        f"SELECT {', '.join(ident(c) for c in out_columns)}, {ROW} FROM {current} WHERE {passed}"
+    )
+    return _Checked(
+        clean=clean,
+        quarantine=_quarantine(run, failed_view, duplicates, read),
+        rows=total - removed,
+        duplicates=removed,
+        failed=got[0],
+        steps=reports,
+        rules=rules,
+    )
+
+
+def _finish_reports(
+    steps: list[Step],
+    reports: list[StepReport],
+    step_failed: list[int],
+    reason_failed: list[int],
+    checked: int,
+) -> list[RuleReport]:
+    """Each step's message and the per-rule counts, as the DuckDB pipeline words them."""
+    failed_by = dict(zip([r for s in steps for r in s.reasons], reason_failed, strict=True))
+    rules: list[RuleReport] = []
+    for step, rep, n in zip(steps, reports, step_failed, strict=True):
+        rep.message = step.summary(n)
+        rep.seconds = round(rep.seconds, 3)
+        if isinstance(step, RulesStep):
+            rules = [
+                RuleReport(name=r.label, expr=r.expr, kept=checked - failed_by[col], total=checked)
+                for r, col in zip(step.rules, step.reasons, strict=True)
+            ]
+    return rules
+
+
+def _validate(spark: SparkSession, step: RulesStep, src: str) -> None:
+    """A ConfigError for a rule Spark cannot parse or bind, as DuckDB's check words it."""
+    from pyspark.errors import AnalysisException, ParseException
+
+    for rule in step.rules:
+        try:
+            spark.sql(f"SELECT ({rule.expr}) FROM {src}")  # analysed now, run never
+        except ParseException as exc:
+            raise step.not_sql(rule, str(exc).strip()) from None
+        except AnalysisException as exc:
+            raise step.cannot_check(rule, str(exc).strip()) from None
+
+
+def _quarantine(
+    run: _Run, failed_view: str, duplicates: DataFrame | None, read: _Read
+) -> DataFrame:
+    """Failing rows, duplicates and unparseable lines, as DuckDB writes ``quarantine.parquet``."""
+    from pyspark.sql import types as T
+
+    spark = run.spark
+    parts = [
+        f"SELECT {ROW} AS _row, CAST(NULL AS BIGINT) AS _line, _reasons, _original "
+        f"FROM {failed_view}"
+    ]
+    if duplicates is not None:
+        dups = run.view(duplicates, "duplicates")
+        parts.append(
+            f"SELECT {ROW}, CAST(NULL AS BIGINT), array('dedupe: duplicate of row ' || {KEEP}), "
+            f"{_original_json(read.columns)} FROM {dups}"
+        )
+    if read.rejected:
+        schema = T.StructType(
+            [
+                T.StructField("_row", T.LongType()),
+                T.StructField("_line", T.LongType()),
+                T.StructField("_reasons", T.ArrayType(T.StringType())),
+                T.StructField("_original", T.StringType()),
+            ]
+        )
+        rows = [
+            (None, line, [f"read: line {line}: {reason}"], json.dumps({"_raw_line": text}))
+            for line, reason, text in read.rejected
+        ]
+        parts.append(f"SELECT * FROM {run.view(spark.createDataFrame(rows, schema), 'rejected')}")
+    union = " UNION ALL ".join(parts)
+    return spark.sql(f"SELECT * FROM ({union}) ORDER BY coalesce(_row, 0), coalesce(_line, 0)")
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+def _write_parquet(frame: DataFrame, target: Path, order: str | None = None) -> int:
+    """Write ``frame`` as one Parquet file, in its order; returns the rows written.
+
+    Spark writes part files (one per partition, in order) next to the target; they are
+    merged row group by row group, so the driver never holds them all. Columns are written
+    nullable and without Spark's metadata, as DuckDB writes them.
+
+    With ``order`` (a column, left out of the file), the rows must come out sorted by it:
+    they are written as they are, which keeps the source order when no step moved rows
+    between partitions, and checked; only when they are not in order are they sorted and
+    written again. A sort costs Spark another pass over the data and a shuffle of it.
+    """
+    staging = target.with_name(target.name + ".parts")
+    frame.write.mode("overwrite").parquet(str(staging))
+    try:
+        return _merge(frame, staging, target, order)
+    except _OutOfOrder:
+        assert order is not None
+        log.info("%s: rows out of order, sorting them", target.name)
+        frame.orderBy(order).write.mode("overwrite").parquet(str(staging))
+        return _merge(frame, staging, target, None, drop=order)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+class _OutOfOrder(Exception):
+    """The part files' rows are not sorted by the column they should be."""
+
+
+def _merge(
+    frame: DataFrame, staging: Path, target: Path, order: str | None, drop: str | None = None
+) -> int:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    drop = drop or order
+    parts = sorted(staging.glob("part-*.parquet"))
+    read_schema = (
+        pq.ParquetFile(parts[0]).schema_arrow if parts else frame.limit(0).toArrow().schema
+    )
+    schema = pa.schema([f.with_nullable(True) for f in read_schema if f.name != drop])
+    rows, last = 0, None
+    with pq.ParquetWriter(target, schema) as writer:
+        for part in parts:
+            pf = pq.ParquetFile(part)
+            for g in range(pf.num_row_groups):
+                table = pf.read_row_group(g)
+                if order is not None and table.num_rows:
+                    key = table.column(order)
+                    if (last is not None and pc.min(key).as_py() <= last) or (
+                        table.num_rows > 1 and not pc.all(pc.greater(key[1:], key[:-1])).as_py()
+                    ):
+                        raise _OutOfOrder
+                    last = key[-1].as_py()
+                if drop is not None:
+                    table = table.drop_columns([drop])
+                writer.write_table(table.cast(schema))
+                rows += table.num_rows
+    return rows
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+def run_clean_spark(
+    source: TableSource,
+    spec: CleanSpec,
+    out_dir: Path,
+    *,
+    spark: SparkSession | None = None,
+    master: str | None = None,
+    conf: dict[str, str] | None = None,
+) -> CleanReport:
+    """Clean one table source on Spark and write a new run folder; returns what changed.
+
+    The same steps, report and outputs as :func:`datawheel.tables.pipeline.run_clean`.
+    ``spark`` is a session to use (kept running); otherwise the running one, or a new one on
+    ``master`` (default ``local[2]``) with ``conf``, stopped at the end.
+
+    Raises:
+        MissingExtraError: PySpark is not installed.
+        ConfigError: a step or rule names an unknown column, a rule is not valid SQL, or the
+            source is not a CSV, TSV or Parquet file.
+        SourceError: the file does not exist.
+    """
+    started = time.perf_counter()
+    with spark_session(master, conf, spark) as session:
+        run = _Run(session)
+        read = _read(session, source)
+        run.persisted += read.persisted
+        try:
+            steps = build_steps(spec, source, read.columns, SPARK)
+            checked = _execute(run, steps, read)
+            run_dir, number = _new_run_dir(Path(out_dir) / source.name)
+            tmp = run_dir.with_name(run_dir.name + ".partial")
+            tmp.mkdir(parents=True)
+            try:
+                clean_rows = _write_parquet(checked.clean, tmp / "clean.parquet", order=ROW)
+                _write_parquet(checked.quarantine, tmp / "quarantine.parquet")
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        finally:
+            run.close()
+    assert clean_rows == checked.rows - checked.failed, "the clean rows are those that passed"
+    report = CleanReport(
+        source=source.name,
+        run=number,
+        run_dir=str(run_dir),
+        columns=read.columns,
+        outlier_bounds=outlier_bounds(steps),
+        rows_in=read.rows + len(read.rejected),
+        rows_clean=clean_rows,
+        rows_quarantined=checked.failed + checked.duplicates + len(read.rejected),
+        rejected_lines=len(read.rejected),
+        steps=checked.steps,
+        rules=checked.rules,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    save_run(tmp, report, source, spec)
+    tmp.rename(run_dir)
+    log.info("%s", report.render())
+    return report
