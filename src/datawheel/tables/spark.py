@@ -42,7 +42,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from datawheel.errors import ConfigError, MissingExtraError, SourceError
+from datawheel.errors import ConfigError, DatawheelError, MissingExtraError, SourceError
 from datawheel.tables.pipeline import (
     ORIGINAL,
     CleanReport,
@@ -168,7 +168,14 @@ def spark_session(
     for key, value in {**session_conf(master), **(conf or {})}.items():
         builder = builder.config(key, value)
     started = time.perf_counter()
-    session = builder.getOrCreate()
+    try:
+        session = builder.getOrCreate()
+    except Exception as exc:  # PySpark raises several kinds when the JVM does not start
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatawheelError(
+            f"Spark could not start on {master} ({reason}); it needs Java 17 or newer "
+            "(check java -version and JAVA_HOME) and, for a cluster, a reachable master"
+        ) from None
     session.sparkContext.setLogLevel("ERROR")
     log.info("Spark %s on %s in %.1fs", session.version, master, time.perf_counter() - started)
     try:
