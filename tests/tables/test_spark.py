@@ -232,6 +232,31 @@ def test_store_item_on_spark_equals_duckdb(spark, data: Path, tmp_path: Path) ->
     assert clean.fetchall() == [(5, 130), (6, 3)]  # clipped text; 2.5 rounds as in DuckDB
 
 
+def test_typed_parquet_on_spark_equals_duckdb(spark, tmp_path: Path) -> None:
+    """Typed columns take the other paths: fill and clip on BIGINT, DATE as text, casts."""
+    path = tmp_path / "s.parquet"
+    duckdb.sql(
+        f"COPY (SELECT * FROM read_csv('{STORE}') WHERE item <= 4 AND store <= 5) TO '{path}'"
+    )
+    source = TableSource(name="s", path=str(path), critical=["date", "store"])
+    spec = CleanSpec(
+        dedupe=Dedupe(),
+        drop_missing=DropMissing(),
+        fill={"sales": 0},
+        standardise=[Standardise(column="date", how="date", input_formats=["%Y-%m-%d"])],
+        outliers=[
+            Outliers(column="sales", method="iqr", action="clip", k=1.0),
+            Outliers(column="item", method="zscore", action="drop", k=1.0),
+        ],
+        types={"sales": "double", "store": "varchar"},
+        rules=["sales >= 10"],
+    )
+    duck = run_clean(source, spec, tmp_path / "duckdb")
+    on_spark = run_clean_spark(source, spec, tmp_path / "spark", spark=spark)
+    assert_same(duck, on_spark)
+    assert duck.rows_quarantined > 0 and "clipped 0 " not in _messages(duck)["outliers:sales"]
+
+
 NUMBERS = [
     "1", "1.5", "2.5", "-2.5", " 12 ", "1e3", "+7", "-0", "1_000", ".5", "1.", "1d", "１２",
     "NaN", "inf", "-Infinity", "", "abc", "9223372036854775807", "9223372036854775808",

@@ -10,11 +10,13 @@ that Spark returns DuckDB's values.
 
 How it runs: the file is read by Spark's own reader (CSV/TSV with every cell as text, or
 Parquet), numbered in file order from per-partition counts (no single-task window), and kept
-with ``persist``. Dedupe is a window over the key columns; every other step is a projection of
-the previous one, the data-dependent parts (counts, outlier bounds) one aggregate each. One
-pass keeps the failing rows, one more writes the clean rows sorted by source position. Spark
-writes Parquet part files into the run folder, merged into one file afterwards, so the run
-folder must be on storage that the driver and the executors share (the case in local mode).
+with ``persist``. Dedupe groups the rows on its columns and joins the (few) groups of equal
+rows back; every other step is a projection of the previous one, the data-dependent parts
+(counts, outlier bounds) one aggregate each. One pass keeps the failing rows, one more writes
+the clean rows, which stay in source order unless a step moved rows between partitions (then
+they are sorted). Spark writes Parquet part files into the run folder, merged into one file
+afterwards, so the run folder must be on storage that the driver and the executors share
+(the case in local mode).
 
 Example::
 
@@ -24,8 +26,6 @@ Example::
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import os
@@ -37,12 +37,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from datawheel.errors import ConfigError, DatawheelError, MissingExtraError, SourceError
+from datawheel.errors import DatawheelError, MissingExtraError
 from datawheel.tables.pipeline import (
     ORIGINAL,
     CleanReport,
@@ -52,14 +52,15 @@ from datawheel.tables.pipeline import (
     outlier_bounds,
     save_run,
 )
-from datawheel.tables.read import ROW, _format_of, _header, _sniff_delimiter, detect_encoding, ident
+from datawheel.tables.read import ROW, ident
+from datawheel.tables.spark_dialect import SPARK, SparkDialect, java_pattern
+from datawheel.tables.spark_read import SparkRead, read_source
 from datawheel.tables.spec import CleanSpec, TableSource
 from datawheel.tables.steps import (
     GROUP_SIZE,
     KEEP,
     REASON,
     DedupeStep,
-    Dialect,
     RulesStep,
     Step,
     build_steps,
@@ -69,12 +70,20 @@ from datawheel.tables.steps import (
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+__all__ = [
+    "ENGINES",
+    "SPARK",
+    "SparkDialect",
+    "java_pattern",
+    "require_pyspark",
+    "run_clean_spark",
+    "spark_session",
+]
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MASTER = "local[2]"
 ENGINES = ("duckdb", "spark")
-CORRUPT = "__dw_corrupt"
-_PID, _MID = "__dw_pid", "__dw_mid"
 
 # SQL settings every run needs, on a session of its own or one it was handed
 SQL_CONF = {
@@ -123,16 +132,14 @@ def _log4j_file() -> str:
 
 def session_conf(master: str) -> dict[str, str]:
     """Settings for a session datawheel starts: quiet, UTC, few shuffle partitions locally."""
-    conf = {
-        "spark.ui.showConsoleProgress": "false",
-        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{_log4j_file()}",
-        **SQL_CONF,
-    }
+    conf = {"spark.ui.showConsoleProgress": "false", **SQL_CONF}
     local = re.fullmatch(r"local(?:\[(\d+|\*)(?:,\d+)?\])?", master)
-    if local:  # 200 shuffle partitions only pay off across machines
-        cores = os.cpu_count() or 2 if local.group(1) in (None, "*") else int(local.group(1))
-        conf["spark.sql.shuffle.partitions"] = str(max(2, 2 * cores))
+    if local:  # on a cluster, its own log4j and spark-defaults.conf decide
+        given = local.group(1)
+        cores = (os.cpu_count() or 2) if given in (None, "*") else int(given)
+        conf["spark.sql.shuffle.partitions"] = str(max(2, 2 * cores))  # not 200 on one machine
         conf["spark.ui.enabled"] = "false"
+        conf["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{_log4j_file()}"
     return conf
 
 
@@ -198,300 +205,6 @@ def _sql_conf(spark: SparkSession) -> Iterator[None]:
                 spark.conf.unset(key)
             else:
                 spark.conf.set(key, saved_value)
-
-
-# --- the dialect ---------------------------------------------------------------------------
-
-# text DuckDB reads as a number: digits with optional _ between them, a point, an exponent
-_DIGITS = r"[0-9](?:_?[0-9])*"
-_NUMBER = rf"\s*[+-]?(?:{_DIGITS}(?:\.(?:{_DIGITS})?)?|\.{_DIGITS})(?:[eE][+-]?[0-9]+)?\s*"
-_SPECIAL = r"(?i)\s*[+-]?(?:nan|inf|infinity)\s*"
-# text DuckDB reads as a date (years 1000-9999): Y-M-D, Y/M/D or Y M D, then a time of day
-_DATE = r"\s*[0-9]{4}([-/ ])[0-9]{1,2}\1[0-9]{1,2}"
-_TIME = (
-    r"(?:(?:T| +)(?:[01]?[0-9]|2[0-3]):[0-5]?[0-9](?::[0-5]?[0-9](?:\.[0-9]+)?)?"
-    r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?"
-)
-_DASHED = r"^(\s*[0-9]{4})[/ ]([0-9]{1,2})[/ ]"  # Y/M/D or Y M D, to be Y-M-D
-_SPACED = r"^(\s*[0-9-]{8,10}) +"  # spaces between a date and its time, to be one
-_END = r")\z"
-_INTEGRAL = ("TINYINT", "SMALLINT", "INT", "INTEGER", "BIGINT", "LONG", "SHORT", "BYTE")
-
-
-class SparkDialect(Dialect):
-    """Spark SQL spelling of the steps' SQL, returning DuckDB's values.
-
-    Known differences that remain: hexadecimal and binary integers (``0x10``), dates before
-    year 1000 or after 9999, BC dates and ``infinity`` as a date are NULL on Spark; numbers
-    in non-text columns are written as text the Java way (``1.0E8``) in reasons; regular
-    expressions are Java's, not RE2.
-    """
-
-    name = "spark"
-    text = "STRING"
-
-    def lit(self, value: object) -> str:
-        # Spark SQL reads backslash escapes inside string literals
-        return "'" + str(value).replace("\\", "\\\\").replace("'", "''") + "'"
-
-    def to_text(self, expr: str) -> str:
-        return f"CAST({expr} AS STRING)"
-
-    def is_text(self, native: str) -> bool:
-        return native.upper() in ("STRING", "VARCHAR") or native.upper().startswith("VARCHAR(")
-
-    def to_double(self, expr: str) -> str:
-        return self._number(expr, "DOUBLE", special=True)
-
-    def _number(self, expr: str, sql_type: str, special: bool = False) -> str:
-        """Text as a number only where DuckDB reads one (Spark also takes ``1d``, ``１２``)."""
-        ok = f"regexp_like({expr}, {self.lit('^' + _NUMBER + '$')})"
-        if special:
-            ok = f"({ok} OR regexp_like({expr}, {self.lit('^' + _SPECIAL + '$')}))"
-        return f"try_cast(CASE WHEN {ok} THEN replace({expr}, '_', '') END AS {sql_type})"
-
-    def convert(self, expr: str, kind: str, native: str) -> str:
-        native = native.upper()
-        text = self.is_text(native)
-        if kind == "integer":
-            if text:  # DuckDB rounds '2.5' half away from zero
-                exact = self._number(expr, "DECIMAL(38,18)")
-                return f"try_cast(round({exact}) AS BIGINT)"
-            if native in ("DOUBLE", "FLOAT", "REAL"):  # a DOUBLE rounds half to even
-                return f"try_cast(bround({expr}) AS BIGINT)"
-            if native.startswith("DECIMAL"):
-                return f"try_cast(round({expr}) AS BIGINT)"
-            return f"try_cast({expr} AS BIGINT)"
-        if kind == "double" and text:
-            return self.to_double(expr)
-        if kind in ("date", "timestamp") and text:
-            return self._moment(expr, kind)
-        sql_type = {"timestamp": "TIMESTAMP_NTZ", "varchar": "STRING"}.get(kind, kind.upper())
-        return f"try_cast({expr} AS {sql_type})"
-
-    def _moment(self, expr: str, kind: str) -> str:
-        """Text as a date or timestamp where DuckDB reads one (Spark also takes ``2016``)."""
-        # DuckDB allows spaces after a date, not after a timestamp
-        shape = "^" + _DATE + _TIME + (r"\s*\z" if kind == "date" else r"\z")
-        # Spark reads only - between the parts and one space before the time
-        dashed = f"regexp_replace({expr}, {self.lit(_DASHED)}, '$1-$2-')"
-        spaced = f"regexp_replace({dashed}, {self.lit(_SPACED)}, '$1 ')"
-        sql_type = "DATE" if kind == "date" else "TIMESTAMP_NTZ"
-        return (
-            f"try_cast(CASE WHEN regexp_like({expr}, {self.lit(shape)}) THEN {spaced} END "
-            f"AS {sql_type})"
-        )
-
-    def cast(self, expr: str, native: str) -> str:
-        if native.upper() in _INTEGRAL:  # Spark truncates a DOUBLE; DuckDB rounds half to even
-            return f"CAST(bround({expr}) AS {native})"
-        return f"CAST({expr} AS {native})"
-
-    def full_match(self, expr: str, pattern: str) -> str:
-        # Java's $ also matches before a final line break; \z only at the very end
-        return f"regexp_like({expr}, {self.lit('^(?:' + pattern + _END)})"
-
-    def digits(self, expr: str) -> str:
-        return f"regexp_replace({expr}, '[^0-9]', '')"
-
-    def parse_time(self, expr: str, fmt: str) -> str:
-        return f"try_to_timestamp({expr}, {self.lit(java_pattern(fmt))})"
-
-    def quantile(self, expr: str, q: float) -> str:
-        return f"percentile({expr}, {q})"
-
-
-SPARK = SparkDialect()
-
-# strptime directive → (Java pattern, its fixed-width form when a number follows directly)
-_DIRECTIVES = {
-    "Y": ("y", "yyyy"),
-    "y": ("yy", "yy"),
-    "m": ("M", "MM"),
-    "d": ("d", "dd"),
-    "H": ("H", "HH"),
-    "I": ("h", "hh"),
-    "M": ("m", "mm"),
-    "S": ("s", "ss"),
-    "f": ("SSSSSS", "SSSSSS"),
-    "j": ("D", "DDD"),
-    "b": ("MMM", "MMM"),
-    "h": ("MMM", "MMM"),
-    "B": ("MMMM", "MMMM"),
-    "a": ("EEE", "EEE"),
-    "A": ("EEEE", "EEEE"),
-    "p": ("a", "a"),
-    "z": ("Z", "Z"),
-}
-_NUMERIC = set("YymdHIMSfj")
-
-
-def java_pattern(fmt: str) -> str:
-    """A strptime format (``%d/%m/%Y``) as a Spark datetime pattern (``d/M/y``).
-
-    Numbers take one digit or more, as in strptime, unless another number touches them with
-    no separator (``%Y%m%d`` → ``yyyyMMdd``, which then needs every digit); literal text is
-    quoted.
-    """
-    tokens = re.findall(r"%.|[^%]+", fmt)
-    out = []
-    for i, token in enumerate(tokens):
-        if token == "%%":
-            out.append("'%'")
-        elif token.startswith("%"):
-            if token[1] not in _DIRECTIVES:
-                raise ConfigError(
-                    f"date format {fmt!r}: {token} has no Spark equivalent; use "
-                    f"{', '.join('%' + d for d in _DIRECTIVES)}"
-                )
-            fixed = token[1] in _NUMERIC and any(
-                0 <= j < len(tokens) and tokens[j][:1] == "%" and tokens[j][1:2] in _NUMERIC
-                for j in (i - 1, i + 1)
-            )
-            out.append(_DIRECTIVES[token[1]][1 if fixed else 0])
-        else:
-            out.append("'" + token.replace("'", "''") + "'")
-    return "".join(out)
-
-
-# --- reading -------------------------------------------------------------------------------
-
-
-@dataclass
-class _Read:
-    """A source loaded into Spark: its columns and ``__dw_row`` (position), persisted."""
-
-    frame: DataFrame
-    columns: list[str]
-    rows: int
-    rejected: list[tuple[int, str, str]] = field(default_factory=list)  # line, reason, text
-    persisted: list[DataFrame] = field(default_factory=list)
-
-
-def _read(spark: SparkSession, source: TableSource) -> _Read:
-    """Read ``source`` with Spark's reader: CSV/TSV cells as text, Parquet as typed."""
-    if source.url or not source.path:
-        raise ConfigError(
-            f"{source.name}: engine spark reads files (csv, tsv, parquet); a database source "
-            "runs on engine duckdb"
-        )
-    path = source.path
-    local = "://" not in path or path.startswith("file://")
-    if local and not Path(path.removeprefix("file://")).exists():
-        raise SourceError(f"{source.name}: file {path} does not exist; check the path")
-    fmt = source.format if source.format != "auto" else _format_of(Path(path))
-    if fmt in ("csv", "tsv"):
-        return _read_csv(spark, source, path, fmt, local)
-    if fmt == "parquet":
-        frame = spark.read.parquet(path)
-        numbered, rows, _, kept = _number(frame, None)
-        columns = list(frame.columns)
-        return _Read(numbered.select(*columns, ROW), columns, rows, persisted=[kept])
-    raise ConfigError(
-        f"{source.name}: engine spark reads csv, tsv and parquet files, not {fmt}; "
-        "run this source on engine duckdb, or convert it to Parquet"
-    )
-
-
-def _first_line(spark: SparkSession, path: str, local: bool, encoding: str) -> str:
-    if local:
-        with open(path.removeprefix("file://"), "rb") as fh:
-            return fh.readline().decode(encoding, errors="replace")
-    row = spark.read.option("encoding", encoding).text(path).first()
-    return str(row[0]) if row else ""
-
-
-def _java_charset(encoding: str) -> str:
-    name = encoding.lower().replace("_", "-")
-    return {"utf-8": "UTF-8", "ascii": "US-ASCII", "latin-1": "ISO-8859-1"}.get(
-        name, name.replace("cp125", "windows-125") if name.startswith("cp125") else name
-    )
-
-
-def _read_csv(spark: SparkSession, source: TableSource, path: str, fmt: str, local: bool) -> _Read:
-    from pyspark.sql import types as T
-
-    encoding = source.encoding or (detect_encoding(Path(path)) if local else "utf-8")
-    head = tempfile.mkdtemp(prefix="datawheel-head-")
-    try:  # the header's names as the DuckDB reader makes them (blank, repeated)
-        hpath = Path(head) / "head.csv"
-        hpath.write_text(_first_line(spark, path, local, encoding), encoding="utf-8")
-        delimiter = source.delimiter or ("\t" if fmt == "tsv" else _sniff_delimiter(hpath))
-        columns = _header(hpath, delimiter)
-    finally:
-        shutil.rmtree(head, ignore_errors=True)
-    inner = [f"__dw_c{i}" for i in range(len(columns))]
-    schema = T.StructType(
-        [T.StructField(c, T.StringType()) for c in inner] + [T.StructField(CORRUPT, T.StringType())]
-    )
-    frame = (
-        spark.read.schema(schema)
-        .option("header", "true")
-        .option("sep", delimiter)
-        .option("quote", '"')
-        .option("escape", '"')
-        .option("encoding", _java_charset(encoding))
-        .option("mode", "PERMISSIVE")
-        .option("columnNameOfCorruptRecord", CORRUPT)
-        .csv(path)
-    )
-    numbered, rows, rejected, kept = _number(frame, CORRUPT)
-    named = numbered.select(
-        *[numbered[i].alias(c) for i, c in zip(inner, columns, strict=True)], numbered[ROW]
-    )
-    bad = [(line, _reject_reason(text, delimiter, len(columns)), text) for line, text in rejected]
-    return _Read(named, columns, rows, bad, persisted=[kept])
-
-
-def _number(
-    frame: DataFrame, corrupt: str | None
-) -> tuple[DataFrame, int, list[tuple[int, str]], DataFrame]:
-    """``frame``'s good rows with ``__dw_row``, their 1-based position among the good rows.
-
-    Returns the numbered good rows, their count, the bad lines and the persisted frame
-    they come from (to unpersist when done).
-
-    A row's position is its partition's offset (from a count per partition) plus its place
-    in the partition: Spark reads a file's splits in order, so this is the file order,
-    without a window that would move every row through one task. Rows Spark could not parse
-    (``corrupt`` set) are returned as (line, text), their line counted from the header.
-    """
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
-
-    def place(offsets: dict[int, int], mid: str) -> Any:
-        """The row's index in the frame: its partition's offset plus its place in it."""
-        offset = F.create_map(*[F.lit(v) for p, o in offsets.items() for v in (p, o)])
-        return offset[F.col(_PID)] + (F.col(mid) - F.shiftleft(F.col(_PID).cast("long"), 33))
-
-    tagged = frame.withColumn(_PID, F.spark_partition_id()).withColumn(
-        _MID, F.monotonically_increasing_id()
-    )
-    tagged = tagged.persist(StorageLevel.MEMORY_AND_DISK)
-    ok = F.col(corrupt).isNull() if corrupt else F.lit(True)
-    counts = tagged.groupBy(_PID).agg(F.count("*"), F.count(F.when(ok, 1))).collect()
-    every: dict[int, int] = {}
-    good: dict[int, int] = {}
-    total = kept = 0
-    for pid, n, n_good in sorted(counts):
-        every[pid], good[pid] = total, kept
-        total, kept = total + n, kept + n_good
-    bad: list[tuple[int, str]] = []
-    if corrupt and kept < total:
-        lines = tagged.where(~ok).select(place(every, _MID).alias("i"), corrupt)
-        bad = sorted((int(i) + 2, str(text)) for i, text in lines.collect())
-    # numbered again after the filter: a good row's place among the good rows of its partition
-    rows = tagged.where(ok).withColumn("__dw_gid", F.monotonically_increasing_id())
-    return rows.withColumn(ROW, place(good, "__dw_gid") + 1), kept, bad, tagged
-
-
-def _reject_reason(text: str, delimiter: str, expected: int) -> str:
-    """Why a line could not be parsed, worded as DuckDB's reader words it."""
-    if text.count('"') % 2:
-        return "UNQUOTED VALUE: Value with unterminated quote found."
-    found = len(next(csv.reader(io.StringIO(text), delimiter=delimiter), []))
-    kind = "MISSING COLUMNS" if found < expected else "TOO MANY COLUMNS"
-    return f"{kind}: Expected Number of Columns: {expected} Found: {found}"
 
 
 # --- running the steps ---------------------------------------------------------------------
@@ -564,7 +277,7 @@ def _original_json(columns: list[str]) -> str:
     return f"to_json(named_struct({pairs}), map('ignoreNullFields', 'false'))"
 
 
-def _execute(run: _Run, steps: list[Step], read: _Read) -> _Checked:
+def _execute(run: _Run, steps: list[Step], read: SparkRead) -> _Checked:
     """The steps as views over the read rows; the failing rows kept, every count taken.
 
     The same plan as :func:`datawheel.tables.pipeline.execute`: a view per step, one pass
@@ -677,7 +390,7 @@ def _validate(spark: SparkSession, step: RulesStep, src: str) -> None:
 
 
 def _quarantine(
-    run: _Run, failed_view: str, duplicates: DataFrame | None, read: _Read
+    run: _Run, failed_view: str, duplicates: DataFrame | None, read: SparkRead
 ) -> DataFrame:
     """Failing rows, duplicates and unparseable lines, as DuckDB writes ``quarantine.parquet``."""
     from pyspark.sql import types as T
@@ -727,13 +440,14 @@ def _write_parquet(frame: DataFrame, target: Path, order: str | None = None) -> 
     written again. A sort costs Spark another pass over the data and a shuffle of it.
     """
     staging = target.with_name(target.name + ".parts")
-    frame.write.mode("overwrite").parquet(str(staging))
+    # file://: the run folder, never the cluster's default file system (HDFS on YARN)
+    frame.write.mode("overwrite").parquet(staging.as_uri())
     try:
         return _merge(frame, staging, target, order)
     except _OutOfOrder:
         assert order is not None
         log.info("%s: rows out of order, sorting them", target.name)
-        frame.orderBy(order).write.mode("overwrite").parquet(str(staging))
+        frame.orderBy(order).write.mode("overwrite").parquet(staging.as_uri())
         return _merge(frame, staging, target, None, drop=order)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -803,7 +517,7 @@ def run_clean_spark(
     started = time.perf_counter()
     with spark_session(master, conf, spark) as session:
         run = _Run(session)
-        read = _read(session, source)
+        read = read_source(session, source)
         run.persisted += read.persisted
         try:
             steps = build_steps(spec, source, read.columns, SPARK)
