@@ -26,6 +26,7 @@ Example::
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -127,6 +128,7 @@ def _log4j_file() -> str:
     fd, path = tempfile.mkstemp(prefix="datawheel-log4j2-", suffix=".properties")
     with os.fdopen(fd, "w") as fh:
         fh.write(_LOG4J)
+    atexit.register(lambda: Path(path).unlink(missing_ok=True))
     return path
 
 
