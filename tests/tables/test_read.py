@@ -28,6 +28,14 @@ def test_wrong_column_count_is_quarantined_with_line(write, out):
     assert "TOO MANY COLUMNS" in bad[1]["_reasons"][0]
 
 
+def test_crlf_lines_are_quarantined_exactly_as_they_were(write, out):
+    src = write("w.csv", "a,b,c\r\n1,2,3\r\n4,5\r\n6,7,8\r\n")
+    report = run_clean(src, CleanSpec(), out)
+    assert report.rejected_lines == 1
+    (bad,) = list_quarantined(out, "t")
+    assert (bad["_line"], bad["_raw_line"]) == (3, "4,5")  # no line break kept on either side
+
+
 def test_broken_quoting_is_quarantined(write, out):
     src = write("q.csv", 'a,b\n1,"x"y\n2,"ok, fine"\n3,plain\n')
     report = run_clean(src, CleanSpec(), out)

@@ -239,8 +239,9 @@ def _load_csv(
         loaded = _load_scan(con, scan, table, row_column)
     except duckdb.Error as exc:
         raise SourceError(f"{source.name}: cannot read {path} as CSV: {exc}") from None
+    # strip, not rstrip: on CRLF files DuckDB's csv_line starts with the previous line's "\n"
     rejected = [
-        Rejected(int(line), f"{kind}: {msg}", text.rstrip("\r\n"))
+        Rejected(int(line), f"{kind}: {msg}", text.strip("\r\n"))
         for line, kind, msg, text in con.execute(
             "SELECT line, CAST(error_type AS VARCHAR), error_message, csv_line "
             "FROM dw_rejects ORDER BY line"
