@@ -30,6 +30,21 @@ def inventory(
             show_default=False,
         ),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="duckdb (this machine) or spark (pip install 'datawheel[spark]'): "
+            "same figures; Spark reads CSV, TSV and Parquet sources.",
+        ),
+    ] = "duckdb",
+    spark_master: Annotated[
+        str | None,
+        typer.Option(
+            "--spark-master",
+            help="With --engine spark: local[N], spark://host:7077, yarn, ... (default local[2]).",
+        ),
+    ] = None,
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -41,9 +56,11 @@ def inventory(
     The rules are data: the inventory: section of datawheel.yaml.
 
     Example: datawheel inventory -w kb/ --html inventory.html
+
+    On Spark: datawheel inventory --engine spark --spark-master local[2]
     """
     with opened(workspace) as ws:
-        result = ws.inventory()
+        result = ws.inventory(engine=engine, spark_master=spark_master)
     if html is not None:
         with handled():
             try:

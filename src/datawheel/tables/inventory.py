@@ -24,6 +24,8 @@ import html
 import logging
 import math
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -36,6 +38,7 @@ from datawheel.errors import DatawheelError
 from datawheel.tables.pipeline import session
 from datawheel.tables.read import hide_password, ident, load
 from datawheel.tables.spec import TableSource
+from datawheel.tables.steps import Connection, Dialect
 from datawheel.tables.types import infer_types, typed_sql
 
 if TYPE_CHECKING:
@@ -374,20 +377,43 @@ def _plain(value: Any) -> Value:
     return text if len(text) <= 80 else text[:79] + "…"
 
 
+_DUCKDB = Dialect()
+
+
 def _profile_columns(
-    con: duckdb.DuckDBPyConnection, table: str, names: list[str], rows: int, sample_rows: int
+    con: Connection,
+    table: str,
+    names: list[str],
+    rows: int,
+    sample_rows: int,
+    *,
+    stored: dict[str, str] | None = None,
+    dialect: Dialect = _DUCKDB,
+    sample_sql: Callable[[str], str] | None = None,
 ) -> list[ColumnProfile]:
-    stored = {r[0]: str(r[1]) for r in con.execute(f"DESCRIBE {table}").fetchall()}
-    kinds = infer_types(con, table, {n: stored[n] for n in names}, {}, {})
-    # values present (blank text counts as missing), distinct, min and max of the typed values
-    aggs = []
+    """Per column of ``table``: type, nulls, distinct, min, max and a sample of text values.
+
+    ``con`` is DuckDB's connection, or one with its ``execute(sql).fetchone()/fetchall()``
+    running ``dialect``'s SQL (Spark's, see :mod:`datawheel.tables.spark_profile`), which
+    then passes ``stored`` (the columns' DuckDB type names) and ``sample_sql`` (the query
+    for the sample, given the quoted text columns) too.
+    """
+    if stored is None:
+        stored = {r[0]: str(r[1]) for r in con.execute(f"DESCRIBE {table}").fetchall()}
+    kinds = infer_types(con, table, {n: stored[n] for n in names}, {}, {}, dialect)
+    # values present (blank text counts as missing), distinct, min and max of the typed values,
+    # typed once per row in a subquery (Spark would type them once per distinct count)
+    typed, aggs = [], []
     for n in names:
-        e = typed_sql(ident(n), stored[n], kinds[n])
+        e = ident(n)
         if kinds[n] in _SCALAR:
+            typed.append(f"{typed_sql(e, stored[n], kinds[n], dialect)} AS {e}")
             aggs += [f"count({e})", f"count(DISTINCT {e})", f"min({e})", f"max({e})"]
         else:
-            aggs += [f"count({ident(n)})", "NULL", "NULL", "NULL"]
-    got = list(con.execute(f"SELECT {', '.join(aggs) or '1'} FROM {table}").fetchone() or [])
+            typed.append(e)
+            aggs += [f"count({e})", "NULL", "NULL", "NULL"]
+    query = f"SELECT {', '.join(aggs) or '1'} FROM (SELECT {', '.join(typed) or '1'} FROM {table})"
+    got = list(con.execute(query).fetchone() or [])
     present = {n: int(got[4 * i] or 0) for i, n in enumerate(names)}
     stats = {n: tuple(got[4 * i + 1 : 4 * i + 4]) for i, n in enumerate(names)}
     # a sample of the text values, for the classification's content hints
@@ -395,10 +421,13 @@ def _profile_columns(
     samples: dict[str, list[str]] = {n: [] for n in text}
     if text:
         cols = ", ".join(ident(n) for n in text)
-        sampled = con.execute(
-            f"SELECT {cols} FROM {table} USING SAMPLE reservoir({int(sample_rows)} ROWS) "
+        query = (
+            sample_sql(cols)
+            if sample_sql
+            else f"SELECT {cols} FROM {table} USING SAMPLE reservoir({int(sample_rows)} ROWS) "
             "REPEATABLE (7)"
-        ).fetchall()
+        )
+        sampled = con.execute(query).fetchall()
         for row in sampled:
             for n, v in zip(text, row, strict=True):
                 if v is not None and str(v).strip():
@@ -423,6 +452,20 @@ def _profile_columns(
     return out
 
 
+def sampled_rows(rows: int, sample_rows: int) -> list[int]:
+    """The positions (``__dw_row``, from 1) of the rows DuckDB's profile samples.
+
+    DuckDB's repeatable reservoir sample picks its rows from the row count alone, not from
+    their values, so another engine (Spark) samples the same rows by position.
+    """
+    with duckdb.connect() as con:
+        picked = con.execute(
+            f"SELECT range + 1 FROM range({int(rows)}) "
+            f"USING SAMPLE reservoir({int(sample_rows)} ROWS) REPEATABLE (7)"
+        ).fetchall()
+    return sorted(int(r[0]) for r in picked)
+
+
 def profile_source(
     source: TableSource,
     workdir: Path | None = None,
@@ -444,20 +487,31 @@ def profile_source(
     with session(memory_limit) as (con, work):
         loaded = load(con, source, "raw", workdir=workdir or work)
         columns = _profile_columns(con, "raw", loaded.columns, loaded.rows, sample_rows)
+    return source_profile(source, loaded.rows, columns, len(loaded.rejected), loaded.encoding)
+
+
+def source_profile(
+    source: TableSource,
+    rows: int,
+    columns: list[ColumnProfile],
+    rejected_lines: int,
+    encoding: str | None,
+) -> SourceProfile:
+    """The profile of ``source`` from its profiled columns: newest date, size, last update."""
     dated = [c for c in columns if c.type in ("date", "timestamp") and c.max is not None]
     newest = max(dated, key=lambda c: str(c.max), default=None)
     profile = SourceProfile(
         name=source.name,
         origin=_origin(source),
         format="sql" if source.url else _format(source),
-        rows=loaded.rows,
+        rows=rows,
         columns=columns,
         newest=str(newest.max) if newest else None,
         newest_column=newest.name if newest else None,
-        rejected_lines=len(loaded.rejected),
-        encoding=loaded.encoding,
+        rejected_lines=rejected_lines,
+        encoding=encoding,
     )
-    if source.path:
+    if source.path and "://" not in source.path:  # a local file (Spark reads others too)
         stat = Path(source.path).stat()
         profile.size_bytes = stat.st_size
         profile.modified = dt.datetime.fromtimestamp(stat.st_mtime, dt.UTC).isoformat(
@@ -669,20 +723,44 @@ def _error_text(exc: Exception) -> str:
     return f"cannot read it: {first}; check that the file or table holds what its format says"
 
 
-def build_inventory(ws: Workspace, rules: InventoryRules) -> Inventory:
+Profiler = Callable[[TableSource, int], SourceProfile]  # a source and its sample_rows
+
+
+@contextmanager
+def _profiler(engine: str, spark_master: str | None) -> Iterator[Profiler]:
+    if engine == "spark":  # one Spark session for every source
+        from datawheel.tables.spark_profile import spark_profiler
+
+        with spark_profiler(spark_master) as profile:
+            yield profile
+        return
+    yield lambda source, sample_rows: profile_source(source, sample_rows=sample_rows)
+
+
+def build_inventory(
+    ws: Workspace,
+    rules: InventoryRules,
+    *,
+    engine: str = "duckdb",
+    spark_master: str | None = None,
+) -> Inventory:
     """Profile and classify every table source of ``ws`` and its knowledge base.
 
-    A source that cannot be read becomes an entry with its error; the others go on.
+    A source that cannot be read becomes an entry with its error; the others go on. With
+    ``engine="spark"`` the CSV, TSV and Parquet sources are profiled on Spark (``spark_master``,
+    default ``local[2]``) with the same figures; other sources become entries with an error.
     """
     entries: list[InventoryEntry] = []
-    for name in ws.config.sources:
-        try:
-            profile = profile_source(ws.table_source(name), sample_rows=rules.sample_rows)
-        except Exception as exc:  # any failure of one source is reported, not fatal
-            log.info("inventory: %s cannot be read: %s", name, exc)  # shown in the entry
-            entries.append(InventoryEntry(name, "table", error=_error_text(exc)))
-            continue
-        entries.append(InventoryEntry(name, "table", profile, None, classify(profile, rules)))
+    with _profiler(engine, spark_master) as profile_one:
+        for name in ws.config.sources:
+            try:
+                profile = profile_one(ws.table_source(name), rules.sample_rows)
+            except Exception as exc:  # any failure of one source is reported, not fatal
+                log.info("inventory: %s cannot be read: %s", name, exc)  # shown in the entry
+                entries.append(InventoryEntry(name, "table", error=_error_text(exc)))
+                continue
+            classification = classify(profile, rules)
+            entries.append(InventoryEntry(name, "table", profile, None, classification))
     docs = profile_documents(ws.store)
     entries.append(
         InventoryEntry("knowledge base", "documents", None, docs, classify_documents(docs, rules))

@@ -8,9 +8,11 @@ varchar. Blank text counts as missing.
 
 from __future__ import annotations
 
-import duckdb
-
 from datawheel.tables.read import ident
+from datawheel.tables.steps import Connection, Dialect
+
+_DUCKDB = Dialect()
+_WHOLE = "[+-]?[0-9]+"  # an integer is a whole number: TRY_CAST('1.5' AS BIGINT) rounds
 
 _INTEGERS = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
 _INTEGERS |= {"U" + t for t in _INTEGERS}
@@ -35,29 +37,35 @@ def duck_type(native: str) -> str | None:
 
 
 def infer_types(
-    con: duckdb.DuckDBPyConnection,
+    con: Connection,
     table: str,
     native: dict[str, str],
     declared: dict[str, str],
     previous: dict[str, str],
+    dialect: Dialect = _DUCKDB,
 ) -> dict[str, str]:
-    """Column → type: declared, else DuckDB's own, else the narrowest every value fits."""
+    """Column → type: declared, else DuckDB's own, else the narrowest every value fits.
+
+    ``native`` holds DuckDB type names; ``con`` runs ``dialect``'s SQL (Spark SQL for a
+    Spark table), which must give DuckDB's answer.
+    """
     types: dict[str, str | None] = {c: declared.get(c) or duck_type(t) for c, t in native.items()}
     text = [c for c, t in types.items() if t is None]
     if text:
         parts = []
+        d, txt = dialect, dialect.text
         for c in text:
             v = f"nullif(trim({ident(c)}), '')"
+            date, stamp = d.convert(v, "date", txt), d.convert(v, "timestamp", txt)
             parts += [
                 f"count({v})",
-                f"count(*) FILTER (WHERE regexp_full_match({v}, '[+-]?[0-9]+') "
-                f"AND TRY_CAST({v} AS BIGINT) IS NOT NULL)",
-                f"count(TRY_CAST({v} AS DOUBLE))",
+                f"count(*) FILTER (WHERE {d.full_match(v, _WHOLE)} "
+                f"AND {d.convert(v, 'integer', txt)} IS NOT NULL)",
+                f"count({d.convert(v, 'double', txt)})",
                 # a date has no time of day: its timestamp is its midnight
-                f"count(*) FILTER (WHERE CAST(TRY_CAST({v} AS DATE) AS TIMESTAMP) "
-                f"= TRY_CAST({v} AS TIMESTAMP))",
-                f"count(TRY_CAST({v} AS TIMESTAMP))",
-                f"count(TRY_CAST({v} AS BOOLEAN))",
+                f"count(*) FILTER (WHERE {d.convert(date, 'timestamp', 'DATE')} = {stamp})",
+                f"count({stamp})",
+                f"count({d.convert(v, 'boolean', txt)})",
             ]
         counts = con.execute(f"SELECT {', '.join(parts)} FROM {table}").fetchone() or ()
         for i, c in enumerate(text):
@@ -70,8 +78,9 @@ def infer_types(
     return {c: t or "varchar" for c, t in types.items()}
 
 
-def typed_sql(col: str, native: str, kind: str) -> str:
-    """SQL for column ``col`` (of DuckDB type ``native``) as our type ``kind``."""
+def typed_sql(col: str, native: str, kind: str, dialect: Dialect = _DUCKDB) -> str:
+    """SQL for column ``col`` (of DuckDB type ``native``) as our type ``kind``, spelled by
+    ``dialect`` where ``col`` is text."""
     if native != "VARCHAR":
         declared_sql = {
             "integer": "BIGINT",
@@ -85,9 +94,9 @@ def typed_sql(col: str, native: str, kind: str) -> str:
             return col
         return f"TRY_CAST({col} AS {declared_sql[kind]})"
     v = f"nullif(trim({col}), '')"
-    if kind == "integer":  # TRY_CAST('1.5' AS BIGINT) rounds; only whole numbers are integers
-        return f"TRY_CAST(CASE WHEN regexp_full_match({v}, '[+-]?[0-9]+') THEN {v} END AS BIGINT)"
-    sql = {"double": "DOUBLE", "date": "DATE", "timestamp": "TIMESTAMP", "boolean": "BOOLEAN"}
-    if kind in sql:
-        return f"TRY_CAST({v} AS {sql[kind]})"
+    if kind == "integer":
+        whole = f"CASE WHEN {dialect.full_match(v, _WHOLE)} THEN {v} END"
+        return dialect.convert(whole, "integer", dialect.text)
+    if kind in ("double", "date", "timestamp", "boolean"):
+        return dialect.convert(v, kind, dialect.text)
     return f"CASE WHEN trim({col}) = '' THEN NULL ELSE {col} END"
