@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 from pydantic import BaseModel, Field
@@ -159,20 +160,53 @@ def run_clean(
         tmp.mkdir(parents=True)
         _write_outputs(con, checked, tmp, clock)
     log.info("%s: %s", source.name, clock)
+    return finish_run(
+        source,
+        spec,
+        steps,
+        checked,
+        run_dir=run_dir,
+        run=run,
+        columns=loaded.columns,
+        rows_read=loaded.rows,
+        rejected=len(loaded.rejected),
+        started=started,
+    )
+
+
+def finish_run(
+    source: TableSource,
+    spec: CleanSpec,
+    steps: list[Step],
+    checked: Any,
+    *,
+    run_dir: Path,
+    run: int,
+    columns: list[str],
+    rows_read: int,
+    rejected: int,
+    started: float,
+) -> CleanReport:
+    """Report a run whose outputs are in ``<run_dir>.partial``, then make it the run folder.
+
+    ``checked`` is any engine's result with ``rows``, ``failed``, ``duplicates``, ``steps``
+    and ``rules``. The rename comes last, so a run folder always holds a whole run.
+    """
     report = CleanReport(
         source=source.name,
         run=run,
         run_dir=str(run_dir),
-        columns=loaded.columns,
+        columns=columns,
         outlier_bounds=outlier_bounds(steps),
-        rows_in=loaded.rows + len(loaded.rejected),
+        rows_in=rows_read + rejected,
         rows_clean=checked.rows - checked.failed,
-        rows_quarantined=checked.failed + checked.duplicates + len(loaded.rejected),
-        rejected_lines=len(loaded.rejected),
+        rows_quarantined=checked.failed + checked.duplicates + rejected,
+        rejected_lines=rejected,
         steps=checked.steps,
         rules=checked.rules,
         seconds=round(time.perf_counter() - started, 3),
     )
+    tmp = run_dir.with_name(run_dir.name + ".partial")
     save_run(tmp, report, source, spec)
     tmp.rename(run_dir)
     log.info("%s", report.render())

@@ -50,8 +50,7 @@ from datawheel.tables.pipeline import (
     RuleReport,
     StepReport,
     _new_run_dir,
-    outlier_bounds,
-    save_run,
+    finish_run,
 )
 from datawheel.tables.read import ROW, ident
 from datawheel.tables.spark_dialect import SPARK, SparkDialect, java_pattern
@@ -536,21 +535,15 @@ def run_clean_spark(
         finally:
             run.close()
     assert clean_rows == checked.rows - checked.failed, "the clean rows are those that passed"
-    report = CleanReport(
-        source=source.name,
+    return finish_run(
+        source,
+        spec,
+        steps,
+        checked,
+        run_dir=run_dir,
         run=number,
-        run_dir=str(run_dir),
         columns=read.columns,
-        outlier_bounds=outlier_bounds(steps),
-        rows_in=read.rows + len(read.rejected),
-        rows_clean=clean_rows,
-        rows_quarantined=checked.failed + checked.duplicates + len(read.rejected),
-        rejected_lines=len(read.rejected),
-        steps=checked.steps,
-        rules=checked.rules,
-        seconds=round(time.perf_counter() - started, 3),
+        rows_read=read.rows,
+        rejected=len(read.rejected),
+        started=started,
     )
-    save_run(tmp, report, source, spec)
-    tmp.rename(run_dir)
-    log.info("%s", report.render())
-    return report
