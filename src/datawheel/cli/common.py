@@ -39,6 +39,13 @@ WorkspaceOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+SparkMasterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--spark-master",
+        help="With --engine spark: local[N], spark://host:7077, yarn, ... (default local[2]).",
+    ),
+]
 
 
 class Command(TyperCommand):

@@ -9,7 +9,16 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from datawheel.cli.common import Command, JsonOpt, WorkspaceOpt, handled, opened, out, print_json
+from datawheel.cli.common import (
+    Command,
+    JsonOpt,
+    SparkMasterOpt,
+    WorkspaceOpt,
+    handled,
+    opened,
+    out,
+    print_json,
+)
 from datawheel.errors import ConfigError
 from datawheel.tables.inventory import render_html, summary_row
 
@@ -38,13 +47,7 @@ def inventory(
             "same figures; Spark reads CSV, TSV and Parquet sources.",
         ),
     ] = "duckdb",
-    spark_master: Annotated[
-        str | None,
-        typer.Option(
-            "--spark-master",
-            help="With --engine spark: local[N], spark://host:7077, yarn, ... (default local[2]).",
-        ),
-    ] = None,
+    spark_master: SparkMasterOpt = None,
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,
 ) -> None:

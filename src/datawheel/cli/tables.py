@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from datawheel.cli.common import Command, JsonOpt, WorkspaceOpt, opened, out, print_json
+from datawheel.cli.common import (
+    Command,
+    JsonOpt,
+    SparkMasterOpt,
+    WorkspaceOpt,
+    opened,
+    out,
+    print_json,
+)
 
 sources_app = typer.Typer(
     help="Table sources: files or databases to clean and profile.", no_args_is_help=True
@@ -92,13 +100,7 @@ def clean(
             "same steps, same results.",
         ),
     ] = "duckdb",
-    spark_master: Annotated[
-        str | None,
-        typer.Option(
-            "--spark-master",
-            help="With --engine spark: local[N], spark://host:7077, yarn, ... (default local[2]).",
-        ),
-    ] = None,
+    spark_master: SparkMasterOpt = None,
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,
 ) -> None:
