@@ -85,3 +85,30 @@ def test_spark_embedding_equals_normal_ingest(
     assert got.keys() == expected.keys() and len(got) >= 200
     cosines = [float(got[i] @ expected[i]) for i in expected]
     assert min(cosines) > 0.999
+
+
+def test_cli_ingest_on_spark(spark, corpus: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from datawheel.cli.main import app
+
+    monkeypatch.delenv("DATAWHEEL_DATABASE_URL", raising=False)
+    small = tmp_path / "small"
+    small.mkdir()
+    for path in sorted(corpus.iterdir())[:20]:
+        (small / path.name).write_bytes(path.read_bytes())
+    kb = tmp_path / "kb"
+    _workspace(kb).close()
+    runner = CliRunner()
+    args = ["ingest", str(kb), str(small), "--engine", "spark", "--spark-master", "local[1]"]
+    done = runner.invoke(app, [*args, "--json"])
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.stdout)
+    assert report["added"] == 20 and report["failed"] == []
+    again = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    assert (again["added"], again["unchanged"]) == (0, 20)  # incremental, as a local ingest
+    with Workspace.open(kb) as ws:
+        (hit,) = ws.search(QUERIES[0], k=1)
+        assert hit.uri.startswith(str(small))
+    wrong = runner.invoke(app, ["ingest", str(kb), str(small), "--engine", "ray"])
+    assert wrong.exit_code == 2 and "valid engines: local, spark" in wrong.output

@@ -63,6 +63,9 @@ class SearchHit:
         return data
 
 
+INGEST_ENGINES = ("local", "spark")  # where ingest embeds: here, or as Spark jobs
+
+
 class Workspace:
     """A folder holding ``datawheel.yaml``, the store and the indexes."""
 
@@ -302,6 +305,8 @@ class Workspace:
         sync: bool = False,
         groups: Sequence[str] | None = None,
         progress: Progress | None = None,
+        engine: str = "local",
+        spark_master: str | None = None,
     ) -> IngestReport:
         """Ingest files, folders and exports; unchanged files are skipped.
 
@@ -310,7 +315,22 @@ class Workspace:
             sync: also remove documents under these paths whose files are gone.
             groups: who may read these documents (default: from the source, else config).
             progress: called with (stage, done, total) as work advances.
+            engine: ``local`` embeds here; ``spark`` (extra ``[spark]``) embeds each batch of
+                new chunks as a Spark job on ``spark_master`` (default ``local[2]``), then
+                writes through the same path (PostgreSQL + pgvector when configured).
         """
+        if engine not in INGEST_ENGINES:
+            raise ConfigError(
+                f"unknown engine {engine!r}; valid engines: {', '.join(INGEST_ENGINES)}"
+            )
+        if engine == "spark":
+            from datawheel.spark_embed import embed_with_spark
+            from datawheel.tables.spark import require_pyspark
+
+            require_pyspark()
+            return embed_with_spark(
+                self, paths, master=spark_master, sync=sync, groups=groups, progress=progress
+            )
         self.indexes  # noqa: B018 - load and reconcile before writing
         self._chunk_info.clear()
         before = self.objects.snapshot() if self.objects is not None else {}

@@ -9,7 +9,16 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from datawheel.cli.common import Command, JsonOpt, console, opened, out, print_json, progress_bar
+from datawheel.cli.common import (
+    Command,
+    JsonOpt,
+    SparkMasterOpt,
+    console,
+    opened,
+    out,
+    print_json,
+    progress_bar,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -25,16 +34,35 @@ def ingest(
     groups: Annotated[
         str | None, typer.Option("--groups", help="Comma-separated groups that may read these.")
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="local (embed here) or spark (each batch of new chunks embedded as a Spark "
+            "job; pip install 'datawheel[spark]').",
+        ),
+    ] = "local",
+    spark_master: SparkMasterOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Ingest documents: txt, md, html, pdf, docx, BEIR corpus.jsonl, and Notion,
     Confluence or Slack exports (folders or zips). Unchanged files are skipped.
 
     Example: datawheel ingest kb/ ~/docs/ ~/exports/notion.zip --groups sales
+
+    A large corpus, embedded on Spark: datawheel ingest kb/ corpus/ --engine spark
+    --spark-master spark://head:7077
     """
     group_list = [g.strip() for g in groups.split(",") if g.strip()] if groups else None
     with opened(workspace) as ws, progress_bar(not json_) as progress:
-        report = ws.ingest(paths, sync=sync, groups=group_list, progress=progress)
+        report = ws.ingest(
+            paths,
+            sync=sync,
+            groups=group_list,
+            progress=progress,
+            engine=engine,
+            spark_master=spark_master,
+        )
     if json_:
         print_json(report.to_dict())
     else:
