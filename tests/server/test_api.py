@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -218,3 +219,25 @@ def test_jobs_runs_a_scheduled_job_and_records_it(kb: tuple[Workspace, Keys]) ->
         ("job:report", "finished"),
     ]
     assert "no feedback yet" in jobs[0]["counts"]["error"]
+
+
+def test_a_worker_without_the_scheduler_shows_the_same_plan(kb: tuple[Workspace, Keys]) -> None:
+    ws, keys = kb
+    with TestClient(create_app(ws, scheduler=True, warm=False)) as c:
+        runner = c.get("/api/jobs", headers=bearer(keys.bob)).json()
+    with TestClient(create_app(ws, warm=False, jobs_elsewhere=True)) as c:
+        peer = c.get("/api/jobs", headers=bearer(keys.bob)).json()
+    with TestClient(create_app(ws, warm=False)) as c:
+        alone = c.get("/api/jobs", headers=bearer(keys.bob)).json()
+    assert (runner["runs_in"], peer["runs_in"], alone["runs_in"]) == (
+        "this worker",
+        "another worker",
+        None,
+    )
+    plan = [(j["job"], j["schedule"]) for j in runner["scheduled"]]
+    assert [(j["job"], j["schedule"]) for j in peer["scheduled"]] == plan and len(plan) == 4
+    for mine, theirs in zip(runner["scheduled"], peer["scheduled"], strict=True):
+        gap = datetime.fromisoformat(theirs["next_run"]) - datetime.fromisoformat(mine["next_run"])
+        assert abs(gap.total_seconds()) <= 60  # the same cron time (a minute may pass between)
+        assert datetime.fromisoformat(theirs["next_run"]) > datetime.now(UTC)
+    assert alone["scheduled"] == []

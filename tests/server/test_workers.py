@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import signal
 import subprocess
@@ -96,10 +98,14 @@ def test_two_workers_share_votes_and_follow_a_promotion(pg_url: str, tmp_path: P
             for _ in range(12)
         }
         assert served == {"memory"}
-        planned = [
-            len(httpx.get(f"{url}/api/jobs", headers=h).json()["scheduled"]) for _ in range(12)
-        ]
-        assert set(planned) <= {0, 4} and 4 in planned  # the jobs run in one worker only
+        # every worker shows the same plan; the jobs run in the one holding scheduler.lock
+        answers = [httpx.get(f"{url}/api/jobs", headers=h).json() for _ in range(12)]
+        plans = {json.dumps(a["scheduled"], sort_keys=True) for a in answers}
+        assert len(plans) == 1 and len(answers[0]["scheduled"]) == 4, plans
+        assert {a["runs_in"] for a in answers} <= {"this worker", "another worker"}
+        lock = (tmp_path / "kb" / "scheduler.lock").open("a")
+        with lock, pytest.raises(BlockingIOError):  # held by a worker for its lifetime
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     finally:
         server.send_signal(signal.SIGINT)
         output, _ = server.communicate(timeout=60)

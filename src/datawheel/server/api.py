@@ -237,9 +237,7 @@ def ab_decide(body: ABRequest, request: Request, user: User = admin) -> Any:
 
 @router.get("/jobs", summary="Scheduled and manual job runs")
 def jobs(request: Request, limit: int = Query(50, ge=1, le=500), _: User = viewer) -> Any:
-    svc = service(request)
-    planned = svc.scheduler.planned() if svc.scheduler else []
-    return {"runs": out(svc.ws.store.list_runs(limit=limit)), "scheduled": planned}
+    return out(service(request).jobs(limit))
 
 
 @router.get("/roi", summary="Annual value, investment, ROI and payback from measured usage")

@@ -63,11 +63,15 @@ class _TooLarge(Exception):
     pass
 
 
-def create_app(ws: Workspace, *, scheduler: bool = False, warm: bool = True) -> FastAPI:
-    """The service over one open workspace; ``scheduler`` also runs the scheduled jobs."""
+def create_app(
+    ws: Workspace, *, scheduler: bool = False, warm: bool = True, jobs_elsewhere: bool = False
+) -> FastAPI:
+    """The service over one open workspace; ``scheduler`` also runs the scheduled jobs,
+    ``jobs_elsewhere`` says another worker of the same service runs them."""
     from datawheel.server import api, openai_api, ui
 
     svc = Service(ws)
+    svc.jobs_elsewhere = jobs_elsewhere and not scheduler
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -148,8 +152,8 @@ def app_from_env() -> FastAPI:
     if not path:
         raise ConfigError(f"set {WORKSPACE_ENV} to the workspace folder to serve")
     ws = Workspace.open(path)
-    app = create_app(ws, scheduler=_take_scheduler_lock(ws.path / "scheduler.lock"))
-    return app
+    runs_jobs = _take_scheduler_lock(ws.path / "scheduler.lock")
+    return create_app(ws, scheduler=runs_jobs, jobs_elsewhere=not runs_jobs)
 
 
 _LOCKS: list[Any] = []  # open lock files stay referenced for the process's lifetime

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -56,6 +58,34 @@ JOBS: dict[str, Callable[[Service], dict[str, Any]]] = {
 }
 
 
+def plan(schedules: Any) -> list[dict[str, Any]]:
+    """The configured jobs and their next run times, worked out from ``schedules:`` alone.
+
+    With several workers only one runs the jobs; the others answer ``/api/jobs`` from this,
+    so every worker shows the same plan.
+    """
+    now = datetime.now(ZoneInfo(schedules.timezone))
+    planned = []
+    for name in JOBS:
+        expression = getattr(schedules, name)
+        if not expression.strip():
+            continue
+        trigger = CronTrigger.from_crontab(expression, timezone=schedules.timezone)
+        next_run = trigger.get_next_fire_time(None, now)
+        planned.append(
+            {
+                "job": name,
+                "schedule": expression,
+                "next_run": next_run.isoformat() if next_run else None,
+            }
+        )
+    return sorted(planned, key=_soonest)
+
+
+def _soonest(job: dict[str, Any]) -> tuple[str, str]:
+    return (job["next_run"] or "~", job["job"])  # ISO times in one zone sort as text
+
+
 class Scheduler:
     def __init__(self, svc: Service) -> None:
         self.svc = svc
@@ -80,7 +110,7 @@ class Scheduler:
         self._scheduler.shutdown(wait=False)
 
     def planned(self) -> list[dict[str, Any]]:
-        return [
+        jobs = [
             {
                 "job": job.id,
                 "schedule": getattr(self.svc.ws.config.schedules, job.id),
@@ -88,6 +118,7 @@ class Scheduler:
             }
             for job in self._scheduler.get_jobs()
         ]
+        return sorted(jobs, key=_soonest)
 
     def run(self, name: str) -> dict[str, Any]:
         """Run one job now and record it; a failure is recorded, never raised."""

@@ -32,6 +32,7 @@ class Service:
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
         self._rate = parse(ws.config.server.rate_limit)
         self.scheduler: Any = None
+        self.jobs_elsewhere = False  # another worker of this service runs the scheduled jobs
 
     @contextmanager
     def reading(self) -> Iterator[Workspace]:
@@ -53,6 +54,23 @@ class Service:
             ws.model  # noqa: B018
             ws.generator  # noqa: B018
             load_or_fit(ws)
+
+    def jobs(self, limit: int) -> dict[str, Any]:
+        """Recent runs, the scheduled jobs and which worker runs them (``runs_in``): this
+        one, another worker of the service, or none (an app built without a scheduler)."""
+        from datawheel.server.scheduler import plan
+
+        if self.scheduler is not None:
+            planned, runs_in = self.scheduler.planned(), "this worker"
+        elif self.jobs_elsewhere:
+            planned, runs_in = plan(self.ws.config.schedules), "another worker"
+        else:
+            planned, runs_in = [], None
+        return {
+            "runs": self.ws.store.list_runs(limit=limit),
+            "scheduled": planned,
+            "runs_in": runs_in,
+        }
 
     def identify(self, request: Request) -> User:
         header = request.headers.get("authorization")
