@@ -94,6 +94,10 @@ def test_help_has_examples() -> None:
     ):
         result = runner.invoke(app, [cmd, "--help"])
         assert result.exit_code == 0 and "Example:" in result.output, cmd
+    # help text is shown as written: brackets are not read as markup and dropped
+    for cmd, text in (("clean", "'datawheel[spark]'"), ("evaluate", '"relevant": [paths]')):
+        shown = " ".join(runner.invoke(app, [cmd, "--help"]).output.split())
+        assert text in shown, cmd
 
 
 def test_snippet_drops_markdown_emphasis() -> None:

@@ -12,6 +12,7 @@ from rich.table import Table
 from datawheel.cli.common import Command, JsonOpt, WorkspaceOpt, opened, out, print_json
 
 forecast_app = typer.Typer(
+    rich_markup_mode=None,
     help="Demand forecasts per series with intervals, order quantities and backtests.\n\n"
     "Example: datawheel forecast train && datawheel forecast run --horizon 7 --on-hand stock.csv",
     no_args_is_help=True,

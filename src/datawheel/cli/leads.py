@@ -11,6 +11,7 @@ from rich.table import Table
 from datawheel.cli.common import Command, JsonOpt, WorkspaceOpt, opened, out, print_json
 
 leads_app = typer.Typer(
+    rich_markup_mode=None,
     help="Lead scoring: close probability, reasons, best next action.\n\n"
     "Example: datawheel leads train && datawheel leads score open_leads.csv --json",
     no_args_is_help=True,

@@ -27,6 +27,7 @@ from datawheel.cli import (
 )
 
 app = typer.Typer(
+    rich_markup_mode=None,
     name="datawheel",
     help="Turn your documents into search and answers that get better with use.\n\n"
     "Example: datawheel init kb/ && datawheel ingest kb/ ~/docs && "

@@ -10,11 +10,13 @@ from rich.table import Table
 from datawheel.cli.common import Command, JsonOpt, WorkspaceOpt, opened, out, print_json
 
 users_app = typer.Typer(
+    rich_markup_mode=None,
     help="Users, roles, groups and API keys of datawheel serve.\n\n"
     "Example: datawheel users add alice --role editor --groups sales,support",
     no_args_is_help=True,
 )
 ab_app = typer.Typer(
+    rich_markup_mode=None,
     help="The online A/B test of a challenger version (set ab.share in datawheel.yaml).\n\n"
     "Example: datawheel ab status && datawheel ab promote",
     no_args_is_help=True,

@@ -7,6 +7,7 @@ import typer
 from datawheel.cli.common import Command, JsonOpt, WorkspaceOpt, opened, out, print_json
 
 storage_app = typer.Typer(
+    rich_markup_mode=None,
     help="Object storage (storage.url in datawheel.yaml): originals and model versions.\n\n"
     "Example: datawheel storage sync -w kb/",
     no_args_is_help=True,

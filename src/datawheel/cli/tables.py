@@ -19,10 +19,14 @@ from datawheel.cli.common import (
 )
 
 sources_app = typer.Typer(
-    help="Table sources: files or databases to clean and profile.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="Table sources: files or databases to clean and profile.",
+    no_args_is_help=True,
 )
 quarantine_app = typer.Typer(
-    help="Rows held back by cleaning, and re-admitting fixed ones.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="Rows held back by cleaning, and re-admitting fixed ones.",
+    no_args_is_help=True,
 )
 
 
