@@ -29,6 +29,7 @@ sources:
       rules:
         - close_date >= engage_date
         - deal_stage in ('Won', 'Lost', 'Engaging', 'Prospecting')
+        - deal_stage <> '[test]'
 """
         )
     # the appended block replaces the template's "sources: {}" (YAML keeps the last key)
@@ -48,7 +49,10 @@ sources:
     assert unknown.exit_code == 2 and "known: crm" in unknown.output
 
     # every run's outputs are registered in the store, versioned by run
-    assert runner.invoke(app, ["clean", "crm", "-w", str(kb)]).exit_code == 0
+    shown = runner.invoke(app, ["clean", "crm", "-w", str(kb)])
+    assert shown.exit_code == 0
+    # the report is printed as text: "[...]" in a rule or reason is not read as markup
+    assert "deal_stage <> '[test]'" in shown.output
     from datawheel import Workspace
 
     with Workspace.open(kb) as ws:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from datawheel.cli.common import Command, JsonOpt, WorkspaceOpt, opened, out, print_json
@@ -36,7 +37,7 @@ def train(workspace: WorkspaceOpt = None, json_: JsonOpt = False) -> None:
     if json_:
         print_json(report.to_dict())
         return
-    out.print(report.render(), highlight=False)
+    out.print(escape(report.render()), highlight=False)
     for column, rows in report.evidence.items():
         out.print(_win_rates(column, rows))
 
@@ -145,4 +146,4 @@ def outcomes(
     if json_:
         print_json(report.to_dict())
     else:
-        out.print(report.render(), highlight=False)
+        out.print(escape(report.render()), highlight=False)

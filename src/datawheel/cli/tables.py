@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from datawheel.cli.common import (
@@ -119,7 +120,7 @@ def clean(
     if json_:
         print_json(report.model_dump(mode="json"))
     else:
-        out.print(report.render(), highlight=False)
+        out.print(escape(report.render()), highlight=False)
 
 
 def quarantine_list(
@@ -163,4 +164,4 @@ def quarantine_readmit(
     if json_:
         print_json(report.model_dump(mode="json"))
     else:
-        out.print(report.render(), highlight=False)
+        out.print(escape(report.render()), highlight=False)
