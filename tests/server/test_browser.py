@@ -43,6 +43,7 @@ class Site:
     page: Page
     requests: list[str]  # every URL the browser asked for
     dialogs: list[str]  # every alert/confirm/prompt that fired
+    errors: list[str]  # console errors and uncaught exceptions (a CSP block is one)
 
     def go(self, path: str) -> None:
         self.page.goto(self.url + path)
@@ -99,8 +100,10 @@ def site(browser_template: Path, tmp_path: Path, browser: Browser) -> Iterator[S
     context = browser.new_context()
     page = context.new_page()
     page.set_default_timeout(30_000)
-    site = Site(url, kb, page, [], [])
+    site = Site(url, kb, page, [], [], [])
     page.on("request", lambda request: site.requests.append(request.url))
+    page.on("console", lambda m: site.errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: site.errors.append(str(exc)))
 
     def dialog(d: object) -> None:
         site.dialogs.append(d.message)  # type: ignore[attr-defined]
@@ -150,6 +153,10 @@ def test_sign_in_ask_open_the_citation_vote_and_see_the_dashboard_change(site: S
     assert page.locator(".plotly-graph-div").count() >= 4
     offsite = [u for u in site.requests if not u.startswith(site.url)]
     assert offsite == []
+    # the Content-Security-Policy (scripts from the site only) blocked nothing on the way
+    csp = page.request.get(site.url + "/dashboard").headers["content-security-policy"]
+    assert "script-src 'self';" in csp
+    assert site.errors == []
 
 
 def test_a_viewer_sees_403_on_admin_pages_and_cannot_act_on_models(site: Site) -> None:

@@ -212,7 +212,8 @@ def test_dashboard_charts_use_the_local_plotly_bundle(client: TestClient) -> Non
     page = client.get("/dashboard").text
 
     assert '<script src="/static/plotly.min.js"></script>' in page
-    assert page.count('class="plotly-graph-div"') >= 4  # questions, rate, latency, users
+    assert page.count('class="plotly-graph-div chart-plot"') >= 4  # questions, rate, ...
+    assert "<script>" not in page and 'type="text/javascript"' not in page  # no inline code
     assert "cdn" not in page.lower()
     assert "roi.minutes_saved_per_answer" in page  # an assumption next to its number
     bundle = client.get("/static/plotly.min.js")

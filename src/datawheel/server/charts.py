@@ -1,15 +1,17 @@
 """The dashboard's charts: plotly figures drawn from ``Workspace.dashboard()``'s numbers.
 
-Each chart is an HTML fragment (a ``<div>`` and the script that draws it) for a page that
-loads plotly's own bundle from ``/static/plotly.min.js``; nothing comes from a CDN. A chart
-with nothing to draw is ``None`` and the page says so instead.
+Each chart is a ``<div>`` carrying its figure as JSON in ``data-figure``; ``app.js`` draws
+it with plotly's own bundle from ``/static/plotly.min.js`` (nothing comes from a CDN, and no
+inline script runs, so the pages' Content-Security-Policy allows scripts from the site
+only). A chart with nothing to draw is ``None`` and the page says so instead.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 NAMES = (
     "satisfaction",
@@ -137,5 +139,5 @@ def _html(fig: Any) -> Markup:
         showlegend=len(fig.data) > 1,
         legend={"orientation": "h", "y": -0.25},
     )
-    # plotly writes the figure's JSON with <, > and / escaped, so labels cannot end the script
-    return Markup(fig.to_html(full_html=False, include_plotlyjs=False, config=_CONFIG))
+    spec = f'{{"figure": {fig.to_json()}, "config": {json.dumps(_CONFIG)}}}'
+    return Markup(f'<div class="plotly-graph-div chart-plot" data-figure="{escape(spec)}"></div>')

@@ -83,7 +83,18 @@ function actions(buttons) {
   });
 }
 
+// Dashboard charts: each <div data-figure> holds its plotly figure as JSON (no inline
+// scripts, so the Content-Security-Policy can allow scripts from this site only).
+function charts() {
+  if (!window.Plotly) return;
+  document.querySelectorAll("div[data-figure]").forEach((el) => {
+    const spec = JSON.parse(el.dataset.figure);
+    window.Plotly.newPlot(el, spec.figure.data, spec.figure.layout, spec.config);
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  charts();
   const login = document.getElementById("login");
   if (login) signIn(login);
   const vote = document.getElementById("feedback");
