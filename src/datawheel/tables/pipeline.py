@@ -361,20 +361,7 @@ def execute(
     total, duplicates, failed = (int(n) for n in counts[:3])
     step_failed = [int(n) for n in counts[3 : 3 + len(steps)]]
     reason_failed = dict(zip(reasons, (int(n) for n in counts[3 + len(steps) :]), strict=True))
-    rules: list[RuleReport] = []
-    for step, rep, n in zip(steps, reports, step_failed, strict=True):
-        rep.message = step.summary(n)
-        rep.seconds = round(rep.seconds, 3)
-        if isinstance(step, RulesStep):
-            rules = [
-                RuleReport(
-                    name=r.label,
-                    expr=r.expr,
-                    kept=total - duplicates - reason_failed[col],
-                    total=total - duplicates,
-                )
-                for r, col in zip(step.rules, step.reasons, strict=True)
-            ]
+    rules = finish_reports(steps, reports, step_failed, reason_failed, total - duplicates)
     out_columns = steps[-1].out_columns() if steps else list(columns)
     return Checked(
         view=current,
@@ -387,6 +374,35 @@ def execute(
         steps=reports,
         rules=rules,
     )
+
+
+def finish_reports(
+    steps: list[Step],
+    reports: list[StepReport],
+    step_failed: list[int],
+    reason_failed: dict[str, int],
+    checked: int,
+) -> list[RuleReport]:
+    """Fill each step's message from its failed count; the rules as ``kept N of M``.
+
+    ``reason_failed``: reason column -> rows failing that check; ``checked``: rows that
+    reached the checks (after dedupe). Every engine words its report through this.
+    """
+    rules: list[RuleReport] = []
+    for step, rep, n in zip(steps, reports, step_failed, strict=True):
+        rep.message = step.summary(n)
+        rep.seconds = round(rep.seconds, 3)
+        if isinstance(step, RulesStep):
+            rules = [
+                RuleReport(
+                    name=r.label,
+                    expr=r.expr,
+                    kept=checked - reason_failed[col],
+                    total=checked,
+                )
+                for r, col in zip(step.rules, step.reasons, strict=True)
+            ]
+    return rules
 
 
 def outlier_bounds(steps: list[Step]) -> dict[str, tuple[float | None, float | None]]:

@@ -50,6 +50,7 @@ from datawheel.tables.pipeline import (
     RuleReport,
     StepReport,
     _new_run_dir,
+    finish_reports,
     finish_run,
 )
 from datawheel.tables.read import ROW, ident
@@ -335,9 +336,8 @@ def _execute(run: _Run, steps: list[Step], read: SparkRead) -> _Checked:
     counts = spark.sql(f"SELECT count(*){''.join(', ' + p for p in parts)} FROM {failed_view}")
     got = [int(n) for n in counts.first() or ()]
     total = read.rows
-    rules = _finish_reports(
-        steps, reports, got[1 : 1 + len(steps)], got[1 + len(steps) :], total - removed
-    )
+    failed_by = dict(zip(reasons, got[1 + len(steps) :], strict=True))
+    rules = finish_reports(steps, reports, got[1 : 1 + len(steps)], failed_by, total - removed)
     out_columns = steps[-1].out_columns() if steps else list(columns)
     passed = " AND ".join(f"NOT {flag(r)}" for r in reasons) or "true"
     # in source order without a sort where no step moved rows between partitions: see
@@ -354,27 +354,6 @@ def _execute(run: _Run, steps: list[Step], read: SparkRead) -> _Checked:
         steps=reports,
         rules=rules,
     )
-
-
-def _finish_reports(
-    steps: list[Step],
-    reports: list[StepReport],
-    step_failed: list[int],
-    reason_failed: list[int],
-    checked: int,
-) -> list[RuleReport]:
-    """Each step's message and the per-rule counts, as the DuckDB pipeline words them."""
-    failed_by = dict(zip([r for s in steps for r in s.reasons], reason_failed, strict=True))
-    rules: list[RuleReport] = []
-    for step, rep, n in zip(steps, reports, step_failed, strict=True):
-        rep.message = step.summary(n)
-        rep.seconds = round(rep.seconds, 3)
-        if isinstance(step, RulesStep):
-            rules = [
-                RuleReport(name=r.label, expr=r.expr, kept=checked - failed_by[col], total=checked)
-                for r, col in zip(step.rules, step.reasons, strict=True)
-            ]
-    return rules
 
 
 def _validate(spark: SparkSession, step: RulesStep, src: str) -> None:
