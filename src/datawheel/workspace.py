@@ -319,15 +319,12 @@ class Workspace:
                 new chunks as a Spark job on ``spark_master`` (default ``local[2]``), then
                 writes through the same path (PostgreSQL + pgvector when configured).
         """
-        if engine not in INGEST_ENGINES:
-            raise ConfigError(
-                f"unknown engine {engine!r}; valid engines: {', '.join(INGEST_ENGINES)}"
-            )
+        from datawheel.tables.spark import check_engine
+
+        check_engine(engine, INGEST_ENGINES)
         if engine == "spark":
             from datawheel.spark_embed import embed_with_spark
-            from datawheel.tables.spark import require_pyspark
 
-            require_pyspark()
             return embed_with_spark(
                 self, paths, master=spark_master, sync=sync, groups=groups, progress=progress
             )
@@ -886,18 +883,13 @@ class Workspace:
             ws.clean("crm", engine="spark", spark_master="local[2]").render()
         """
         from datawheel.tables import TableSource, run_clean
-        from datawheel.tables.spark import ENGINES
+        from datawheel.tables.spark import check_engine
 
-        if engine not in ENGINES:
-            raise ConfigError(f"unknown engine {engine!r}; valid engines: {', '.join(ENGINES)}")
+        check_engine(engine)  # before a run is recorded
         configured = self.table_source(name)
         spec = configured.clean
         # the run folder keeps a plain source (readmit reads it back as one), not the config's
         source = TableSource.model_validate(configured.model_dump(exclude={"clean"}))
-        if engine == "spark":
-            from datawheel.tables.spark import require_pyspark
-
-            require_pyspark()  # before a run is recorded
         run_id = self.store.start_run("clean", {"source": name, "engine": engine})
         try:
             if engine == "spark":
@@ -981,14 +973,9 @@ class Workspace:
             ws.inventory(engine="spark", spark_master="local[2]").summary()
         """
         from datawheel.tables.inventory import build_inventory
-        from datawheel.tables.spark import ENGINES
+        from datawheel.tables.spark import check_engine
 
-        if engine not in ENGINES:
-            raise ConfigError(f"unknown engine {engine!r}; valid engines: {', '.join(ENGINES)}")
-        if engine == "spark":
-            from datawheel.tables.spark import require_pyspark
-
-            require_pyspark()
+        check_engine(engine)
         return build_inventory(
             self, self.config.inventory, engine=engine, spark_master=spark_master
         )

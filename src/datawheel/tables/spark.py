@@ -43,7 +43,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from datawheel.errors import DatawheelError, MissingExtraError
+from datawheel.errors import ConfigError, DatawheelError, MissingExtraError
 from datawheel.tables.pipeline import (
     ORIGINAL,
     CleanReport,
@@ -105,6 +105,14 @@ appender.console.target = SYSTEM_ERR
 appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n%ex
 """
+
+
+def check_engine(engine: str, valid: tuple[str, ...] = ENGINES) -> None:
+    """A ConfigError for an engine not in ``valid``; for ``spark``, PySpark must be there."""
+    if engine not in valid:
+        raise ConfigError(f"unknown engine {engine!r}; valid engines: {', '.join(valid)}")
+    if engine == "spark":
+        require_pyspark()
 
 
 def require_pyspark() -> None:
