@@ -43,14 +43,16 @@ def part_ours(kb: Path, runtime: str | None) -> dict:
 
     ws = _workspace(kb, runtime)
     cfg = ws.config.embedding
-    load_embedder(cfg.model, cfg.runtime, cfg.batch_size).embed(["warm the export cache"])
+    embedder = load_embedder(cfg.model, cfg.runtime, cfg.batch_size)
+    embedder.embed(["warm the export cache"])
     t0 = time.perf_counter()
     report = ws.ingest([SCIFACT / "corpus.jsonl"])
     seconds = time.perf_counter() - t0
     texts = [index_text(v.title, v.heading, v.text) for v in ws.store.chunks()]
     ws.close()
     (kb / "texts.json").write_text(json.dumps(texts))
-    return {"docs": report.added, "chunks": len(texts), "seconds": seconds, "runtime": cfg.runtime}
+    runtime = getattr(embedder, "runtime", cfg.runtime)  # what "auto" chose here
+    return {"docs": report.added, "chunks": len(texts), "seconds": seconds, "runtime": runtime}
 
 
 def part_model(kb: Path, runtime: str | None) -> dict:

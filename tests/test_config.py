@@ -29,7 +29,7 @@ def test_unknown_key_names_the_valid_ones(tmp_path: Path) -> None:
 def test_bad_value_names_the_choices(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         Config.from_dict({"embedding": {"runtime": "cuda"}})
-    assert "'torch', 'onnx', 'onnx-int8' or 'torch-bf16'" in str(err.value)
+    assert "'auto', 'torch', 'onnx', 'onnx-int8', 'torch-bf16' or 'openvino'" in str(err.value)
 
 
 def test_env_database_url_and_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

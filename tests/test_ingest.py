@@ -103,6 +103,33 @@ def test_groups_and_filters_apply_inside_retrieval(tmp_path: Path) -> None:
     ws.close()
 
 
+def test_batches_close_at_batch_docs_or_batch_chunks(tmp_path: Path) -> None:
+    """Each committed batch ends a progress step: by chunk count first, then by documents."""
+    docs = tmp_path / "docs"
+    _docs(docs, 12)
+    (docs / "broken.pdf").write_bytes(b"%PDF-1.4 not really")  # a failure inside a batch
+    for settings, expected in [
+        ("batch_docs: 100\n  batch_chunks: 5", [6, 11, 13]),  # broken.pdf comes first
+        ("batch_docs: 4\n  batch_chunks: 1000", [5, 9, 13]),
+    ]:
+        kb = tmp_path / f"kb-{expected[0]}"
+        Workspace.init(kb).close()
+        (kb / "datawheel.yaml").write_text(f"ingest:\n  {settings}\n")
+        ws = Workspace.open(kb)
+        steps: list[int] = []
+
+        def progress(stage: str, n: int, _total: int, steps: list[int] = steps) -> None:
+            if stage == "ingest":
+                steps.append(n)
+
+        report = ws.ingest([docs], progress=progress)
+        assert steps == expected
+        assert report.added == 12 and len(report.failed) == 1
+        assert ws.store.counts()["documents"] == 12
+        _consistent(ws)
+        ws.close()
+
+
 def test_kill_9_mid_ingest_then_rerun_finishes_without_duplicates(tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     _docs(docs, 400)

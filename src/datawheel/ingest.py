@@ -178,25 +178,26 @@ def _ingest(
             progress("discover", len(seen), 0)
     report.seen = len(seen)
     total = len(pending)
-    done = 0
-    batch_size = ws.config.ingest.batch_docs
-    for start in range(0, total, batch_size):
-        batch = pending[start : start + batch_size]
-        writes: list[DocumentWrite] = []
-        for item in batch:
-            try:
-                writes.append(_document_write(item.load(), item, ws, groups))
-            except SourceError as exc:
-                failures.append((item.uri, str(exc), item.fingerprint))
-            except DatawheelError:  # a config or model problem stops the job
-                raise
-            except Exception as exc:  # a parser bug must not stop the whole job
-                log.exception("unexpected error reading %s", item.uri)
-                failures.append((item.uri, f"unexpected error: {exc!r}", item.fingerprint))
-        _commit(ws, writes, states, report)
-        done += len(batch)
-        if progress:
-            progress("ingest", done, total)
+    max_docs, max_chunks = ws.config.ingest.batch_docs, ws.config.ingest.batch_chunks
+    writes: list[DocumentWrite] = []
+    chunks = 0
+    for number, item in enumerate(pending, start=1):
+        try:
+            write = _document_write(item.load(), item, ws, groups)
+            writes.append(write)
+            chunks += len(write.chunks)
+        except SourceError as exc:
+            failures.append((item.uri, str(exc), item.fingerprint))
+        except DatawheelError:  # a config or model problem stops the job
+            raise
+        except Exception as exc:  # a parser bug must not stop the whole job
+            log.exception("unexpected error reading %s", item.uri)
+            failures.append((item.uri, f"unexpected error: {exc!r}", item.fingerprint))
+        if len(writes) >= max_docs or chunks >= max_chunks or number == total:
+            _commit(ws, writes, states, report)
+            writes, chunks = [], 0
+            if progress:
+                progress("ingest", number, total)
     if sync:
         gone = [
             doc_id

@@ -182,10 +182,12 @@ def embed_with_spark(
 
 @contextmanager
 def _batch_docs(ws: Workspace, n: int) -> Iterator[None]:
-    """Commit ``n`` documents per batch inside the block (Spark jobs are worth their start)."""
-    saved = ws.config.ingest.batch_docs
-    ws.config.ingest.batch_docs = n
+    """Commit ``n`` documents per batch inside the block, however many chunks they have
+    (Spark jobs are worth their start)."""
+    cfg = ws.config.ingest
+    saved = cfg.batch_docs, cfg.batch_chunks
+    cfg.batch_docs, cfg.batch_chunks = n, 10**9
     try:
         yield
     finally:
-        ws.config.ingest.batch_docs = saved
+        cfg.batch_docs, cfg.batch_chunks = saved

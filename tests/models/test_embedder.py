@@ -63,7 +63,7 @@ def test_model_id_names_weights_and_runtime(int8_embedder: Embedder) -> None:
 MIXED = ["x", "short text here", "a much longer sentence " * 20, "", "a medium length text"]
 
 
-@pytest.mark.parametrize("runtime", ["torch", "onnx-int8", "torch-bf16"])
+@pytest.mark.parametrize("runtime", ["torch", "onnx-int8", "torch-bf16", "openvino"])
 def test_shape_norm_and_order(runtime: str, cache_dir: Path) -> None:
     embedder = load_embedder(runtime=runtime, batch_size=2, cache_dir=cache_dir)
     vectors = embedder.embed(MIXED)
@@ -73,11 +73,11 @@ def test_shape_norm_and_order(runtime: str, cache_dir: Path) -> None:
     reversed_back = embedder.embed(MIXED[::-1])[::-1]
     np.testing.assert_allclose(vectors, reversed_back, atol=1e-5)
     # Each row is the embedding of its own text. int8 rows move a little with their
-    # batch-mates (activations are quantised with one scale per batch), fp32/bf16 do not.
+    # batch-mates (activations are quantised with one scale per batch), fp32/bf16 barely.
     alone = np.vstack([embedder.embed([text]) for text in MIXED])
     similarity = alone @ vectors.T
     assert (similarity.argmax(axis=1) == np.arange(len(MIXED))).all()
-    floor = 0.95 if runtime == "onnx-int8" else 0.9999
+    floor = {"onnx-int8": 0.95, "openvino": 0.999}.get(runtime, 0.9999)
     assert np.diag(similarity).min() >= floor, np.diag(similarity)
 
 

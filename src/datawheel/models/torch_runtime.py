@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +17,7 @@ from datawheel.models.embedder import (
     _BaseEmbedder,
     _load_tokenizer,
     _pad_batch,
+    cpu_flags,
     logger,
 )
 
@@ -118,8 +118,5 @@ _THREADS_LOCK = threading.Lock()
 
 
 def _cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return True  # unknown: do not warn
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+    flags = cpu_flags()
+    return not flags or bool(flags & {"amx_bf16", "avx512_bf16"})  # unknown: do not warn

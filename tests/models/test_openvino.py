@@ -1,0 +1,151 @@
+"""The OpenVINO runtime and the ``auto`` choice, on the real packaged all-MiniLM-L6-v2."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from datawheel.errors import ModelError
+from datawheel.models import embedder as embedder_module
+from datawheel.models.embedder import (
+    BUILTIN_SHA256,
+    Embedder,
+    load_embedder,
+    resolve_model_path,
+    resolve_runtime,
+)
+from datawheel.models.openvino_runtime import IR_NAME
+
+pytest.importorskip("openvino", reason="the [openvino] extra is part of the test install")
+
+SENTENCES = [
+    "The cat is sleeping on the sofa.",
+    "Aspirin lowers the risk of heart attacks in some patients.",
+    "Quarterly revenue grew by eight percent year over year.",
+    "How do I reset my password?",
+    "Neutrophils are the most abundant white blood cells in humans. " * 12,
+]
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One model cache for the module, so the conversion runs once."""
+    return tmp_path_factory.mktemp("datawheel-cache")
+
+
+@pytest.fixture(scope="module")
+def openvino(cache_dir: Path) -> Embedder:
+    return load_embedder(runtime="openvino", cache_dir=cache_dir)
+
+
+@pytest.fixture(scope="module")
+def reference() -> np.ndarray:
+    return load_embedder(runtime="torch").embed(SENTENCES)
+
+
+def test_close_to_torch_fp32(openvino: Embedder, reference: np.ndarray) -> None:
+    vectors = openvino.embed(SENTENCES)
+    assert vectors.shape == (len(SENTENCES), 384) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    cos = (vectors * reference).sum(axis=1)
+    assert cos.min() >= 0.999, cos  # bf16 on AMX CPUs, fp32 elsewhere
+
+
+def test_many_batches_match_one_at_a_time(cache_dir: Path, reference: np.ndarray) -> None:
+    """Several batches go through the stream queue; rows must land in input order."""
+    small = load_embedder(runtime="openvino", batch_size=1, cache_dir=cache_dir)
+    texts = SENTENCES * 3
+    vectors = small.embed(texts)
+    alone = np.vstack([small.embed([t]) for t in texts])
+    np.testing.assert_allclose(vectors, alone, atol=1e-4)
+    assert ((vectors @ reference.T).argmax(axis=1) == np.arange(len(texts)) % 5).all()
+
+
+def test_threads_share_one_embedder(openvino: Embedder) -> None:
+    expected = {t: openvino.embed([t])[0] for t in SENTENCES}
+    got: dict[int, np.ndarray] = {}
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            texts = SENTENCES[n % 5 :] + SENTENCES[: n % 5]
+            got[n] = openvino.embed(texts)
+            for text, row in zip(texts, got[n], strict=True):
+                np.testing.assert_allclose(row, expected[text], atol=1e-4)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(got) == 8
+
+
+@pytest.mark.parametrize("mode", ["cls", "max"])
+def test_pooling_in_the_graph_matches_numpy(mode: str, tmp_path: Path, cache_dir: Path) -> None:
+    """cls and max pooling are built into the OpenVINO graph; onnx pools in numpy."""
+    model = tmp_path / f"minilm-{mode}"
+    shutil.copytree(resolve_model_path("builtin:all-MiniLM-L6-v2"), model, symlinks=True)
+    pooling = model / "1_Pooling" / "config.json"
+    config = json.loads(pooling.read_text())
+    config["pooling_mode_mean_tokens"] = False
+    config[f"pooling_mode_{'cls_token' if mode == 'cls' else 'max_tokens'}"] = True
+    pooling.unlink()
+    pooling.write_text(json.dumps(config))
+    ours = load_embedder(str(model), runtime="openvino", cache_dir=cache_dir).embed(SENTENCES)
+    numpy_pooled = load_embedder(str(model), runtime="onnx", cache_dir=cache_dir).embed(SENTENCES)
+    mean = load_embedder(runtime="onnx", cache_dir=cache_dir).embed(SENTENCES)
+    assert (ours * numpy_pooled).sum(axis=1).min() >= 0.999
+    assert (ours * mean).sum(axis=1).min() < 0.99  # the pooling mode really changed
+
+
+def test_ir_is_converted_once_and_reused(cache_dir: Path, openvino: Embedder) -> None:
+    openvino.embed(["warm"])
+    (xml,) = (cache_dir / "onnx").glob(f"all-MiniLM-L6-v2-*/{IR_NAME}")
+    assert xml.with_suffix(".bin").stat().st_size > 80_000_000  # fp32 weights
+    before = (xml.stat().st_mtime_ns, xml.with_suffix(".bin").stat().st_mtime_ns)
+    load_embedder(runtime="openvino", cache_dir=cache_dir).embed(["again"])
+    assert (xml.stat().st_mtime_ns, xml.with_suffix(".bin").stat().st_mtime_ns) == before
+    assert not [p for p in (cache_dir / "onnx").iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_corrupt_ir_names_the_file(tmp_path: Path, cache_dir: Path) -> None:
+    (xml,) = (cache_dir / "onnx").glob(f"all-MiniLM-L6-v2-*/{IR_NAME}")
+    copy = tmp_path / "onnx" / xml.parent.name
+    copy.mkdir(parents=True)
+    (copy / IR_NAME).write_text("<net>not a model", encoding="utf-8")
+    shutil.copy(xml.with_suffix(".bin"), copy / xml.with_suffix(".bin").name)
+    with pytest.raises(ModelError) as info:
+        load_embedder(runtime="openvino", cache_dir=tmp_path).embed(["x"])
+    assert IR_NAME in str(info.value) and "delete that file" in str(info.value)
+
+
+def test_missing_openvino_says_which_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino -> ImportError
+    with pytest.raises(ModelError, match=r"datawheel\[openvino\]"):
+        load_embedder(runtime="openvino", cache_dir=tmp_path).embed(["x"])
+
+
+def test_auto_picks_openvino_only_on_amx_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(embedder_module, "cpu_flags", lambda: {"avx512f", "amx_bf16"})
+    assert resolve_runtime("auto") == "openvino"
+    monkeypatch.setattr(embedder_module, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    assert resolve_runtime("auto") == "onnx-int8"
+    monkeypatch.setattr(embedder_module, "cpu_flags", set)
+    assert resolve_runtime("auto") == "onnx-int8"
+    assert resolve_runtime("torch") == "torch"
+
+
+def test_auto_model_id_names_the_runtime_it_chose() -> None:
+    chosen = load_embedder(runtime="auto")
+    assert chosen.runtime == resolve_runtime("auto")
+    assert chosen.model_id == f"all-MiniLM-L6-v2:{BUILTIN_SHA256[:8]}:{chosen.runtime}"
