@@ -35,8 +35,12 @@ def test_demo_turns_the_flywheel_and_is_idempotent(tmp_path: Path) -> None:
     assert first["votes"]["up"] + first["votes"]["down"] == 53
     assert first["improve"]["promoted"] == "v1"
     assert first["after"]["ndcg@10"] >= first["before"]["ndcg@10"]
-    # the two questions colleagues corrected are now answered from the curated answers
-    assert [a["answered_from"] for a in first["asked_again"]] == ["memory", "memory"]
+    # the questions colleagues corrected (a 👎 when no shown source helped) are now
+    # answered from the curated answers
+    assert first["asked_again"]
+    assert [a["answered_from"] for a in first["asked_again"]] == ["memory"] * len(
+        first["asked_again"]
+    )
     assert all("New Hire IT Checklist" in a["text"] for a in first["asked_again"])
 
     second = run_demo(tmp_path / "demo")

@@ -66,11 +66,16 @@ def run_demo(
         questions = {str(i): row["question"] for i, row in enumerate(traffic)}
         on_step(f"replaying {len(traffic)} employee questions with their votes")
 
+        corrections = {str(i): r["correction"] for i, r in enumerate(traffic) if "correction" in r}
+        corrected: list[str] = []  # a correction goes with a 👎, when no shown source helped
+
         def judge(qid: str, sources: list[Any]) -> list[str]:
             wanted = traffic[int(qid)]["relevant"]
-            return [s.chunk_id for s in sources if any(s.uri.endswith(r) for r in wanted)]
+            helpful = [s.chunk_id for s in sources if any(s.uri.endswith(r) for r in wanted)]
+            if not helpful and qid in corrections:
+                corrected.append(qid)
+            return helpful
 
-        corrections = {str(i): r["correction"] for i, r in enumerate(traffic) if "correction" in r}
         result.votes = replay(
             ws, questions, judge, shown=5, corrections=corrections, progress=progress
         )
@@ -79,7 +84,7 @@ def run_demo(
         result.improve = ws.improve(min_ranker_questions=10)
         on_step("measuring the held-out questions: after")
         result.after = ws.evaluate(SAMPLE_QUESTIONS)
-        for qid in corrections:  # what colleagues corrected is now answered from memory
+        for qid in corrected:  # what colleagues corrected is now answered from memory
             result.asked_again.append(ws.ask(questions[qid], user="demo", record=False))
         return result
     finally:
