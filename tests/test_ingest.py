@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from datawheel import Workspace
+from datawheel.errors import ModelError
+from datawheel.models.embedder import resolve_model_path
 
 
 def _docs(folder: Path, n: int, start: int = 0) -> None:
@@ -128,6 +131,39 @@ def test_batches_close_at_batch_docs_or_batch_chunks(tmp_path: Path) -> None:
         assert ws.store.counts()["documents"] == 12
         _consistent(ws)
         ws.close()
+
+
+def test_model_failure_while_embedding_stops_cleanly_and_a_rerun_finishes(
+    tmp_path: Path,
+) -> None:
+    """Embedding runs beside parsing; its failure still stops the job with the model's
+    message, before anything of the batch is written."""
+    model = tmp_path / "broken-model"
+    shutil.copytree(
+        resolve_model_path("builtin:all-MiniLM-L6-v2"),
+        model,
+        ignore=shutil.ignore_patterns("model.safetensors"),
+    )
+    (model / "model.safetensors").write_bytes(b"not a safetensors file" * 100)
+    docs = tmp_path / "docs"
+    _docs(docs, 30)
+    kb = tmp_path / "kb"
+    Workspace.init(kb).close()
+    settings = "ingest:\n  batch_chunks: 5\nembedding:\n  runtime: onnx-int8\n"
+    (kb / "datawheel.yaml").write_text(f"{settings}  model: {model}\n")
+    ws = Workspace.open(kb)
+    with pytest.raises(ModelError) as info:
+        ws.ingest([docs])
+    assert str(model) in str(info.value)
+    assert ws.store.counts()["documents"] == 0
+    ws.close()
+
+    (kb / "datawheel.yaml").write_text(settings)
+    ws = Workspace.open(kb)
+    report = ws.ingest([docs])
+    assert report.added == 30 and not report.failed
+    _consistent(ws)
+    ws.close()
 
 
 def test_kill_9_mid_ingest_then_rerun_finishes_without_duplicates(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -181,23 +182,34 @@ def _ingest(
     max_docs, max_chunks = ws.config.ingest.batch_docs, ws.config.ingest.batch_chunks
     writes: list[DocumentWrite] = []
     chunks = 0
-    for number, item in enumerate(pending, start=1):
+    in_flight: _Batch | None = None  # embedding while the next batch is parsed
+    if pending:
+        ws.indexes  # noqa: B018 - reconcile (and embed what is missing) before the pipeline
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="datawheel-embed") as pool:
         try:
-            write = _document_write(item.load(), item, ws, groups)
-            writes.append(write)
-            chunks += len(write.chunks)
-        except SourceError as exc:
-            failures.append((item.uri, str(exc), item.fingerprint))
-        except DatawheelError:  # a config or model problem stops the job
+            for number, item in enumerate(pending, start=1):
+                try:
+                    write = _document_write(item.load(), item, ws, groups)
+                    writes.append(write)
+                    chunks += len(write.chunks)
+                except SourceError as exc:
+                    failures.append((item.uri, str(exc), item.fingerprint))
+                except DatawheelError:  # a config or model problem stops the job
+                    raise
+                except Exception as exc:  # a parser bug must not stop the whole job
+                    log.exception("unexpected error reading %s", item.uri)
+                    failures.append((item.uri, f"unexpected error: {exc!r}", item.fingerprint))
+                if len(writes) >= max_docs or chunks >= max_chunks or number == total:
+                    started = _start_batch(ws, writes, number, pool)
+                    if in_flight is not None:
+                        _commit(ws, in_flight, states, report, progress, total)
+                    in_flight, writes, chunks = started, [], 0
+            if in_flight is not None:
+                _commit(ws, in_flight, states, report, progress, total)
+        except BaseException:
+            if in_flight is not None and in_flight.vectors is not None:
+                in_flight.vectors.cancel()
             raise
-        except Exception as exc:  # a parser bug must not stop the whole job
-            log.exception("unexpected error reading %s", item.uri)
-            failures.append((item.uri, f"unexpected error: {exc!r}", item.fingerprint))
-        if len(writes) >= max_docs or chunks >= max_chunks or number == total:
-            _commit(ws, writes, states, report)
-            writes, chunks = [], 0
-            if progress:
-                progress("ingest", number, total)
     if sync:
         gone = [
             doc_id
@@ -215,45 +227,70 @@ def _ingest(
     store.record_failures(report.run_id or 0, failures)
 
 
-def _commit(
-    ws: Workspace,
-    writes: list[DocumentWrite],
-    states: dict[str, tuple[str, str]],
-    report: IngestReport,
-) -> None:
-    if not writes:
-        return
+@dataclass
+class _Batch:
+    """A batch of parsed documents whose new chunk texts are being embedded."""
+
+    writes: list[DocumentWrite]
+    texts: dict[str, str]  # text hash -> what is embedded and keyword-indexed
+    cached: dict[str, np.ndarray]
+    missing: list[str]  # text hashes to embed, in the order of ``vectors``
+    vectors: Future[np.ndarray] | None
+    done: int  # documents handled once this batch is committed (for progress)
+
+
+def _start_batch(
+    ws: Workspace, writes: list[DocumentWrite], done: int, pool: ThreadPoolExecutor
+) -> _Batch:
+    """Look up cached vectors and start embedding the rest on the pool's thread."""
     embedder = ws.embedder
     texts = {
         c.text_hash: index_text(w.document.title, c.heading, c.text)
         for w in writes
         for c in w.chunks
     }
-    cached = ws.store.cached_vectors(texts, embedder.model_id)
+    cached = ws.store.cached_vectors(texts, embedder.model_id) if texts else {}
     missing = [h for h in texts if h not in cached]
-    fresh: dict[str, np.ndarray] = {}
-    if missing:
-        vectors = embedder.embed([texts[h] for h in missing])
-        fresh = dict(zip(missing, vectors, strict=True))
-    vectors_by_hash = {**cached, **fresh}
-    with ws.store.writing():  # PostgreSQL: other workers may write the same documents
-        replaced = [w.document.id for w in writes if w.document.uri in states]
-        if ws.store.is_postgres:
-            replaced = [w.document.id for w in writes]
-        old_chunks = ws.store.chunk_ids_of(replaced) if replaced else []
-        ws.store.write_documents(writes, fresh, embedder.model_id)
-        ws.store.clear_failures(w.document.uri for w in writes)
-        indexes = ws.indexes
-        indexes.delete(old_chunks)
-        indexes.add(writes, texts, vectors_by_hash)
-        if ws.store.is_postgres:  # our own write: nothing to reconcile for it later
-            indexes.generation = ws.store.generation()
-    for w in writes:
-        if w.document.uri in states:
-            report.updated += 1
-        else:
-            report.added += 1
-        report.chunks_added += len(w.chunks)
+    vectors = pool.submit(embedder.embed, [texts[h] for h in missing]) if missing else None
+    return _Batch(writes, texts, cached, missing, vectors, done)
+
+
+def _commit(
+    ws: Workspace,
+    batch: _Batch,
+    states: dict[str, tuple[str, str]],
+    report: IngestReport,
+    progress: Progress | None,
+    total: int,
+) -> None:
+    """Wait for the batch's vectors, then write documents, chunks and indexes in one go."""
+    writes = batch.writes
+    if writes:
+        embedder = ws.embedder
+        fresh: dict[str, np.ndarray] = {}
+        if batch.vectors is not None:
+            fresh = dict(zip(batch.missing, batch.vectors.result(), strict=True))
+        vectors_by_hash = {**batch.cached, **fresh}
+        with ws.store.writing():  # PostgreSQL: other workers may write the same documents
+            replaced = [w.document.id for w in writes if w.document.uri in states]
+            if ws.store.is_postgres:
+                replaced = [w.document.id for w in writes]
+            old_chunks = ws.store.chunk_ids_of(replaced) if replaced else []
+            ws.store.write_documents(writes, fresh, embedder.model_id)
+            ws.store.clear_failures(w.document.uri for w in writes)
+            indexes = ws.indexes
+            indexes.delete(old_chunks)
+            indexes.add(writes, batch.texts, vectors_by_hash)
+            if ws.store.is_postgres:  # our own write: nothing to reconcile for it later
+                indexes.generation = ws.store.generation()
+        for w in writes:
+            if w.document.uri in states:
+                report.updated += 1
+            else:
+                report.added += 1
+            report.chunks_added += len(w.chunks)
+    if progress:
+        progress("ingest", batch.done, total)
 
 
 def _under(uri: str, root: Path) -> bool:
