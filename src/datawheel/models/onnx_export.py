@@ -45,6 +45,18 @@ def export_folder(cache_root: Path, name: str, weights_sha256: str) -> Path:
     return Path(cache_root) / "onnx" / f"{safe}-{weights_sha256[:16]}-v{EXPORTER_VERSION}"
 
 
+def prepare_folder(folder: Path) -> None:
+    """Create a model's cache folder and drop staging folders that killed exports left."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelError(
+            f"cannot create the model cache folder {folder}: {exc} - set DATAWHEEL_CACHE "
+            "to a writable folder"
+        ) from exc
+    _remove_stale_staging(folder.parent)
+
+
 def ensure_onnx(
     transformer_dir: Path, cache_root: Path, name: str, weights_sha256: str, *, int8: bool
 ) -> Path:
@@ -55,14 +67,7 @@ def ensure_onnx(
     if target.is_file():
         logger.debug("reusing cached ONNX model %s", target)
         return target
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ModelError(
-            f"cannot create the ONNX cache folder {folder}: {exc} - set DATAWHEEL_CACHE "
-            "to a writable folder"
-        ) from exc
-    _remove_stale_staging(folder.parent)
+    prepare_folder(folder)
     if not fp32.is_file():
         with _staging(folder) as tmp:
             logger.info("exporting %s to ONNX (once) -> %s", transformer_dir, fp32)

@@ -38,9 +38,9 @@ from datawheel.models.embedder import (
 from datawheel.models.onnx_export import (
     _MAX_EXPORT_ERROR,
     _example_inputs,
-    _remove_stale_staging,
     _staging,
     export_folder,
+    prepare_folder,
 )
 from datawheel.models.onnx_runtime import _cpu_threads
 
@@ -133,14 +133,7 @@ def ensure_openvino_ir(spec: _ModelSpec, cache_root: Path, weights_sha: str) -> 
     xml = folder / IR_NAME
     if xml.is_file() and xml.with_suffix(".bin").is_file():
         return xml
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ModelError(
-            f"cannot create the model cache folder {folder}: {exc} - set DATAWHEEL_CACHE "
-            "to a writable folder"
-        ) from exc
-    _remove_stale_staging(folder.parent)
+    prepare_folder(folder)
     with _staging(folder) as tmp:
         logger.info("converting %s to OpenVINO IR (once) -> %s", spec.transformer_dir, xml)
         convert_transformer(spec.transformer_dir, tmp / IR_NAME)
