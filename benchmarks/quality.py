@@ -1,10 +1,11 @@
 """Retrieval quality on SciFact: nDCG@10 / recall@100 / MRR@10 per mode and fusion.
 
-Ingests the corpus into a workspace (reused from the cache when present), then scores on
+Ingests the corpus into a workspace (``.bench/scifact-<runtime>``, reused when present; the
+runtime is ``--runtime`` or what ``auto`` picks on this machine), then scores on
 the test split: BM25, dense, RRF, and convex fusion with the weight swept on the *train*
 split (the weight is chosen on train only, then applied to test once).
 
-Usage: python benchmarks/quality.py [--json] [--workspace DIR]
+Usage: python benchmarks/quality.py [--json] [--workspace DIR] [--runtime onnx-int8]
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from _common import SCIFACT, emit
 
 from datawheel import Workspace
 from datawheel.apps.rag import fuse
+from datawheel.config import EmbeddingConfig
 from datawheel.evaluate.beir import DOC_DEPTH, load_qrels, load_queries
 from datawheel.evaluate.metrics import score_run
+from datawheel.models.embedder import resolve_runtime
 from datawheel.store.catalog import Filter
 
 WEIGHTS = [round(0.1 * i, 1) for i in range(11)]
@@ -63,12 +66,15 @@ def main() -> None:
     ap.add_argument("--workspace", type=Path, default=None)
     ap.add_argument("--runtime", default=None, help="embedding.runtime (default: config's)")
     args = ap.parse_args()
-    folder = args.workspace or Path(".bench") / f"scifact-{args.runtime or 'default'}"
+    # the runtime "auto" picks on this machine names the cached workspace, so a workspace
+    # embedded by another runtime is never reused for this one
+    runtime = resolve_runtime(args.runtime or EmbeddingConfig().runtime)
+    folder = args.workspace or Path(".bench") / f"scifact-{runtime}"
     ws = Workspace.init(folder)
-    if args.runtime:
-        (ws.path / "datawheel.yaml").write_text(f"embedding:\n  runtime: {args.runtime}\n")
-        ws.close()
-        ws = Workspace.open(folder)
+    (ws.path / "datawheel.yaml").write_text(f"embedding:\n  runtime: {runtime}\n")
+    ws.close()
+    ws = Workspace.open(folder)
+    print(f"embedding runtime: {runtime}")
     ws.ingest([SCIFACT / "corpus.jsonl"])
     beir: dict[str, str] = {}
 
