@@ -173,10 +173,10 @@ def _example_inputs(torch, rows: list[list[int]], wants_types: bool) -> tuple:  
     return (ids, mask, torch.zeros_like(ids)) if wants_types else (ids, mask)
 
 
-def _validate(wrapper, onnx_path: Path, wants_types: bool) -> None:  # type: ignore[no-untyped-def]
-    """Compare the ONNX graph with torch at a shape different from the traced one."""
+def export_error(wrapper, wants_types: bool, run) -> float:  # type: ignore[no-untyped-def]
+    """Largest |converted - torch| on unmasked hidden states, at a shape other than the
+    traced one; ``run`` maps the torch input tensors to the converted graph's output."""
     import numpy as np
-    import onnxruntime as ort  # type: ignore[import-untyped]
     import torch
 
     rows = [
@@ -187,11 +187,22 @@ def _validate(wrapper, onnx_path: Path, wants_types: bool) -> None:  # type: ign
     inputs = _example_inputs(torch, rows, wants_types)
     with torch.no_grad():
         expected = wrapper(*inputs).numpy()
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    feed = {i.name: t.numpy() for i, t in zip(session.get_inputs(), inputs, strict=True)}
-    got = session.run(None, feed)[0]
+    got = run(inputs)
     mask = inputs[1].numpy()[..., None].astype(bool)
-    error = float(np.abs((got - expected) * mask).max())
+    return float(np.abs((got - expected) * mask).max())
+
+
+def _validate(wrapper, onnx_path: Path, wants_types: bool) -> None:  # type: ignore[no-untyped-def]
+    """Compare the ONNX graph with torch at a shape different from the traced one."""
+    import onnxruntime as ort  # type: ignore[import-untyped]
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+
+    def run(inputs):  # type: ignore[no-untyped-def]
+        feed = {i.name: t.numpy() for i, t in zip(session.get_inputs(), inputs, strict=True)}
+        return session.run(None, feed)[0]
+
+    error = export_error(wrapper, wants_types, run)
     if not error < _MAX_EXPORT_ERROR:
         raise ModelError(
             f"the ONNX export of {onnx_path.name} differs from torch (max error {error:.3g}); "

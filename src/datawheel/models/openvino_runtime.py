@@ -39,6 +39,7 @@ from datawheel.models.onnx_export import (
     _MAX_EXPORT_ERROR,
     _example_inputs,
     _staging,
+    export_error,
     export_folder,
     prepare_folder,
 )
@@ -219,20 +220,12 @@ def _HiddenStates(model: Any, wants_types: bool) -> Any:  # noqa: N802 - builds 
 
 
 def _validate(ov: Any, wrapper: Any, xml: Path, names: list[str], wants_types: bool) -> None:
-    import torch
-
-    rows = [
-        [7, 8, 9, 10, 11, 12, 13, 14, 15],
-        [7, 8, 9, 0, 0, 0, 0, 0, 0],
-        [7, 8, 9, 10, 11, 0, 0, 0, 0],
-    ]
-    inputs = _example_inputs(torch, rows, wants_types)
-    with torch.no_grad():
-        expected = wrapper(*inputs).numpy()
     compiled = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    got = compiled({n: t.numpy() for n, t in zip(names, inputs, strict=True)})[0]
-    mask = inputs[1].numpy()[..., None].astype(bool)
-    error = float(np.abs((got - expected) * mask).max())
+
+    def run(inputs: tuple[Any, ...]) -> np.ndarray:
+        return compiled({n: t.numpy() for n, t in zip(names, inputs, strict=True)})[0]
+
+    error = export_error(wrapper, wants_types, run)
     if not error < _MAX_EXPORT_ERROR:
         raise ModelError(
             f"the OpenVINO conversion of {xml.name} differs from torch (max error {error:.3g}); "
