@@ -251,7 +251,11 @@ def _start_batch(
     }
     cached = ws.store.cached_vectors(texts, embedder.model_id) if texts else {}
     missing = [h for h in texts if h not in cached]
-    vectors = pool.submit(embedder.embed, [texts[h] for h in missing]) if missing else None
+    vectors = None
+    if missing:
+        todo = [texts[h] for h in missing]
+        start = getattr(embedder, "embed_async", None)  # every built-in runtime has it
+        vectors = start(todo) if start else pool.submit(embedder.embed, todo)
     return _Batch(writes, texts, cached, missing, vectors, done)
 
 

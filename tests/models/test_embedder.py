@@ -81,6 +81,21 @@ def test_shape_norm_and_order(runtime: str, cache_dir: Path) -> None:
     assert np.diag(similarity).min() >= floor, np.diag(similarity)
 
 
+@pytest.mark.parametrize("runtime", ["onnx-int8", "openvino"])
+def test_async_calls_queued_back_to_back_match_embed(runtime: str, cache_dir: Path) -> None:
+    """Ingest queues each commit batch with embed_async before the last one is done; every
+    future must hold its own texts' rows, in order, as embed would return them."""
+    embedder = load_embedder(runtime=runtime, batch_size=2, cache_dir=cache_dir)
+    calls = [MIXED, MIXED[::-1], MIXED[1:3], [], MIXED[:1]]
+    futures = [embedder.embed_async(texts) for texts in calls]
+    for texts, future in zip(calls, futures, strict=True):
+        got = future.result(timeout=120)
+        assert got.shape == (len(texts), 384)
+        np.testing.assert_allclose(got, embedder.embed(texts), atol=1e-5)
+    with pytest.raises(TypeError):
+        embedder.embed_async("one string")  # type: ignore[arg-type]
+
+
 def test_empty_input(int8_embedder: Embedder, torch_embedder: Embedder) -> None:
     for embedder in (int8_embedder, torch_embedder):
         out = embedder.embed([])

@@ -129,6 +129,22 @@ def test_corrupt_ir_names_the_file(tmp_path: Path, cache_dir: Path) -> None:
     assert IR_NAME in str(info.value) and "delete that file" in str(info.value)
 
 
+def test_failed_load_reaches_the_async_caller(
+    tmp_path: Path, cache_dir: Path, openvino: Embedder
+) -> None:
+    """A model that cannot load fails the future with the model's message, on every call."""
+    openvino.embed(["convert the IR into cache_dir"])
+    (xml,) = (cache_dir / "onnx").glob(f"all-MiniLM-L6-v2-*/{IR_NAME}")
+    copy = tmp_path / "onnx" / xml.parent.name
+    copy.mkdir(parents=True)
+    (copy / IR_NAME).write_text("<net>not a model", encoding="utf-8")
+    shutil.copy(xml.with_suffix(".bin"), copy / xml.with_suffix(".bin").name)
+    broken = load_embedder(runtime="openvino", cache_dir=tmp_path)
+    for _ in range(2):
+        with pytest.raises(ModelError, match="delete that file"):
+            broken.embed_async(SENTENCES).result(timeout=120)
+
+
 def test_missing_openvino_says_which_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino -> ImportError
     with pytest.raises(ModelError, match=r"datawheel\[openvino\]"):

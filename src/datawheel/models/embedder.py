@@ -31,6 +31,7 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -283,6 +284,8 @@ class _BaseEmbedder:
         self._loaded = False
         self._lock = threading.Lock()
         self._model_id: str | None = None
+        # runs embed_async calls one after another (its thread starts on the first call)
+        self._feeder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="datawheel-embed")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={str(self.spec.root)!r}, runtime={self.runtime!r})"
@@ -304,21 +307,22 @@ class _BaseEmbedder:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts``: ``(n, dim)`` float32 unit rows in input order."""
-        if isinstance(texts, str):
-            raise TypeError("embed() takes a sequence of strings, not a single string")
-        items = list(texts)
-        bad = next((t for t in items if not isinstance(t, str)), None)
-        if bad is not None:
-            raise TypeError(f"embed() takes strings, got {type(bad).__name__}")
+        items = checked_texts(texts)
         if not items:
             return np.zeros((0, self.dim), dtype=np.float32)
         self.warm_up()
         lengths, prepared = self._prepare(items)
         out = np.empty((len(items), self.dim), dtype=np.float32)
         self._run_batches(items, prepared, self._batches(lengths), out)
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        out /= np.maximum(norms, 1e-12)
-        return out
+        return unit_rows(out)
+
+    def embed_async(self, texts: Sequence[str]) -> Future[np.ndarray]:
+        """Start embedding ``texts``; the future's result is what :meth:`embed` returns.
+
+        Calls run one after another on one thread, so a caller can prepare its next texts
+        (ingest parses the next batch of documents) while these are embedded.
+        """
+        return self._feeder.submit(self.embed, checked_texts(texts))
 
     def _batches(self, lengths: np.ndarray) -> list[np.ndarray]:
         """Index arrays, longest texts first (little padding), each of at most batch_size
@@ -359,6 +363,24 @@ class _BaseEmbedder:
 
     def _encode(self, texts: list[str], prepared: Any, idx: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+
+def checked_texts(texts: Sequence[str]) -> list[str]:
+    """``texts`` as a list; a TypeError for a bare string or a non-string item."""
+    if isinstance(texts, str):
+        raise TypeError("embed() takes a sequence of strings, not a single string")
+    items = list(texts)
+    bad = next((t for t in items if not isinstance(t, str)), None)
+    if bad is not None:
+        raise TypeError(f"embed() takes strings, got {type(bad).__name__}")
+    return items
+
+
+def unit_rows(out: np.ndarray) -> np.ndarray:
+    """``out`` with every row scaled to length 1 (in place; all-zero rows stay zero)."""
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    out /= np.maximum(norms, 1e-12)
+    return out
 
 
 def _load_tokenizer(spec: _ModelSpec) -> tuple[Any, int]:

@@ -73,10 +73,13 @@ class BM25Index(CatalogIndex):
     ) -> None:
         if not ids:
             return
+        vocab = self._vocab
         for chunk_id, tokens, f, g in zip(ids, self.tokenize(texts), fields, groups, strict=True):
             self._forget([chunk_id])
             self.catalog.add(chunk_id, f, g)
-            self._tokens.append(np.fromiter((self._token_id(t) for t in tokens), np.int32))
+            # setdefault: a new token gets the next id (len is taken before the insert)
+            token_ids = [vocab.setdefault(t, len(vocab)) for t in tokens]
+            self._tokens.append(np.array(token_ids, dtype=np.int32))
         self._dirty = self._stale_model = True
 
     def delete(self, ids: Iterable[str]) -> int:
@@ -135,12 +138,6 @@ class BM25Index(CatalogIndex):
         self._dirty = False
 
     # -- internals ------------------------------------------------------------------------
-
-    def _token_id(self, token: str) -> int:
-        tid = self._vocab.get(token)
-        if tid is None:
-            tid = self._vocab[token] = len(self._vocab)
-        return tid
 
     def _forget(self, ids: Iterable[str]) -> int:
         # Tombstoned rows free their token arrays; positions stay until compaction.
