@@ -22,7 +22,7 @@ from datawheel.monitor.settings import MonitorConfig
 from datawheel.roi import RoiConfig
 from datawheel.server.settings import ABConfig, SchedulesConfig, ServerConfig
 from datawheel.store.objects import StorageConfig
-from datawheel.tables.inventory import InventoryRules
+from datawheel.tables.inventory_rules import InventoryRules
 from datawheel.tables.spec import CleanSpec, TableSource
 
 CONFIG_FILE = "datawheel.yaml"

@@ -16,13 +16,10 @@ from sqlalchemy import insert
 from typer.testing import CliRunner
 
 from datawheel.tables import TableSource
-from datawheel.tables.inventory import (
-    InventoryRules,
-    build_inventory,
-    classify,
-    profile_source,
-    render_html,
-)
+from datawheel.tables.classify import classify
+from datawheel.tables.inventory import build_inventory, profile_source
+from datawheel.tables.inventory_html import render_html
+from datawheel.tables.inventory_rules import InventoryRules
 from datawheel.workspace import Workspace
 
 CRM = (

@@ -23,7 +23,9 @@ import pytest
 from typer.testing import CliRunner
 
 from datawheel.tables import TableSource
-from datawheel.tables.inventory import InventoryRules, SourceProfile, classify, profile_source
+from datawheel.tables.classify import classify
+from datawheel.tables.inventory import SourceProfile, profile_source
+from datawheel.tables.inventory_rules import InventoryRules
 
 pytest.importorskip("pyspark", reason="pip install 'datawheel[spark]'")
 

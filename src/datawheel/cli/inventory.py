@@ -20,7 +20,7 @@ from datawheel.cli.common import (
     print_json,
 )
 from datawheel.errors import ConfigError
-from datawheel.tables.inventory import render_html, summary_row
+from datawheel.tables.inventory_html import render_html, summary_row
 
 _STYLE = {"high": "bold green", "low": "dim"}
 
