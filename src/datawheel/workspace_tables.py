@@ -1,0 +1,222 @@
+"""The Workspace verbs for tables: sources, cleaning, quarantine, inventory and monitoring.
+
+A mixin of :class:`datawheel.workspace.Workspace`; the work is done in
+:mod:`datawheel.tables` and :mod:`datawheel.monitor`.
+
+Example:
+    >>> ws = Workspace.open("kb")
+    >>> ws.add_source("crm", "sales_pipeline.csv")
+    >>> print(ws.clean("crm").render())
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from datawheel.config import CONFIG_FILE, add_source_entry
+from datawheel.errors import ConfigError
+
+if TYPE_CHECKING:
+    from datawheel.config import Config
+    from datawheel.store.sql import SQLStore
+    from datawheel.workspace import Workspace
+
+
+class TablesMixin:
+    """Table sources: register, clean, quarantine, readmit, inventory, monitor."""
+
+    @property
+    def _ws(self) -> Workspace:
+        """This object, as the Workspace it is part of (for the type checker)."""
+        return cast("Workspace", self)
+
+    if TYPE_CHECKING:  # provided by Workspace
+        path: Path
+        config: Config
+        store: SQLStore
+
+    # -- tables ---------------------------------------------------------------------------
+
+    def table_source(self, name: str) -> Any:
+        """The ``sources:`` entry called ``name``, with a relative path made absolute."""
+        source = self.config.sources.get(name)
+        if source is None:
+            known = ", ".join(sorted(self.config.sources)) or "none yet"
+            raise ConfigError(
+                f"no table source {name!r} in {self.path / CONFIG_FILE} (known: {known}); "
+                "add it under sources: (see the commented example there)"
+            )
+        if source.path and not Path(source.path).expanduser().is_absolute():
+            source = source.model_copy(update={"path": str(self.path / source.path)})
+        return source
+
+    def add_source(
+        self, name: str, location: str, *, table: str | None = None, query: str | None = None
+    ) -> Any:
+        """Register a table source in ``datawheel.yaml`` (comments kept) and return it.
+
+        Args:
+            location: a file (CSV, TSV, Parquet, JSON lines, Excel) or a SQLAlchemy URL.
+            table / query: with a URL, the table to read or a SELECT to run.
+        """
+        if name in self.config.sources:
+            raise ConfigError(
+                f"a source called {name!r} already exists; pick another name "
+                "or edit it in datawheel.yaml"
+            )
+        entry: dict[str, Any] = {}
+        if re.match(r"^[a-z0-9+]+://[^/@:]+:[^/@]+@", location):
+            raise ConfigError(
+                "this URL holds a password, which must not be written into datawheel.yaml; "
+                "export it instead (export CRM_DB='...') and pass env:CRM_DB"
+            )
+        if "://" in location or location.startswith("env:"):
+            if not (table or query):
+                raise ConfigError("a database source needs --table NAME or --query 'SELECT ...'")
+            entry["url"] = location
+            entry.update({k: v for k, v in (("table", table), ("query", query)) if v})
+        else:
+            path = Path(location).expanduser().resolve()
+            if not path.exists():
+                raise ConfigError(f"{path} does not exist; check the path")
+            entry["path"] = str(path)
+        config = add_source_entry(self.path / CONFIG_FILE, name, entry)
+        self.config = config
+        return self.table_source(name)
+
+    def clean(
+        self,
+        name: str,
+        *,
+        memory_limit: str = "2GB",
+        engine: str = "duckdb",
+        spark_master: str | None = None,
+    ) -> Any:
+        """Clean a table source with its declared steps and rules.
+
+        Rows failing any rule go to the quarantine with every reason; the clean table and
+        the quarantine are written as Parquet under ``tables/<name>/run-<n>/``.
+
+        Args:
+            engine: ``duckdb`` (this machine) or ``spark`` (extra ``[spark]``): the same
+                steps with the same results, on a Spark cluster or ``local[N]``.
+            spark_master: with engine spark, the master URL (default ``local[2]``, or the
+                running Spark session's), e.g. ``spark://host:7077`` or ``yarn``.
+
+        Example::
+
+            ws.clean("crm", engine="spark", spark_master="local[2]").render()
+        """
+        from datawheel.tables import TableSource, run_clean
+        from datawheel.tables.spark import check_engine
+
+        check_engine(engine)  # before a run is recorded
+        configured = self.table_source(name)
+        spec = configured.clean
+        # the run folder keeps a plain source (readmit reads it back as one), not the config's
+        source = TableSource.model_validate(configured.model_dump(exclude={"clean"}))
+        run_id = self.store.start_run("clean", {"source": name, "engine": engine})
+        try:
+            if engine == "spark":
+                from datawheel.tables.spark import run_clean_spark
+
+                report = run_clean_spark(source, spec, self.path / "tables", master=spark_master)
+            else:
+                report = run_clean(source, spec, self.path / "tables", memory_limit=memory_limit)
+        except BaseException:
+            self.store.finish_run(run_id, "failed", {})
+            raise
+        self.store.finish_run(
+            run_id,
+            "finished",
+            {
+                "rows_in": report.rows_in,
+                "rows_clean": report.rows_clean,
+                "rows_quarantined": report.rows_quarantined,
+                "run": report.run,
+            },
+        )
+        self._register_table_version(report, "clean")
+        return report
+
+    def _register_table_version(self, report: Any, kind: str) -> None:
+        def rel(path: Path) -> str:
+            return str(path.relative_to(self.path)) if path.is_relative_to(self.path) else str(path)
+
+        self.store.record_table_version(
+            {
+                "source": report.source,
+                "run": report.run,
+                "kind": kind,
+                "clean_path": rel(report.clean_path),
+                "quarantine_path": rel(report.quarantine_path),
+                "rows_in": report.rows_in,
+                "rows_clean": report.rows_clean,
+                "rows_quarantined": report.rows_quarantined,
+                "columns": report.columns,
+            }
+        )
+
+    def table_versions(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Every clean and readmit run of the table sources, with where its Parquet lives."""
+        return self.store.table_versions(name)
+
+    def quarantined(
+        self, name: str, *, rule: str | None = None, limit: int | None = 50
+    ) -> list[dict[str, Any]]:
+        """Rows of a source held in quarantine, with every reason they failed."""
+        from datawheel.tables import list_quarantined
+
+        self.table_source(name)
+        return list_quarantined(self.path / "tables", name, rule=rule, limit=limit)
+
+    def readmit(self, name: str, fixed_rows: str | Path) -> Any:
+        """Re-validate fixed quarantined rows; those that pass join the clean table."""
+        from datawheel.tables import readmit
+
+        self.table_source(name)
+        report = readmit(name, Path(fixed_rows), self.path / "tables")
+        self._register_table_version(report, "readmit")
+        return report
+
+    def inventory(self, *, engine: str = "duckdb", spark_master: str | None = None) -> Any:
+        """Profile and classify every table source and the knowledge base.
+
+        Args:
+            engine: ``duckdb`` (this machine) or ``spark`` (extra ``[spark]``): the same
+                profile figures; on Spark only CSV, TSV and Parquet sources are read.
+            spark_master: with engine spark, the master URL (default ``local[2]``, or the
+                running Spark session's), e.g. ``spark://host:7077`` or ``yarn``.
+
+        Example::
+
+            ws.inventory(engine="spark", spark_master="local[2]").summary()
+        """
+        from datawheel.tables.inventory import build_inventory
+        from datawheel.tables.spark import check_engine
+
+        check_engine(engine)
+        return build_inventory(
+            self._ws, self.config.inventory, engine=engine, spark_master=spark_master
+        )
+
+    def monitor(self, source: str | None = None, *, rebaseline: bool = False) -> Any:
+        """Daily checks of the table sources and the documents; findings stored, alerts sent.
+
+        With ``rebaseline`` the data as it is now becomes the reference that drift and null
+        rates are compared against from the next run on. Returns a MonitorReport; its
+        ``exit_code`` is 0 (ok), 1 (warnings) or 2 (alerts).
+        """
+        from datawheel.monitor import run_monitor
+
+        return run_monitor(self._ws, self.config.monitor, source=source, rebaseline=rebaseline)
+
+    def monitor_findings(self, *, open_only: bool = False) -> list[dict[str, Any]]:
+        """The findings of each source's latest monitor check, alerts first; with
+        ``open_only``, only its warnings and alerts."""
+        from datawheel.monitor.history import History
+
+        levels = ("warning", "alert") if open_only else None
+        return History(self.store.engine).latest_findings(levels)
