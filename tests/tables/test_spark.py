@@ -282,7 +282,7 @@ MOMENTS = [
     ],
 )
 def test_text_converts_as_in_duckdb(spark, kind: str, values: list[str]) -> None:
-    from datawheel.tables.steps import DUCKDB
+    from datawheel.tables.dialect import DUCKDB
 
     con = duckdb.connect()
     con.execute("CREATE TABLE v AS SELECT unnest($1::VARCHAR[]) AS x", [values])
@@ -302,7 +302,7 @@ def test_text_converts_as_in_duckdb(spark, kind: str, values: list[str]) -> None
     ],
 )
 def test_date_formats_parse_as_in_duckdb(spark, fmt: str, values: list[str]) -> None:
-    from datawheel.tables.steps import DUCKDB
+    from datawheel.tables.dialect import DUCKDB
 
     duck = [
         duckdb.connect().execute(f"SELECT CAST({DUCKDB.parse_time('?', fmt)} AS DATE)", [v])

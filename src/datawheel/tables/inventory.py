@@ -33,11 +33,11 @@ import duckdb
 
 from datawheel.errors import DatawheelError
 from datawheel.tables.classify import Classification, classify, classify_documents
+from datawheel.tables.dialect import Connection, Dialect
 from datawheel.tables.inventory_rules import CATEGORIES, LEVELS, InventoryRules
 from datawheel.tables.pipeline import session
 from datawheel.tables.read import hide_password, ident, load
 from datawheel.tables.spec import TableSource
-from datawheel.tables.steps import Connection, Dialect
 from datawheel.tables.types import infer_types, typed_sql
 
 if TYPE_CHECKING:

@@ -41,6 +41,8 @@ import duckdb
 from pydantic import BaseModel, Field
 
 from datawheel.errors import ConfigError
+from datawheel.tables.dialect import lit, unordered
+from datawheel.tables.outliers import OutliersStep
 from datawheel.tables.read import ROW, Loaded, ident, load
 from datawheel.tables.spec import CleanSpec, TableSource
 from datawheel.tables.steps import (
@@ -50,13 +52,10 @@ from datawheel.tables.steps import (
     REASON,
     ROWID,
     DedupeStep,
-    OutliersStep,
     RulesStep,
     Step,
     build_steps,
     flag,
-    lit,
-    unordered,
 )
 
 log = logging.getLogger(__name__)

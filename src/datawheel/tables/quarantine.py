@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 
 from datawheel.errors import ConfigError
+from datawheel.tables.dialect import lit
 from datawheel.tables.pipeline import (
     CleanReport,
     _new_run_dir,
@@ -30,7 +31,7 @@ from datawheel.tables.pipeline import (
 )
 from datawheel.tables.read import ROW, ident, load
 from datawheel.tables.spec import CleanSpec, Outliers, TableSource
-from datawheel.tables.steps import build_steps, lit
+from datawheel.tables.steps import build_steps
 
 
 def list_quarantined(

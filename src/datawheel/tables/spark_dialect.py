@@ -1,6 +1,6 @@
 """Spark SQL spelling of the cleaning steps' SQL, returning DuckDB's values.
 
-DuckDB is the reference (:class:`datawheel.tables.steps.Dialect`); where Spark SQL reads text
+DuckDB is the reference (:class:`datawheel.tables.dialect.Dialect`); where Spark SQL reads text
 as numbers or dates differently, matches regular expressions differently or escapes string
 literals differently, :class:`SparkDialect` spells the SQL so that Spark gives DuckDB's
 answer. ``tests/tables/test_spark.py`` checks the conversions value by value.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from datawheel.errors import ConfigError
-from datawheel.tables.steps import Dialect
+from datawheel.tables.dialect import Dialect
 
 # text DuckDB reads as a number: digits with optional _ between them, a point, an exponent
 _DIGITS = r"[0-9](?:_?[0-9])*"

@@ -12,31 +12,32 @@ to the ``dw_duplicates`` table, which is quarantined too.
 from the data (duplicate groups, outlier bounds, counts of values a fix changes);
 ``summary(failed)`` says what the step changed, given how many rows failed its checks.
 
-Every piece of SQL that engines spell differently goes through the step's :class:`Dialect`:
-the base class is DuckDB's spelling and the reference semantics; ``tables/spark.py`` has the
-Spark SQL one, which must give the same values.
+Every piece of SQL that engines spell differently goes through the step's :class:`Dialect`
+(``tables/dialect.py``): the base class is DuckDB's spelling and the reference semantics;
+``tables/spark_dialect.py`` has the Spark SQL one, which must give the same values. The
+outlier step, with its exact statistics, is in ``tables/outliers.py``.
 """
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from fractions import Fraction
-from typing import Any, Protocol
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
 from datawheel.errors import ConfigError
+from datawheel.tables.dialect import (
+    DUCKDB,
+    Connection,
+    Dialect,
+    describe,
+    size_bytes,
+    unordered,
+)
 from datawheel.tables.read import ROW, ident
 from datawheel.tables.spec import (
-    SQL_TYPES,
     CleanSpec,
-    Outliers,
     Rule,
     Standardise,
     TableSource,
@@ -52,7 +53,6 @@ GROUP_SIZE = "__dw_n"
 ROWID = "__dw_rowid"
 LIST_MAX = 1 << 20  # repeated hashes handed to DuckDB as a list parameter at most
 EXACT_DISTINCT = 100_000  # distinct values up to which outlier bounds are computed exactly
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(K|M|G|T)?i?B\s*", re.I)
 
 
 def flag(reason: str) -> str:
@@ -60,95 +60,7 @@ def flag(reason: str) -> str:
     return FLAG + reason.removeprefix(REASON)
 
 
-def lit(value: object) -> str:
-    """A SQL string literal."""
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def size_bytes(size: str) -> int:
-    """``2GB``, ``1.8 GiB`` or ``512MB`` in bytes (powers of 1024, as DuckDB reports them)."""
-    m = _SIZE.fullmatch(size)
-    if not m:
-        raise ConfigError(f"{size!r} is not a size; write it like 2GB or 512MB")
-    power = " KMGT".index((m.group(2) or " ").upper())
-    return int(float(m.group(1)) * 1024**power)
-
-
-class Connection(Protocol):
-    """What a step's ``prepare`` needs from an engine: DuckDB's ``execute(sql).fetchone()``."""
-
-    def execute(self, query: str, parameters: Any = ..., /) -> Any: ...
-
-
-class Dialect:
-    """How DuckDB spells the SQL the steps need; the reference for every other engine.
-
-    A subclass for another engine (Spark SQL in ``tables/spark.py``) overrides only the
-    spelling and must return the same values, so both engines clean a table identically.
-    """
-
-    name = "duckdb"
-    text = "VARCHAR"
-
-    def lit(self, value: object) -> str:
-        """A string literal."""
-        return lit(value)
-
-    def to_text(self, expr: str) -> str:
-        return f"CAST({expr} AS VARCHAR)"
-
-    def is_text(self, native: str) -> bool:
-        """Whether a type name from ``DESCRIBE`` is the engine's text type."""
-        return native.upper() == self.text
-
-    def to_double(self, expr: str) -> str:
-        """The value as a DOUBLE, NULL where it is not a number."""
-        return f"TRY_CAST({expr} AS DOUBLE)"
-
-    def convert(self, expr: str, kind: str, native: str) -> str:
-        """``expr`` (of engine type ``native``) as our column type ``kind``, NULL where it
-        does not convert."""
-        return f"TRY_CAST({expr} AS {SQL_TYPES[kind]})"
-
-    def cast(self, expr: str, native: str) -> str:
-        """A DOUBLE ``expr`` back to the engine type ``native`` (integers round half to even)."""
-        return f"CAST({expr} AS {native})"
-
-    def full_match(self, expr: str, pattern: str) -> str:
-        return f"regexp_full_match({expr}, {self.lit(pattern)})"
-
-    def digits(self, expr: str) -> str:
-        """The text with everything but the digits 0-9 removed."""
-        return f"regexp_replace({expr}, '[^0-9]', '', 'g')"
-
-    def parse_time(self, expr: str, fmt: str) -> str:
-        """The text parsed with a strptime format, NULL where it does not fit."""
-        return f"try_strptime({expr}, {self.lit(fmt)})"
-
-    def quantile(self, expr: str, q: float) -> str:
-        """The interpolated quantile ``q`` of a numeric column (an aggregate)."""
-        return f"quantile_cont({expr}, {q})"
-
-
-DUCKDB = Dialect()
-
-
-def describe(con: Connection, src: str) -> dict[str, str]:
-    """Column → engine type name (upper case) of the view ``src``."""
-    return {str(r[0]): str(r[1]).upper() for r in con.execute(f"DESCRIBE {src}").fetchall()}
-
-
-@contextmanager
-def unordered(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """Let DuckDB return rows in any order (cheaper in parallel) for the queries inside."""
-    con.execute("SET preserve_insertion_order = false")
-    try:
-        yield
-    finally:
-        con.execute("SET preserve_insertion_order = true")
-
-
-def _count(con: Connection, sql: str) -> int:
+def fetch_count(con: Connection, sql: str) -> int:
     row = con.execute(sql).fetchone()
     return int(row[0]) if row and row[0] is not None else 0
 
@@ -249,7 +161,7 @@ class DedupeStep(Step):
             f"UPDATE {self.table} SET {GONE} = true "
             f"WHERE rowid IN (SELECT {ROWID} FROM {DUPLICATES})"
         )
-        self.removed = _count(con, f"SELECT count(*) FROM {DUPLICATES}")
+        self.removed = fetch_count(con, f"SELECT count(*) FROM {DUPLICATES}")
 
     def groups_sql(self, src: str) -> str:
         """Plain SQL: each group of equal rows of ``src``, its ``on`` values, the row kept
@@ -291,7 +203,7 @@ def duplicate_hashes(
     if budget is None:
         limit = con.execute("SELECT current_setting('memory_limit')").fetchone()
         budget = size_bytes(str(limit[0])) // 4 if limit else 0
-    rows = _count(con, f"SELECT count(*) FROM ({hash_sql})")
+    rows = fetch_count(con, f"SELECT count(*) FROM ({hash_sql})")
     if rows * 8 > budget:
         con.execute(
             f"CREATE TABLE {table} AS SELECT h FROM ({hash_sql}) t(h) GROUP BY h "
@@ -337,7 +249,7 @@ class FillStep(Step):
 
     def prepare(self, con: Connection, src: str) -> None:
         sums = " + ".join(f"count(*) FILTER (WHERE {ident(c)} IS NULL)" for c in self.defaults)
-        self.filled = _count(con, f"SELECT {sums} FROM {src}")
+        self.filled = fetch_count(con, f"SELECT {sums} FROM {src}")
 
     def transforms(self) -> dict[str, str]:
         return {c: f"coalesce({ident(c)}, {self.dialect.lit(v)})" for c, v in self.defaults.items()}
@@ -396,7 +308,7 @@ class StandardiseStep(Step):
             f"IS DISTINCT FROM {text(self._expr(f))})"
             for f in self.fixes
         )
-        self.changed = _count(con, f"SELECT {sums} FROM {src}")
+        self.changed = fetch_count(con, f"SELECT {sums} FROM {src}")
 
     def transforms(self) -> dict[str, str]:
         exprs: dict[str, str] = {}
@@ -407,188 +319,6 @@ class StandardiseStep(Step):
 
     def summary(self, failed: int) -> str:
         return f"changed {self.changed} values; quarantined {failed} rows with invalid values"
-
-
-def distribution(con: Connection, src: str, x: str) -> list[tuple[float, int]] | None:
-    """The values of ``x`` over ``src`` with how often each occurs; None past
-    :data:`EXACT_DISTINCT` distinct values.
-
-    Outlier bounds are computed from it exactly, so they are the same on every engine and
-    thread count: a parallel floating-point sum (``avg``, ``stddev_samp``) depends on the
-    order the rows arrive in, and changes in its last digits from run to run.
-    """
-    rows = con.execute(
-        f"SELECT v, count(*) FROM (SELECT {x} AS v FROM {src}) d WHERE v IS NOT NULL "
-        f"GROUP BY v LIMIT {EXACT_DISTINCT + 1}"
-    ).fetchall()
-    if len(rows) > EXACT_DISTINCT:
-        return None
-    # + 0.0 turns -0.0 into 0.0, which engines group together either way
-    return [(float(v) + 0.0, int(n)) for v, n in rows]
-
-
-def _finite(dist: list[tuple[float, int]]) -> list[tuple[float, int]]:
-    return sorted((v, c) for v, c in dist if math.isfinite(v))
-
-
-def quantile(dist: list[tuple[float, int]], q: float) -> float | None:
-    """The ``q`` quantile of the finite values, interpolated as DuckDB's ``quantile_cont``."""
-    values = _finite(dist)
-    n = sum(c for _, c in values)
-    if not n:
-        return None
-    h = (n - 1) * q
-    at = [int(math.floor(h)), int(math.ceil(h))]
-    found: list[float] = []
-    seen = 0
-    for value, count in values:
-        seen += count
-        while at and at[0] < seen:
-            found.append(value)
-            at.pop(0)
-    lo, hi = found
-    return lo + (hi - lo) * (h - math.floor(h))
-
-
-def mean_sd(dist: list[tuple[float, int]]) -> tuple[float | None, float | None]:
-    """Mean and sample standard deviation of the finite values, summed exactly as fractions."""
-    values = [(Fraction(v), c) for v, c in _finite(dist)]
-    n = sum(c for _, c in values)
-    if not n:
-        return None, None
-    mean = sum((v * c for v, c in values), Fraction(0)) / n
-    if n < 2:
-        return float(mean), None
-    var = sum((c * (v - mean) ** 2 for v, c in values), Fraction(0)) / (n - 1)
-    return float(mean), math.sqrt(float(var))
-
-
-def outside(dist: list[tuple[float, int]], low: float | None, high: float | None) -> int:
-    """How many values are below ``low`` or above ``high``; NaN is above every number, as
-    DuckDB and Spark order it."""
-    return sum(
-        c
-        for v, c in dist
-        if (low is not None and v < low) or (high is not None and (math.isnan(v) or v > high))
-    )
-
-
-@dataclass
-class OutliersStep(Step):
-    check: Outliers | None = None
-    low: float | None = None
-    high: float | None = None
-    column_type: str = "VARCHAR"
-    outside: int = 0
-
-    def prepare(self, con: Connection, src: str) -> None:
-        assert self.check is not None
-        c = self.check
-        d = self.dialect
-        self.column_type = describe(con, src).get(c.column, d.text)
-        x = d.to_double(ident(c.column))
-        if c.method == "rule":
-            self.low, self.high = c.min, c.max
-        dist = distribution(con, src, x)  # None: too many distinct values, the engine's stats
-        if c.method == "iqr":
-            k = c.k or 1.5
-            q1, q3 = self._quartiles(con, src, x, dist)
-            if q1 is not None and q3 is not None:
-                self.low, self.high = q1 - k * (q3 - q1), q3 + k * (q3 - q1)
-        elif c.method == "zscore":
-            k = c.k or 3.0
-            mean, sd = self._mean_sd(con, src, x, dist)
-            if mean is not None and sd is not None:
-                self.low, self.high = mean - k * sd, mean + k * sd
-        if dist is None:
-            self.outside = _count(con, f"SELECT count(*) FROM {src} WHERE {self._outside()}")
-        else:
-            self.outside = outside(dist, self.low, self.high)
-
-    def _quartiles(
-        self, con: Connection, src: str, x: str, dist: list[tuple[float, int]] | None
-    ) -> tuple[float | None, ...]:
-        if dist is None:
-            d = self.dialect
-            got = con.execute(f"SELECT {d.quantile(x, 0.25)}, {d.quantile(x, 0.75)} FROM {src}")
-            return tuple(got.fetchone() or (None, None))
-        return quantile(dist, 0.25), quantile(dist, 0.75)
-
-    def _mean_sd(
-        self, con: Connection, src: str, x: str, dist: list[tuple[float, int]] | None
-    ) -> tuple[float | None, ...]:
-        if dist is None:
-            got = con.execute(f"SELECT avg({x}), stddev_samp({x}) FROM {src}")
-            return tuple(got.fetchone() or (None, None))
-        return mean_sd(dist)
-
-    def _outside(self) -> str:
-        assert self.check is not None
-        x = self.dialect.to_double(ident(self.check.column))
-        parts = []
-        if self.low is not None:
-            parts.append(f"{x} < {self.low!r}")
-        if self.high is not None:
-            parts.append(f"{x} > {self.high!r}")
-        return "(" + " OR ".join(parts) + ")" if parts else "false"
-
-    def added(self) -> dict[str, str]:
-        assert self.check is not None
-        if self.check.action != "flag":
-            return {}
-        return {self.check.column + "_outlier": f"coalesce({self._outside()}, false)"}
-
-    def checks(self) -> list[tuple[str, str]]:
-        assert self.check is not None
-        c = self.check
-        if c.action != "drop":
-            return []
-        reason = self.dialect.lit(
-            f"outliers: {c.column} outside [{self.low}, {self.high}] ({c.method})"
-        )
-        return [(f"coalesce({self._outside()}, false)", reason)]
-
-    def transforms(self) -> dict[str, str]:
-        assert self.check is not None
-        c = self.check
-        if c.action != "clip":
-            return {}
-        d = self.dialect
-        if d.is_text(self.column_type):
-            return {c.column: self._clipped_text()}
-        x = d.to_double(ident(c.column))
-        clipped = x
-        if self.low is not None:
-            clipped = f"greatest({clipped}, {self.low!r})"
-        if self.high is not None:
-            clipped = f"least({clipped}, {self.high!r})"
-        clipped = d.cast(clipped, self.column_type)
-        return {c.column: f"CASE WHEN {self._outside()} THEN {clipped} ELSE {ident(c.column)} END"}
-
-    def _clipped_text(self) -> str:
-        """Text stays text: a value below the bounds becomes the low bound's text, one above
-        them the high bound's, 100.0 written as 100 and other numbers as their shortest
-        round-trip form (Python's repr, which is also how DuckDB writes a DOUBLE)."""
-        assert self.check is not None
-        col = ident(self.check.column)
-        x = self.dialect.to_double(col)
-
-        def text(bound: float) -> str:
-            return self.dialect.lit(str(int(bound)) if float(bound).is_integer() else repr(bound))
-
-        cases = []
-        if self.low is not None:  # as least(greatest(x, low), high) would clip it
-            low = self.low if self.high is None else min(self.low, self.high)
-            cases.append(f"WHEN {x} < {self.low!r} THEN {text(low)}")
-        if self.high is not None:
-            cases.append(f"WHEN {x} > {self.high!r} THEN {text(self.high)}")
-        return f"CASE {' '.join(cases)} ELSE {col} END" if cases else col
-
-    def summary(self, failed: int) -> str:
-        assert self.check is not None
-        c = self.check
-        verb = {"drop": "quarantined", "flag": "flagged", "clip": "clipped"}[c.action]
-        return f"{c.column}: {verb} {self.outside} rows outside [{self.low}, {self.high}]"
 
 
 @dataclass
@@ -672,6 +402,8 @@ def build_steps(
 
     ``dialect`` spells their SQL for the engine that runs them (DuckDB unless told).
     """
+    from datawheel.tables.outliers import OutliersStep  # a Step subclass: it imports this
+
     steps: list[Step] = []
     cols = list(columns)
     if spec.dedupe:

@@ -8,8 +8,8 @@ varchar. Blank text counts as missing.
 
 from __future__ import annotations
 
+from datawheel.tables.dialect import Connection, Dialect
 from datawheel.tables.read import ident
-from datawheel.tables.steps import Connection, Dialect
 
 _DUCKDB = Dialect()
 _WHOLE = "[+-]?[0-9]+"  # an integer is a whole number: TRY_CAST('1.5' AS BIGINT) rounds
