@@ -21,6 +21,7 @@ import os
 import queue
 import threading
 import warnings
+import weakref
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
@@ -91,6 +92,9 @@ class OpenVinoEmbedder(_BaseEmbedder):
         self._inputs = {i.get_any_name() for i in compiled.inputs}
         self._queue = ov.AsyncInferQueue(compiled, streams)
         self._queue.set_callback(_collect)
+        # an async caller can wake (and the interpreter exit) while the last callback is
+        # still returning: drain the queue before OpenVINO's threads are torn down
+        weakref.finalize(self, self._queue.wait_all)
         self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
         for _ in range(streams):
             self._requests.put(compiled.create_infer_request())
