@@ -12,32 +12,14 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from datawheel.errors import ConfigError
-
-if TYPE_CHECKING:
-    from datawheel.config import Config
-    from datawheel.store.sql import SQLStore
-    from datawheel.workspace import Workspace
+from datawheel.workspace_part import WorkspacePart
 
 
-class PredictionsMixin:
+class PredictionsMixin(WorkspacePart):
     """Lead scoring and demand forecasting (``datawheel leads ...``, ``datawheel forecast``)."""
-
-    @property
-    def _ws(self) -> Workspace:
-        """This object, as the Workspace it is part of (for the type checker)."""
-        return cast("Workspace", self)
-
-    if TYPE_CHECKING:  # provided by Workspace
-        path: Path
-        config: Config
-        store: SQLStore
-
-        def _fetch_current(self, kind: str) -> None: ...
-
-        def _push_models(self) -> list[str]: ...
 
     # -- lead scoring ---------------------------------------------------------------------
 

@@ -13,29 +13,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from datawheel.config import CONFIG_FILE, add_source_entry
 from datawheel.errors import ConfigError
-
-if TYPE_CHECKING:
-    from datawheel.config import Config
-    from datawheel.store.sql import SQLStore
-    from datawheel.workspace import Workspace
+from datawheel.workspace_part import WorkspacePart
 
 
-class TablesMixin:
+class TablesMixin(WorkspacePart):
     """Table sources: register, clean, quarantine, readmit, inventory, monitor."""
-
-    @property
-    def _ws(self) -> Workspace:
-        """This object, as the Workspace it is part of (for the type checker)."""
-        return cast("Workspace", self)
-
-    if TYPE_CHECKING:  # provided by Workspace
-        path: Path
-        config: Config
-        store: SQLStore
 
     # -- tables ---------------------------------------------------------------------------
 
