@@ -321,7 +321,7 @@ class Workspace(TablesMixin, PredictionsMixin):
                 new chunks as a Spark job on ``spark_master`` (default ``local[2]``), then
                 writes through the same path (PostgreSQL + pgvector when configured).
         """
-        from datawheel.tables.spark import check_engine
+        from datawheel.tables.spark_session import check_engine
 
         check_engine(engine, INGEST_ENGINES)
         if engine == "spark":

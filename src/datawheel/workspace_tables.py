@@ -96,7 +96,7 @@ class TablesMixin(WorkspacePart):
             ws.clean("crm", engine="spark", spark_master="local[2]").render()
         """
         from datawheel.tables import TableSource, run_clean
-        from datawheel.tables.spark import check_engine
+        from datawheel.tables.spark_session import check_engine
 
         check_engine(engine)  # before a run is recorded
         configured = self.table_source(name)
@@ -181,7 +181,7 @@ class TablesMixin(WorkspacePart):
             ws.inventory(engine="spark", spark_master="local[2]").summary()
         """
         from datawheel.tables.inventory import build_inventory
-        from datawheel.tables.spark import check_engine
+        from datawheel.tables.spark_session import check_engine
 
         check_engine(engine)
         return build_inventory(

@@ -47,7 +47,7 @@ class Connection(Protocol):
 class Dialect:
     """How DuckDB spells the SQL the steps need; the reference for every other engine.
 
-    A subclass for another engine (Spark SQL in ``tables/spark.py``) overrides only the
+    A subclass for another engine (Spark SQL in ``tables/spark_dialect.py``) overrides only the
     spelling and must return the same values, so both engines clean a table identically.
     """
 

@@ -33,9 +33,9 @@ from datawheel.tables.inventory import (
     source_profile,
 )
 from datawheel.tables.read import ROW, _format_of, detect_encoding
-from datawheel.tables.spark import _Connection, spark_session
 from datawheel.tables.spark_dialect import SPARK
 from datawheel.tables.spark_read import read_source
+from datawheel.tables.spark_session import _Connection, spark_session
 from datawheel.tables.spec import TableSource
 
 if TYPE_CHECKING:
