@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -185,31 +185,30 @@ def _ingest(
     in_flight: _Batch | None = None  # embedding while the next batch is parsed
     if pending:
         ws.indexes  # noqa: B018 - reconcile (and embed what is missing) before the pipeline
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="datawheel-embed") as pool:
-        try:
-            for number, item in enumerate(pending, start=1):
-                try:
-                    write = _document_write(item.load(), item, ws, groups)
-                    writes.append(write)
-                    chunks += len(write.chunks)
-                except SourceError as exc:
-                    failures.append((item.uri, str(exc), item.fingerprint))
-                except DatawheelError:  # a config or model problem stops the job
-                    raise
-                except Exception as exc:  # a parser bug must not stop the whole job
-                    log.exception("unexpected error reading %s", item.uri)
-                    failures.append((item.uri, f"unexpected error: {exc!r}", item.fingerprint))
-                if len(writes) >= max_docs or chunks >= max_chunks or number == total:
-                    started = _start_batch(ws, writes, number, pool)
-                    if in_flight is not None:
-                        _commit(ws, in_flight, states, report, progress, total)
-                    in_flight, writes, chunks = started, [], 0
-            if in_flight is not None:
-                _commit(ws, in_flight, states, report, progress, total)
-        except BaseException:
-            if in_flight is not None and in_flight.vectors is not None:
-                in_flight.vectors.cancel()
-            raise
+    try:
+        for number, item in enumerate(pending, start=1):
+            try:
+                write = _document_write(item.load(), item, ws, groups)
+                writes.append(write)
+                chunks += len(write.chunks)
+            except SourceError as exc:
+                failures.append((item.uri, str(exc), item.fingerprint))
+            except DatawheelError:  # a config or model problem stops the job
+                raise
+            except Exception as exc:  # a parser bug must not stop the whole job
+                log.exception("unexpected error reading %s", item.uri)
+                failures.append((item.uri, f"unexpected error: {exc!r}", item.fingerprint))
+            if len(writes) >= max_docs or chunks >= max_chunks or number == total:
+                started = _start_batch(ws, writes, number)
+                if in_flight is not None:
+                    _commit(ws, in_flight, states, report, progress, total)
+                in_flight, writes, chunks = started, [], 0
+        if in_flight is not None:
+            _commit(ws, in_flight, states, report, progress, total)
+    except BaseException:
+        if in_flight is not None and in_flight.vectors is not None:
+            in_flight.vectors.cancel()
+        raise
     if sync:
         gone = [
             doc_id
@@ -239,10 +238,8 @@ class _Batch:
     done: int  # documents handled once this batch is committed (for progress)
 
 
-def _start_batch(
-    ws: Workspace, writes: list[DocumentWrite], done: int, pool: ThreadPoolExecutor
-) -> _Batch:
-    """Look up cached vectors and start embedding the rest on the pool's thread."""
+def _start_batch(ws: Workspace, writes: list[DocumentWrite], done: int) -> _Batch:
+    """Look up cached vectors and start embedding the rest (``embed_async``)."""
     embedder = ws.embedder
     texts = {
         c.text_hash: index_text(w.document.title, c.heading, c.text)
@@ -251,11 +248,7 @@ def _start_batch(
     }
     cached = ws.store.cached_vectors(texts, embedder.model_id) if texts else {}
     missing = [h for h in texts if h not in cached]
-    vectors = None
-    if missing:
-        todo = [texts[h] for h in missing]
-        start = getattr(embedder, "embed_async", None)  # every built-in runtime has it
-        vectors = start(todo) if start else pool.submit(embedder.embed, todo)
+    vectors = embedder.embed_async([texts[h] for h in missing]) if missing else None
     return _Batch(writes, texts, cached, missing, vectors, done)
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -117,6 +118,7 @@ class SparkEmbedder:
         self.partitions = partitions
         self.dim: int = inner.dim
         self._ready = False
+        self._feeder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="datawheel-spark")
 
     def _model(self) -> str:
         """The model as the executors load it: the built-in one by name (so its name, and the
@@ -131,6 +133,10 @@ class SparkEmbedder:
     @property
     def model_id(self) -> str:
         return str(self.inner.model_id)
+
+    def embed_async(self, texts: Sequence[str]) -> Future[np.ndarray]:
+        """One Spark job per call, in order, on a thread of its own."""
+        return self._feeder.submit(self.embed, list(texts))
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

@@ -90,6 +90,10 @@ class Embedder(Protocol):
         """Return an ``(len(texts), dim)`` float32 array of unit rows, in input order."""
         ...
 
+    def embed_async(self, texts: Sequence[str]) -> Future[np.ndarray]:
+        """Start ``embed(texts)``; calls are served in order, one after another."""
+        ...
+
 
 def resolve_model_path(model: str) -> Path:
     """Map ``"builtin:all-MiniLM-L6-v2"`` or a folder path to an existing model folder."""

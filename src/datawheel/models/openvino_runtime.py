@@ -110,7 +110,7 @@ class OpenVinoEmbedder(_BaseEmbedder):
         items = checked_texts(texts)
         if len(items) <= 1:
             return super().embed(items)
-        return self.embed_async(items).result()
+        return self._submit(items).result()
 
     def embed_async(self, texts: Sequence[str]) -> Future[np.ndarray]:
         """Start embedding ``texts``; the future's result is what :meth:`embed` returns.
@@ -119,7 +119,9 @@ class OpenVinoEmbedder(_BaseEmbedder):
         earlier calls, then returns to the next call: the streams never drain between
         calls (ingest embeds one call per commit batch; +5% here).
         """
-        items = checked_texts(texts)
+        return self._submit(checked_texts(texts))
+
+    def _submit(self, items: list[str]) -> Future[np.ndarray]:
         future: Future[np.ndarray] = Future()
         self._feeder.submit(self._enqueue, items, future)
         return future
@@ -135,7 +137,7 @@ class OpenVinoEmbedder(_BaseEmbedder):
             self.warm_up()
             lengths, prepared = self._prepare(items)
             batches = self._batches(lengths)
-            pending = _Pending(future, np.empty((len(items), self.dim), np.float32), batches)
+            pending = _Pending(future, np.empty((len(items), self.dim), np.float32), len(batches))
             for idx in batches:  # blocks while every stream is busy
                 self._queue.start_async(self._feed(prepared, idx), (idx, pending))
         except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
@@ -283,10 +285,10 @@ def _import_openvino() -> Any:
 class _Pending:
     """The rows of one ``embed_async`` call, filled in by the stream queue's callback."""
 
-    def __init__(self, future: Future[np.ndarray], out: np.ndarray, batches: list) -> None:
+    def __init__(self, future: Future[np.ndarray], out: np.ndarray, batches: int) -> None:
         self.future = future
         self.out = out
-        self.left = len(batches)
+        self.left = batches
         self.lock = threading.Lock()
 
     def done(self, idx: np.ndarray, rows: np.ndarray) -> None:
