@@ -136,6 +136,7 @@ def serve(ws: Workspace, host: str, port: int, *, workers: int = 1, **uvicorn_op
         host=host,
         port=port,
         workers=workers,
+        timeout_worker_healthcheck=ws.config.server.worker_healthcheck_s,
         **uvicorn_options,
     )
 

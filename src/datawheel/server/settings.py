@@ -21,6 +21,12 @@ class ServerConfig(_Section):
     session_hours: float = Field(
         12.0, gt=0, description="How long a web UI sign-in lasts (HttpOnly cookie)."
     )
+    worker_healthcheck_s: int = Field(
+        60,
+        ge=1,
+        description="With --workers: how long a worker may take to answer uvicorn's health "
+        "check before it is restarted (loading a model can hold a worker for seconds).",
+    )
     secure_cookies: bool = Field(
         False, description="Mark the session cookie Secure (turn on behind HTTPS)."
     )
