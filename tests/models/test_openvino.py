@@ -118,6 +118,18 @@ def test_ir_is_converted_once_and_reused(cache_dir: Path, openvino: Embedder) ->
     assert not [p for p in (cache_dir / "onnx").iterdir() if p.name.startswith(".tmp-")]
 
 
+def test_openvino_tools_send_no_telemetry(
+    openvino: Embedder, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without an opt-out file OpenVINO's converter would report to Google Analytics."""
+    openvino.warm_up()
+    monkeypatch.delenv("CI", raising=False)  # CI=true alone turns it off
+    monkeypatch.setenv("HOME", str(tmp_path))  # no opt-out file of this user's
+    from openvino.tools.ovc.telemetry_utils import init_ovc_telemetry
+
+    assert init_ovc_telemetry().consent is False
+
+
 def test_corrupt_ir_names_the_file(tmp_path: Path, cache_dir: Path) -> None:
     (xml,) = (cache_dir / "onnx").glob(f"all-MiniLM-L6-v2-*/{IR_NAME}")
     copy = tmp_path / "onnx" / xml.parent.name

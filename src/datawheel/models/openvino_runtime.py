@@ -279,7 +279,26 @@ def _import_openvino() -> Any:
             "embedding.runtime 'openvino' needs OpenVINO: pip install 'datawheel[openvino]' "
             "- or use embedding.runtime 'onnx-int8'"
         ) from exc
+    _decline_telemetry()
     return ov
+
+
+def _decline_telemetry() -> None:
+    """Keep OpenVINO's tools from sending usage telemetry: nothing leaves this machine.
+
+    ``openvino.convert_model`` reports each conversion to Google Analytics unless the user
+    has run OpenVINO's ``opt_in_out --opt_out``; every consent check now answers "declined",
+    which is what that opt-out file makes it answer (the file itself is the user's to write).
+    """
+    try:
+        from openvino_telemetry.utils.opt_in_checker import ConsentCheckResult, OptInChecker
+    except ImportError:  # no telemetry package: OpenVINO uses its own stub
+        return
+
+    def declined(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return ConsentCheckResult.DECLINED
+
+    OptInChecker.check = declined  # type: ignore[method-assign]
 
 
 class _Pending:
