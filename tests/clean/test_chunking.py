@@ -6,7 +6,6 @@ import copy
 import json
 import random
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -191,15 +190,12 @@ def test_invalid_sizes_are_refused() -> None:
 
 
 @pytest.mark.slow
-def test_scifact_corpus_chunks_fast(scifact: Path) -> None:
+def test_scifact_corpus_chunks_cleanly(scifact: Path) -> None:
     docs = []
     for line in (scifact / "corpus.jsonl").read_text("utf-8").splitlines():
         row = json.loads(line)
         docs.append(SourceDocument(row["_id"], row["title"], [Section((), row["text"])]))
-    started = time.perf_counter()
     chunks = [c for doc in docs for c in chunk_document(doc)]
-    elapsed = time.perf_counter() - started
     assert len(docs) == 5183
-    assert elapsed < 2.0, f"chunking SciFact took {elapsed:.2f}s"
     assert all(0 < len(c.text) <= 1000 for c in chunks)
     assert not any(re.search(r"\s{2,}", c.text.replace("\n\n", "\n")) for c in chunks)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -83,9 +82,7 @@ def test_webhook_gets_the_findings_as_json(
 def test_refused_webhook_is_a_warning_and_findings_are_kept(ws: Workspace, tmp_path: Path) -> None:
     add(ws, "old", write_csv(tmp_path / "old.csv", make_rows(30, age_days=10)))
     url = f"http://127.0.0.1:{_free_port()}/hook"
-    started = time.perf_counter()
     report = run_monitor(ws, MonitorConfig(webhook_url=url), now=NOW)
-    assert time.perf_counter() - started < 10
     (problem,) = by(report, "webhook")
     assert (problem.source, problem.level) == ("monitor", "warning")
     assert "failed after 3 tries (ConnectError" in problem.message
