@@ -27,18 +27,12 @@ from datawheel.ingest import IngestReport, Progress, run_ingest
 from datawheel.store.catalog import Filter
 from datawheel.store.indexes import IndexSet
 from datawheel.store.sql import SQLStore
+from datawheel.workspace_feedback import FeedbackMixin
 from datawheel.workspace_predict import PredictionsMixin
 from datawheel.workspace_tables import TablesMixin
 
 log = logging.getLogger(__name__)
 _EMPHASIS = re.compile(r"\*\*|__|`")
-_KINDS = ("rag", "leads", "forecast")  # the apps with versions in the registry
-
-
-def _kind(app: str) -> str:
-    if app not in _KINDS:
-        raise ConfigError(f"no app {app!r} with versions; choose one of: {', '.join(_KINDS)}")
-    return app
 
 
 @dataclass
@@ -68,7 +62,7 @@ class SearchHit:
 INGEST_ENGINES = ("local", "spark")  # where ingest embeds: here, or as Spark jobs
 
 
-class Workspace(TablesMixin, PredictionsMixin):
+class Workspace(FeedbackMixin, TablesMixin, PredictionsMixin):
     """A folder holding ``datawheel.yaml``, the store and the indexes."""
 
     def __init__(self, path: Path, config: Config) -> None:
@@ -447,119 +441,7 @@ class Workspace(TablesMixin, PredictionsMixin):
             return result
         return evaluate_beir(self, path, split=split, mode=mode, progress=progress)
 
-    # -- the flywheel ---------------------------------------------------------------------
-
-    def ask(
-        self,
-        question: str,
-        *,
-        user: str = "anonymous",
-        groups: Sequence[str] | None = None,
-        k: int | None = None,
-        record: bool = True,
-    ) -> Any:
-        """Answer a question with numbered citations; the interaction is logged first.
-
-        Args:
-            user: who asks (one vote per user per interaction).
-            groups: the caller's groups; only documents shared with them are cited.
-            k: sources to retrieve and show (default ``generation.sources``).
-            record: log the interaction (evaluation runs pass False).
-        """
-        from datawheel.apps.rag.answer import ask
-
-        return ask(self, question, user=user, groups=groups, k=k, record=record)
-
-    def feedback(
-        self,
-        interaction_id: str,
-        vote: str,
-        *,
-        user: str = "anonymous",
-        comment: str | None = None,
-        correction: str | None = None,
-        helpful: Sequence[str] = (),
-        failure: str | None = None,
-    ) -> Any:
-        """Record a 👍/👎 on an answer; a user's latest vote replaces their earlier one.
-
-        Args:
-            vote: ``up`` or ``down``.
-            helpful: chunk ids (``chunk:`` prefix allowed) of the sources that helped.
-            failure: ``wrong_source`` (retrieval failed) or ``wrong_answer``.
-            correction: the right answer; it becomes a curated answer at the next improve.
-        """
-        return self.interactions.vote(
-            interaction_id,
-            vote,
-            user=user,
-            comment=comment,
-            correction=correction,
-            helpful=helpful,
-            failure=failure,
-        )
-
-    def recent_interactions(self, *, limit: int = 50, user: str | None = None) -> list[Any]:
-        """The newest interactions first; ``user`` limits them to one asker's."""
-        return self.interactions.recent(limit, user)
-
-    def interaction(self, interaction_id: str, *, user: str | None = None) -> dict[str, Any]:
-        """One interaction with its votes; with ``user``, only if that user asked it."""
-        from datawheel.errors import NotFoundError
-
-        item = self.interactions.get(interaction_id)
-        if user is not None and item.user != user:
-            raise NotFoundError(f"no interaction {interaction_id!r} of yours")
-        votes = self.interactions.feedback([item.id])
-        return {**item.to_dict(), "feedback": [v.__dict__ for v in votes]}
-
-    def improve(self, *, progress: Progress | None = None, **overrides: Any) -> Any:
-        """Build candidates from feedback, judge them on held-out feedback, promote a winner."""
-        from datawheel.improve import run_improve
-
-        run_id = self.store.start_run("improve", {k: str(v) for k, v in overrides.items()})
-        try:
-            report = run_improve(self, progress=progress, **overrides)
-        except BaseException:
-            self.store.finish_run(run_id, "failed", {})
-            raise
-        report.warnings.extend(self._push_models())
-        self.store.finish_run(
-            run_id, "finished", {"promoted": report.promoted, "examples": report.examples}
-        )
-        return report
-
-    def improve_app(self, app: str, *, force: bool = False) -> Any:
-        """Retrain a predictive app (``leads`` or ``forecast``) when enough outcomes arrived
-        or its live accuracy decayed (or ``force``); promote the challenger only when it
-        beats the version in use on a time-ordered holdout (``datawheel.improve.tabular``).
-        """
-        from datawheel.improve.tabular import improve_app
-
-        if app in ("leads", "forecast"):
-            self._fetch_current(app)
-        run_id = self.store.start_run("improve", {"app": app, "force": str(force)})
-        try:
-            report = improve_app(self, app, force=force)
-        except BaseException:
-            self.store.finish_run(run_id, "failed", {})
-            raise
-        counts = {"app": app, "version": report.version, "promoted": report.promoted}
-        self.store.finish_run(run_id, "finished", counts)
-        self._push_models()
-        return report
-
-    def ab_status(self) -> Any:
-        """The online A/B test: per-variant votes, P(challenger better), the rule's verdict."""
-        from datawheel.improve import ab
-
-        return ab.status(self)
-
-    def ab_decide(self, override: str | None = None, *, by: str = "scheduler") -> Any:
-        """Apply the A/B rules now, or a manual ``promote`` / ``stop``; logged with the reason."""
-        from datawheel.improve import ab
-
-        return ab.decide(self, override, by=by)
+    # -- users and what produced a result -------------------------------------------------
 
     @property
     def users(self) -> Any:
@@ -580,75 +462,6 @@ class Workspace(TablesMixin, PredictionsMixin):
         chosen = self.config.ingest.default_groups if groups is None else groups
         return self.users.add(name, role=role, groups=chosen, password=password)
 
-    def versions(self, app: str = "rag") -> list[dict[str, Any]]:
-        """Every model version of ``app`` (rag, leads or forecast) with its metrics;
-        ``current`` marks the one in use."""
-        from datawheel.improve.registry import Registry
-
-        return Registry(self.store, kind=_kind(app)).versions()
-
-    def rollback(self, version: str | None = None, *, app: str = "rag") -> str | None:
-        """Put a kept version back in use (default: the one before the current).
-
-        Returns the version now in use; ``None`` means the baseline (no learned parts).
-        For ``app="leads"`` or ``"forecast"`` the previous promoted version comes back.
-        """
-        from datawheel.improve import ab
-        from datawheel.improve.registry import CURRENT, Registry
-
-        if _kind(app) != "rag":
-            return self._rollback_app(app, version)
-        registry = Registry(self.store)
-        target = registry.rollback_target(version)
-        if ab.running(self) is not None:
-            ab.decide(self, "stop", by="rollback")
-        if target is None:
-            registry.promote("")
-            self.store.set_state(CURRENT, "")
-        else:
-            registry.promote(target)
-        self.reload_model()
-        return target
-
-    def _rollback_app(self, app: str, version: str | None) -> str:
-        from datawheel.improve.registry import Registry
-
-        registry = Registry(self.store, kind=app)
-        target = registry.rollback_target(version)
-        if target is None:
-            raise ConfigError(
-                f"nothing to roll back to: {registry.current()} is the first {app} version "
-                f"in use; see them all with: datawheel versions --app {app}"
-            )
-        registry.promote(target)
-        return target
-
-    def report(self, *, weeks: int = 1) -> Any:
-        """Weekly satisfaction, volume, answer rate, p95 latency and content gaps.
-
-        When satisfaction is below ``improve.satisfaction_threshold`` and
-        ``improve.auto_improve`` is on, improve runs and its report is attached.
-        """
-        from datawheel.feedback.report import weekly_report
-
-        report = weekly_report(self, weeks=weeks)
-        if report.below_threshold and self.config.improve.auto_improve:
-            from datawheel.improve import NotEnoughFeedback
-
-            try:
-                report.improve = self.improve().to_dict()
-            except NotEnoughFeedback as exc:
-                report.improve = {"error": str(exc)}
-        return report
-
-    def dashboard(self, *, days: int = 30, weeks: int = 8) -> dict[str, Any]:
-        """The dashboard's numbers: satisfaction per week, daily questions, answer rate, p95
-        latency and active users, evaluations per model version, data volume, open alerts,
-        adoption, the A/B test and ROI (see ``datawheel.feedback.dashboard``)."""
-        from datawheel.feedback.dashboard import build_dashboard
-
-        return build_dashboard(self, days=days, weeks=weeks)
-
     def passage(self, chunk_id: str, *, groups: Sequence[str] | None = None) -> Any:
         """One chunk with its document's title and uri, if the caller's groups may read it.
 
@@ -664,34 +477,6 @@ class Workspace(TablesMixin, PredictionsMixin):
                 f"no passage {chunk_id!r} that you may read; cite it from an answer you got"
             )
         return view
-
-    def export_feedback(self, path: str | Path, *, fmt: str = "openai") -> int:
-        """Write 👍 and corrected answers as fine-tuning JSONL; returns the number written."""
-        from datawheel.improve.export import export_pairs
-
-        return export_pairs(self, Path(path), fmt)
-
-    def simulate(
-        self,
-        beir: str | Path,
-        *,
-        train_split: str = "train",
-        test_split: str = "test",
-        progress: Progress | None = None,
-        **settings: Any,
-    ) -> dict[str, Any]:
-        """Replay a BEIR train split as users with feedback, improve, and measure the test
-        split before and after. Use a scratch workspace: it adds interactions and versions."""
-        from datawheel.evaluate.simulate import simulate
-
-        return simulate(
-            self,
-            Path(beir),
-            train_split=train_split,
-            test_split=test_split,
-            progress=progress,
-            **settings,
-        )
 
     def provenance(self) -> dict[str, Any]:
         """What produced a result: model version, embedder, index size and search settings."""
