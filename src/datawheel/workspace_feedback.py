@@ -31,7 +31,7 @@ def _kind(app: str) -> str:
 
 
 class FeedbackMixin(WorkspacePart):
-    """Answers, votes and what the flywheel learns from them (``datawheel ask``, ``vote``,
+    """Answers, votes and what the flywheel learns from them (``datawheel ask``, ``feedback``,
     ``improve``, ``ab``, ``versions``, ``rollback``, ``report``)."""
 
     def ask(
