@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-import uvicorn
-from _kb import DOCS, Keys, free_port
+from _kb import DOCS, Keys, running
 
 from datawheel.server.app import create_app
 from datawheel.workspace import Workspace
@@ -51,23 +47,5 @@ def kb(grouped_kb: Path, tmp_path: Path) -> Iterator[tuple[Workspace, Keys]]:
 def live(kb: tuple[Workspace, Keys]) -> Iterator[tuple[str, Workspace, Keys]]:
     """A real uvicorn on 127.0.0.1 serving the workspace; yields its base URL."""
     ws, keys = kb
-    port = free_port()
-    config = uvicorn.Config(create_app(ws), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/api/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    else:
-        raise RuntimeError("the test server did not start")
-    try:
+    with running(create_app(ws)) as url:
         yield url, ws, keys
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)

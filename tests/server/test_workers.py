@@ -14,9 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _kb import DOCS, QUESTIONS, bearer, free_port
+from _kb import DOCS, QUESTIONS, bearer, free_port, running
 from sqlalchemy import create_engine, func, select
 
+from datawheel.server.app import create_app
 from datawheel.store import schema as t
 from datawheel.workspace import Workspace
 
@@ -127,3 +128,28 @@ def test_several_workers_on_sqlite_are_refused_with_the_reason(tmp_path: Path) -
     )
     assert done.returncode == 2
     assert "needs the PostgreSQL store" in done.stdout + done.stderr
+
+
+@pytest.mark.postgres
+def test_workers_count_rate_limits_together(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two services over one PostgreSQL store, one key: the limit holds across both."""
+    monkeypatch.setenv("DATAWHEEL_DATABASE_URL", pg_url)
+    with Workspace.init(tmp_path / "kb") as ws:
+        key = ws.add_user("root", role="admin", groups=["*"])
+    (tmp_path / "kb" / "datawheel.yaml").write_text("server:\n  rate_limit: 6/minute\n")
+    first, second = Workspace.open(tmp_path / "kb"), Workspace.open(tmp_path / "kb")
+    apps = [create_app(w, warm=False, shared_limits=True) for w in (first, second)]
+    try:
+        with running(apps[0]) as one, running(apps[1]) as two:
+            codes = [
+                httpx.get(f"{url}/api/me", headers=bearer(key)).status_code
+                for url in [one, two] * 6
+            ]
+            refused = httpx.get(f"{two}/api/me", headers=bearer(key))
+    finally:
+        first.close()
+        second.close()
+    assert codes == [200] * 6 + [429] * 6, codes  # in memory each would have allowed 6
+    assert "rate limit of 6/minute reached" in refused.json()["error"]

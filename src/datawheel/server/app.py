@@ -64,13 +64,19 @@ class _TooLarge(Exception):
 
 
 def create_app(
-    ws: Workspace, *, scheduler: bool = False, warm: bool = True, jobs_elsewhere: bool = False
+    ws: Workspace,
+    *,
+    scheduler: bool = False,
+    warm: bool = True,
+    jobs_elsewhere: bool = False,
+    shared_limits: bool = False,
 ) -> FastAPI:
     """The service over one open workspace; ``scheduler`` also runs the scheduled jobs,
-    ``jobs_elsewhere`` says another worker of the same service runs them."""
+    ``jobs_elsewhere`` says another worker of the same service runs them, and
+    ``shared_limits`` counts the rate limits in the store, together with the other workers."""
     from datawheel.server import api, openai_api, ui
 
-    svc = Service(ws)
+    svc = Service(ws, shared_limits=shared_limits)
     svc.jobs_elsewhere = jobs_elsewhere and not scheduler
 
     @asynccontextmanager
@@ -154,7 +160,7 @@ def app_from_env() -> FastAPI:
         raise ConfigError(f"set {WORKSPACE_ENV} to the workspace folder to serve")
     ws = Workspace.open(path)
     runs_jobs = _take_scheduler_lock(ws.path / "scheduler.lock")
-    return create_app(ws, scheduler=runs_jobs, jobs_elsewhere=not runs_jobs)
+    return create_app(ws, scheduler=runs_jobs, jobs_elsewhere=not runs_jobs, shared_limits=True)
 
 
 _LOCKS: list[Any] = []  # open lock files stay referenced for the process's lifetime

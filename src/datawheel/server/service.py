@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Depends, Request
 from limits import parse
 from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter, RateLimiter
 from starlette.exceptions import HTTPException
 
 from datawheel.errors import AuthError
@@ -26,10 +26,18 @@ class Service:
     """What every request shares. Reads (ask, search, feedback) run side by side; work that
     changes the indexes or the model in use (ingest, improve, rollback) runs alone."""
 
-    def __init__(self, ws: Workspace) -> None:
+    def __init__(self, ws: Workspace, *, shared_limits: bool = False) -> None:
+        """``shared_limits``: count requests in the store, with the service's other workers
+        (a fixed window per key), instead of in this process (a moving window)."""
         self.ws = ws
         self.lock = ReadWriteLock()
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._limiter: RateLimiter
+        if shared_limits:
+            from datawheel.server.ratelimit import StoreCounters
+
+            self._limiter = FixedWindowRateLimiter(StoreCounters(ws.store.engine))
+        else:
+            self._limiter = MovingWindowRateLimiter(MemoryStorage())
         self._rate = parse(ws.config.server.rate_limit)
         self.scheduler: Any = None
         self.jobs_elsewhere = False  # another worker of this service runs the scheduled jobs

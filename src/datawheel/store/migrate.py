@@ -46,8 +46,9 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
 
-# Tables the copy itself writes or that every store makes for itself.
-_OWN = {"schema_migrations", "copy_checkpoints"}
+# Tables the copy itself writes, that every store makes for itself, or that hold only
+# short-lived state (the service's rate-limit windows).
+_OWN = {"schema_migrations", "copy_checkpoints", "rate_limits"}
 # Integer-id tables whose ``run_id`` points at ``runs.id``.
 _RUN_REFS = {"evaluations", "ingest_failures", "monitor_snapshots", "monitor_findings"}
 

@@ -251,6 +251,14 @@ copy_checkpoints = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+rate_limits = Table(  # fixed-window request counters shared by the workers of a service
+    "rate_limits",
+    metadata,
+    Column("key", String(200), primary_key=True),  # the limit and the caller's bucket
+    Column("hits", Integer, nullable=False),
+    Column("expires_at", Float, nullable=False),  # epoch seconds: the window's end
+)
+
 Migration = Callable[[Connection], None]
 MIGRATIONS: dict[int, tuple[str, Migration]] = {}
 
@@ -305,6 +313,11 @@ def _users(conn: Connection) -> None:
 @migration(7, "datawheel migrate: per-table copy checkpoints in the target store")
 def _copy_checkpoints(conn: Connection) -> None:
     metadata.create_all(conn, tables=[copy_checkpoints])
+
+
+@migration(8, "service: rate-limit counters shared by the workers")
+def _rate_limits(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[rate_limits])
 
 
 def migrate(conn: Connection) -> list[int]:
