@@ -107,9 +107,11 @@ class Workspace(FeedbackMixin, TablesMixin, PredictionsMixin):
         return cls(root, Config.load(cfg_path))
 
     def close(self) -> None:
-        if self._indexes is not None:
-            self._indexes.save()
-        self.store.close()
+        try:
+            if self._indexes is not None:
+                self._indexes.save()
+        finally:  # a store that stopped answering fails the save; still let go of it
+            self.store.close()
 
     def __enter__(self) -> Workspace:
         return self

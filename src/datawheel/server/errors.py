@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 
 from datawheel.errors import (
@@ -36,6 +37,8 @@ def status_of(exc: DatawheelError) -> int:
 
 def error(status: int, message: str, **extra: object) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 503:
+        headers = {"Retry-After": "5"}
     body = {"ok": False, "error": message, "status": status, **extra}
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -56,6 +59,15 @@ def install(app: FastAPI) -> None:
             where = ".".join(str(p) for p in err["loc"] if p != "body") or "body"
             problems.append(f"{where}: {err['msg']}")
         return error(422, "invalid request: " + "; ".join(problems), fields=problems)
+
+    @app.exception_handler(OperationalError)
+    async def _store_down(_: Request, exc: OperationalError) -> JSONResponse:
+        log.error("the store failed: %s", exc)
+        return error(
+            503,
+            "the store (database) did not answer; retry in a few seconds - if it persists, "
+            "check that the database server is running (the server log has details)",
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -93,8 +93,8 @@ class IndexSet:
             self.bm25.delete(ids)
 
     def save(self) -> None:
+        self.bm25.save()  # a local file: kept even when the vector store cannot be reached
         self.vectors.save()
-        self.bm25.save()
 
     def refresh(self, store: SQLStore, embedder: Embedder, every_s: float = 1.0) -> int:
         """Pick up other workers' writes (PostgreSQL), checking at most every ``every_s``."""
