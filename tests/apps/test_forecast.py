@@ -302,3 +302,19 @@ def test_cli_train_run_backtest_actuals(tmp_path: Path, sales: Path) -> None:
 
     result = runner.invoke(app, ["forecast", "run", "--bogus", *w])
     assert result.exit_code == 2 and "Valid options" in result.output
+
+
+DEMAND = Path(__file__).resolve().parents[3] / "shared/datasets/store_item_demand/train.csv"
+
+
+@pytest.mark.slow
+def test_two_years_of_real_history_beat_autoets(ws: Any, tmp_path: Path) -> None:
+    """A company with two years of sales: the days before the 364-day lag exists still train."""
+    demand = pd.read_csv(DEMAND, parse_dates=["date"])
+    recent = demand[(demand["store"] <= 2) & (demand["item"] <= 10)]
+    recent = recent[recent["date"] >= "2016-01-01"]
+    path = tmp_path / "two-years.csv"
+    recent.to_csv(path, index=False)
+    result = backtest_forecast(ws, ForecastConfig(source=str(path)), weeks=8)
+    assert result["series"] == 20
+    assert result["model"]["wape"] < 0.95 * result["autoets"]["wape"], result

@@ -79,11 +79,17 @@ class ForecastModel:
         self.categories_ = {c: sorted(frame[c].astype(str).unique()) for c in self.static_}
         frame = self._typed(frame)
         last = frame[DS].max()
-        if self.train_days:  # recent history only: the lags' warm-up is part of it
+        if self.train_days:  # recent history only
             frame = frame[frame[DS] > last - pd.Timedelta(days=self.train_days)]
         cutoff = last - pd.Timedelta(days=self.calib_days)
+        # dropna=False: days whose longer lags reach before the history (the first year, for
+        # the 364-day lag) still train, with those features missing (LightGBM's own NaN
+        # handling). Dropping them left two years of history one year of training rows:
+        # backtest WAPE 0.157 vs 0.116 on 20 store-item series of 2016-17, equal on 5 years.
         self.mlf_ = self._forecaster().fit(
-            frame.loc[frame[DS] <= cutoff, self._columns()], static_features=self.static_
+            frame.loc[frame[DS] <= cutoff, self._columns()],
+            static_features=self.static_,
+            dropna=False,
         )
         self.trained_until_ = cutoff
         err = self._errors(frame, cutoff, last)
