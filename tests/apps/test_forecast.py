@@ -24,6 +24,7 @@ from datawheel.apps.forecast import (  # noqa: E402
 )
 from datawheel.apps.forecast.data import add_known_future  # noqa: E402
 from datawheel.apps.forecast.replenish import order_quantity  # noqa: E402
+from datawheel.errors import SourceError
 from datawheel.workspace import Workspace  # noqa: E402
 
 WEEK = [0.8, 0.9, 1.0, 1.0, 1.1, 1.5, 1.3]
@@ -302,6 +303,22 @@ def test_cli_train_run_backtest_actuals(tmp_path: Path, sales: Path) -> None:
 
     result = runner.invoke(app, ["forecast", "run", "--bogus", *w])
     assert result.exit_code == 2 and "Valid options" in result.output
+
+
+def test_weekly_totals_are_refused_with_the_reason(ws: Any, tmp_path: Path) -> None:
+    history, _ = synth(days=400)
+    history["date"] = pd.to_datetime(history["date"])
+    weekly = (
+        history.groupby(["store", "item", pd.Grouper(key="date", freq="W-SUN")])["sales"]
+        .sum()
+        .reset_index()
+    )
+    weekly.to_csv(tmp_path / "weekly.csv", index=False)
+    with pytest.raises(SourceError, match="one date every 7 days .* weekly or monthly totals"):
+        train_forecast(ws, cfg_for(tmp_path / "weekly.csv"))
+    sparse = history.sample(frac=0.3, random_state=0)  # a slow seller: most days no row
+    sparse.to_csv(tmp_path / "sparse.csv", index=False)
+    assert train_forecast(ws, cfg_for(tmp_path / "sparse.csv")).series == 6
 
 
 DEMAND = Path(__file__).resolve().parents[3] / "shared/datasets/store_item_demand/train.csv"

@@ -267,5 +267,23 @@ def load_history(ws: Workspace, cfg: ForecastConfig, path: str | Path | None = N
             f"no usable sales rows ({len(bad)} left out: "
             f"{bad[0].reason if bad else 'the table is empty'}); fix the source and retry"
         )
+    check_daily(good)
     frame, filled = fill_gaps(good, cfg.series)
     return History(frame, bad, filled)
+
+
+def check_daily(frame: pd.DataFrame) -> None:
+    """Refuse weekly or monthly totals: filling the days between them with 0 would train the
+    model on made-up zeros. Sparse daily sales (a day without a row is a day without a sale)
+    still pass: their dates, over all series, are mostly a day apart."""
+    dates = frame[DS].drop_duplicates().sort_values()
+    if len(dates) < 3:
+        return
+    step = float(dates.diff().dt.days.median())
+    if step >= 7:
+        first, second = (d.date().isoformat() for d in dates.iloc[:2])
+        raise SourceError(
+            f"the sales history has one date every {step:g} days ({first}, {second}, ...): "
+            "weekly or monthly totals, not daily sales. The forecast needs one row per series "
+            "and day (a day without a row counts as 0 sold): export daily sales instead"
+        )
