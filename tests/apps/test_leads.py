@@ -224,6 +224,23 @@ def test_crm_is_reported_honestly_and_open_deals_are_scored(tmp_path: Path) -> N
         assert all("no better than chance" in note for note in advice)
 
 
+def test_columns_recorded_at_the_close_are_left_out_with_the_reason(tmp_path: Path) -> None:
+    """A raw CRM export: close_date and close_value are empty for open deals and would make
+    a model that looks perfect (AUC 1.00 before this guard) and ranks nothing."""
+    with Workspace.init(tmp_path / "kb") as ws:
+        ws.add_source("crm", str(CRM / "sales_pipeline.csv"))
+        raw = crm_config().model_copy(update={"exclude": [], "joins": []})
+        report = train_leads(ws, raw)
+        assert "close_date" not in report.features and "close_value" not in report.features
+        left_out = [n for n in report.notes if "gives the outcome away" in n]
+        assert len(left_out) == 2 and all("0% of open ones" in n for n in left_out), left_out
+        assert report.metrics["auc"] < 0.6, report.metrics
+        chosen = raw.model_copy(update={"features": ["sales_agent", "close_value"]})
+        kept = train_leads(ws, chosen)  # the user's own list is respected, and warned about
+        assert "close_value" in kept.features
+        assert any(n.startswith("close_value may give the outcome away") for n in kept.notes)
+
+
 def test_cli(tmp_path: Path) -> None:
     from datawheel.cli.main import app
 

@@ -136,6 +136,35 @@ def feature_columns(frame: pd.DataFrame, cfg: LeadsConfig) -> list[str]:
     return [c for c in frame.columns if c not in skip]
 
 
+def leaking_columns(frame: pd.DataFrame, y: pd.Series, features: list[str]) -> dict[str, str]:
+    """Features that give the outcome away, with why: recorded at the close (filled for
+    closed deals, empty for open ones, like a close date or value), or separating won from
+    lost on their own (AUC >= 0.99, like a value that is 0 for every lost deal)."""
+    from sklearn.metrics import roc_auc_score
+
+    closed, still_open = y.notna(), y.isna()
+    found: dict[str, str] = {}
+    for col in features:
+        text = frame[col].astype("string").str.strip()
+        filled = (text.notna() & (text != "")).fillna(False).astype(bool)
+        in_closed, in_open = filled[closed].mean(), filled[still_open].mean()
+        if still_open.sum() >= 10 and in_closed >= 0.9 and in_open <= 0.1:
+            found[col] = (
+                f"filled for {in_closed:.0%} of closed deals and {in_open:.0%} of open ones, "
+                "so it is recorded at the close"
+            )
+            continue
+        numbers = pd.to_numeric(frame.loc[closed, col], errors="coerce")
+        known = numbers.notna()
+        if known.mean() >= 0.98 and numbers[known].nunique() > 1:
+            outcome = y[closed][known]
+            if outcome.nunique() == 2:
+                auc = float(roc_auc_score(outcome, numbers[known]))
+                if max(auc, 1 - auc) >= 0.99:
+                    found[col] = f"alone it tells won from lost (AUC {max(auc, 1 - auc):.3f})"
+    return found
+
+
 def missing_columns(frame: pd.DataFrame, features: list[str]) -> None:
     missing = [c for c in features if c not in frame.columns]
     if missing:
@@ -408,6 +437,15 @@ def dataset(ws: Any, cfg: LeadsConfig) -> Dataset:
         raise ConfigError(
             f"{len(closed):,} closed deals ({won:,} won): at least {MIN_CLOSED} with 10 won and "
             "10 lost are needed; check leads.positive/negative or import more history"
+        )
+    for col, why in leaking_columns(frame, y, features).items():
+        if cfg.features:  # the user's own list: kept, but said
+            notes.append(f"{col} may give the outcome away: {why}")
+            continue
+        features.remove(col)
+        notes.append(
+            f"{col} is not used as a feature: it gives the outcome away ({why}); "
+            "list it in leads.exclude to silence this, or in leads.features to use it anyway"
         )
     schema = Schema.infer(closed, features)
     for col, why in schema.skipped.items():
