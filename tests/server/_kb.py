@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -109,3 +110,12 @@ def running(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def admin_workspace(path: Path) -> str:
+    """A new workspace at ``path`` (on the store the environment names) with an admin user;
+    returns the admin's API key."""
+    from datawheel.workspace import Workspace
+
+    with Workspace.init(path) as ws:
+        return ws.add_user("root", role="admin", groups=["*"])

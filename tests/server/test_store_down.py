@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _kb import bearer, running
+from _kb import admin_workspace, bearer, running
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.exc import OperationalError
 
@@ -19,8 +19,7 @@ def test_lost_database_is_a_503_with_what_to_do(
     pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DATAWHEEL_DATABASE_URL", pg_url)
-    with Workspace.init(tmp_path / "kb") as ws:
-        key = ws.add_user("root", role="admin", groups=["*"])
+    key = admin_workspace(tmp_path / "kb")
     ws = Workspace.open(tmp_path / "kb")
     url = make_url(pg_url)
     admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")

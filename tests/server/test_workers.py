@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _kb import DOCS, QUESTIONS, bearer, free_port, running
+from _kb import DOCS, QUESTIONS, admin_workspace, bearer, free_port, running
 from sqlalchemy import create_engine, func, select
 
 from datawheel.server.app import create_app
@@ -136,8 +136,7 @@ def test_workers_count_rate_limits_together(
 ) -> None:
     """Two services over one PostgreSQL store, one key: the limit holds across both."""
     monkeypatch.setenv("DATAWHEEL_DATABASE_URL", pg_url)
-    with Workspace.init(tmp_path / "kb") as ws:
-        key = ws.add_user("root", role="admin", groups=["*"])
+    key = admin_workspace(tmp_path / "kb")
     (tmp_path / "kb" / "datawheel.yaml").write_text("server:\n  rate_limit: 6/minute\n")
     first, second = Workspace.open(tmp_path / "kb"), Workspace.open(tmp_path / "kb")
     apps = [create_app(w, warm=False, shared_limits=True) for w in (first, second)]
