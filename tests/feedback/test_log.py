@@ -205,6 +205,26 @@ def test_a_correction_on_a_declined_answer_becomes_a_curated_answer(ws: Workspac
     assert again.text == "Ulaanbaatar is the capital of Mongolia."
 
 
+def test_a_tiny_knowledge_base_declines_without_a_contradicting_confidence(
+    tmp_path: Path,
+) -> None:
+    """Too small to calibrate, retrieval is trusted (confidence 1.0); when the generator then
+    finds no answer, the decline must not say "(confidence 100%)"."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "expenses.md").write_text(
+        "# Expenses\n\nMeals are capped at 60 euros per day.\n", encoding="utf-8"
+    )
+    with Workspace.init(tmp_path / "kb") as tiny:
+        tiny.ingest([docs])
+        answered = tiny.ask("How much can I spend on meals per day?")
+        declined = tiny.ask("What is the parental leave policy?")
+    assert not answered.declined and "60 euros" in answered.text
+    assert declined.declined and declined.answered_from == "declined"
+    assert declined.text.startswith("I could not find this in the knowledge base")
+    assert "%" not in declined.text, declined.text
+
+
 def test_empty_helpful_chunk_id_is_refused(ws: Workspace) -> None:
     answer = ws.ask(IN_DOMAIN)
 

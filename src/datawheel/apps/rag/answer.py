@@ -26,6 +26,11 @@ WEAK_EVIDENCE = (
     "I could not find this in the knowledge base: the closest sources below do not look "
     "like they answer it (confidence {confidence:.0%})."
 )
+# the sources looked relevant, but the generator found no answer in them: the retrieval
+# confidence (high, or 100% on a corpus too small to calibrate) would read as a contradiction
+NOT_IN_SOURCES = (
+    "I could not find this in the knowledge base: none of the closest sources below answers it."
+)
 
 
 NOTHING_READABLE = (
@@ -149,7 +154,7 @@ def ask(
             warnings.extend(generation.warnings)
         answered_from = "declined" if generation.declined else "generator"
         if generation.declined and generation.text == DECLINE_TEXT:
-            generation.text = WEAK_EVIDENCE.format(confidence=confidence)
+            generation.text = NOT_IN_SOURCES
     sources = [
         Source(
             n,
