@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from datawheel import Workspace
-from datawheel.errors import ModelError
+from datawheel.errors import ConfigError, ModelError
 from datawheel.models.embedder import resolve_model_path
 
 
@@ -103,6 +103,8 @@ def test_groups_and_filters_apply_inside_retrieval(tmp_path: Path) -> None:
     assert seen and all(h.title != "Expenses" for h in seen)
     only = ws.search("canteen menu", k=3, filters={"topic": "money"})
     assert [h.title for h in only] == ["Expenses"]  # filter inside retrieval, not after top-k
+    with pytest.raises(ConfigError, match=r"no document has the field 'colour' .* topic"):
+        ws.search("canteen menu", filters={"colour": "red"})  # a typo, not an empty result
     ws.close()
 
 

@@ -379,6 +379,7 @@ class Workspace(FeedbackMixin, TablesMixin, PredictionsMixin):
             raise ConfigError("the query is empty; pass some words to search for")
         if k < 1:
             raise ConfigError(f"k must be at least 1, got {k}")
+        self._check_filter_fields(filters)
         from datawheel.apps.rag.rank import rank as rank_chunks
 
         ranking = rank_chunks(
@@ -397,6 +398,16 @@ class Workspace(FeedbackMixin, TablesMixin, PredictionsMixin):
                 )
             )
         return hits
+
+    def _check_filter_fields(self, filters: Mapping[str, str] | None) -> None:
+        """A filter on a field no document has can match nothing: say so, with the fields."""
+        known = self.indexes.bm25.catalog.field_names() if filters else frozenset()
+        unknown = sorted(set(filters or ()) - known)
+        if unknown and known:
+            raise ConfigError(
+                f"no document has the field {', '.join(map(repr, unknown))} to filter on; "
+                f"the fields are: {', '.join(sorted(known))}"
+            )
 
     def retriever(self) -> Any:
         from datawheel.apps.rag.retrieve import Retriever

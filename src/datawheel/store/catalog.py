@@ -56,6 +56,7 @@ class Catalog:
     _pos: dict[str, int] = field(default_factory=dict, repr=False)
     _masks: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
     _alive_arr: np.ndarray | None = field(default=None, repr=False)
+    _names: frozenset[str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self._pos = {i: p for p, i in enumerate(self.ids) if self.alive[p]}
@@ -111,6 +112,12 @@ class Catalog:
         self._invalidate()
         return keep
 
+    def field_names(self) -> frozenset[str]:
+        """Every metadata key some row has (kept until the catalog changes)."""
+        if self._names is None:
+            self._names = frozenset(key for fields in self.fields for key in fields)
+        return self._names
+
     def mask(self, flt: Filter | None) -> np.ndarray:
         """Boolean mask over positions: alive and matching the filter."""
         if self._alive_arr is None:
@@ -146,6 +153,7 @@ class Catalog:
     def _invalidate(self) -> None:
         self._masks.clear()
         self._alive_arr = None
+        self._names = None
 
     def to_state(self) -> dict[str, Any]:
         return {"ids": self.ids, "alive": self.alive, "fields": self.fields, "groups": self.groups}
