@@ -71,9 +71,12 @@ def test_bad_files_are_reported_and_the_rest_ingested(tmp_path: Path) -> None:
     (docs / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
     (docs / "binary.txt").write_bytes(bytes(range(256)) * 10)
     (docs / "empty.txt").write_text("")
+    (docs / "deals.csv").write_text("id,amount\n1,10\n")  # not documents: counted, not read
+    (docs / "logo.png").write_bytes(b"\x89PNG\r\n")
     ws = Workspace.init(tmp_path / "kb")
     report = ws.ingest([docs])
     assert report.added == 1
+    assert report.skipped == {".csv": 1, ".png": 1}
     reasons = dict(report.failed)
     assert set(reasons) == {str(docs / n) for n in ("broken.pdf", "binary.txt", "empty.txt")}
     assert all(reasons.values())

@@ -21,7 +21,7 @@ import numpy as np
 
 from datawheel.clean.chunking import chunk_document
 from datawheel.errors import DatawheelError, SourceError
-from datawheel.sources import SourceDocument, SourceFailure, SourceItem, discover
+from datawheel.sources import SourceDocument, SourceFailure, SourceItem, SourceSkipped, discover
 from datawheel.store.base import ChunkRecord, DocumentRecord, DocumentWrite
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ class IngestReport:
     removed: int = 0
     chunks_added: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)  # file type -> files not read
     run_id: int | None = None
     seconds: float = 0.0
 
@@ -163,6 +164,9 @@ def _ingest(
             failures.append((str(root), "path does not exist; check the spelling", None))
             continue
         for found in discover(root, max_file_bytes=max_bytes):
+            if isinstance(found, SourceSkipped):
+                report.skipped[found.suffix] = report.skipped.get(found.suffix, 0) + 1
+                continue
             if isinstance(found, SourceFailure):
                 failures.append((found.uri, found.reason, None))
                 seen.add(found.uri)

@@ -32,6 +32,17 @@ def kb(tmp_path: Path) -> Path:
     return tmp_path / "kb"
 
 
+def test_ingest_names_the_files_it_passed_over(kb: Path, tmp_path: Path) -> None:
+    other = tmp_path / "exports"
+    other.mkdir()
+    (other / "pipeline.csv").write_text("id,stage\n1,won\n")
+    (other / "notes.md").write_text("# Notes\n\nShip tents in dry bags.")
+    result = runner.invoke(app, ["ingest", str(kb), str(other)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "passed over: 1 file: .csv (1); tables go in with: datawheel sources add" in text
+
+
 def test_search_json_and_table(kb: Path) -> None:
     result = runner.invoke(
         app, ["search", "enterprise returns", "-w", str(kb), "--k", "1", "--json"]

@@ -8,18 +8,24 @@ from pathlib import Path
 
 import docx
 
-from datawheel.sources import SourceFailure, SourceItem, discover
+from datawheel.sources import SourceFailure, SourceItem, SourceSkipped, discover
 
 LIMIT = 50 * 1024 * 1024
 
 
 def run(path: Path, limit: int = LIMIT) -> tuple[list[SourceItem], list[SourceFailure]]:
-    """Discover ``path``; return (items, failures) in the order they were found."""
+    """Discover ``path``; return (items, failures) in the order they were found (files of
+    other types, passed over, are in :func:`passed_over`)."""
     found = list(discover(path, max_file_bytes=limit))
     items = [f for f in found if isinstance(f, SourceItem)]
     failures = [f for f in found if isinstance(f, SourceFailure)]
-    assert len(items) + len(failures) == len(found)
+    assert len(items) + len(failures) + len(passed_over(path, limit)) == len(found)
     return items, failures
+
+
+def passed_over(path: Path, limit: int = LIMIT) -> list[SourceSkipped]:
+    """The files discovery passed over as not documents."""
+    return [f for f in discover(path, max_file_bytes=limit) if isinstance(f, SourceSkipped)]
 
 
 def make_pdf(pages: list[list[str]], *, title: str = "", author: str = "") -> bytes:

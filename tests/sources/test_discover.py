@@ -10,7 +10,7 @@ import pytest
 from datawheel.errors import SourceError
 from datawheel.sources import SUPPORTED_EXTENSIONS, SourceItem, discover, fingerprint
 
-from .helpers import run
+from .helpers import passed_over, run
 
 
 def write(path: Path, text: str) -> Path:
@@ -34,6 +34,7 @@ def test_walk_is_recursive_sorted_and_skips_hidden_and_unknown(tmp_path: Path) -
     rels = [Path(item.uri).relative_to(tmp_path).as_posix() for item in items]
     assert rels == ["a/y.html", "a/z.md", "b.txt"]
     assert all(os.path.isabs(item.uri) for item in items)
+    assert sorted(s.suffix for s in passed_over(tmp_path)) == [".csv", ".png"]  # counted
 
 
 def test_discover_accepts_a_single_file_and_a_str_path(tmp_path: Path) -> None:

@@ -84,6 +84,14 @@ def ingest(
         out.print(table)
         for uri, reason in report.failed:
             console.print(f"[yellow]failed[/] {escape(uri)}: {escape(reason)}", highlight=False)
+        if report.skipped:
+            kinds = ", ".join(f"{k} ({n:,})" for k, n in sorted(report.skipped.items()))
+            tables = {".csv", ".tsv", ".parquet", ".xlsx", ".xls"} & set(report.skipped)
+            hint = "; tables go in with: datawheel sources add NAME FILE" if tables else ""
+            total = sum(report.skipped.values())
+            files = f"{total:,} file" + ("s" if total != 1 else "")
+            note = f"not documents, passed over: {files}: {kinds}{hint}"
+            out.print(note, highlight=False)
         out.print(f"done in {report.seconds:.1f}s")
     if report.failed:
         raise typer.Exit(3 if (report.added + report.updated + report.unchanged) else 1)

@@ -13,6 +13,7 @@ from datawheel.sources.base import (
     SourceDocument,
     SourceFailure,
     SourceItem,
+    SourceSkipped,
     fingerprint,
 )
 from datawheel.sources.discovery import SUPPORTED_EXTENSIONS, discover
@@ -23,6 +24,7 @@ __all__ = [
     "SourceDocument",
     "SourceFailure",
     "SourceItem",
+    "SourceSkipped",
     "discover",
     "fingerprint",
 ]

@@ -62,6 +62,15 @@ class SourceFailure:
     reason: str
 
 
+@dataclass(frozen=True)
+class SourceSkipped:
+    """A file in a walked folder or archive of a type that is not a document (``.csv``,
+    ``.png``...): not read, but counted, so the report says what was passed over."""
+
+    uri: str
+    suffix: str
+
+
 def fingerprint(data: bytes) -> str:
     """A short, stable content hash."""
     return hashlib.sha256(data).hexdigest()[:32]

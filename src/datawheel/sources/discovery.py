@@ -26,7 +26,13 @@ from datawheel.sources import (
     slack,
 )
 from datawheel.sources.archive import walk_zip
-from datawheel.sources.base import SourceDocument, SourceFailure, SourceItem, fingerprint
+from datawheel.sources.base import (
+    SourceDocument,
+    SourceFailure,
+    SourceItem,
+    SourceSkipped,
+    fingerprint,
+)
 from datawheel.sources.entries import (
     READ_ERRORS,
     Entry,
@@ -40,7 +46,7 @@ from datawheel.sources.entries import (
 logger = logging.getLogger(__name__)
 
 Parser = Callable[[bytes, Entry], SourceDocument]
-Found = Iterator[SourceItem | SourceFailure]
+Found = Iterator[SourceItem | SourceFailure | SourceSkipped]
 
 _PARSERS: dict[str, Parser] = {
     ".txt": plaintext.parse,
@@ -58,10 +64,10 @@ def discover(path: Path | str, *, max_file_bytes: int) -> Found:
     """Yield an item for every document under ``path`` and a failure for every problem.
 
     ``path`` may be a supported file, a folder (walked recursively, names sorted, hidden
-    entries skipped, unknown extensions ignored) or a ``.zip`` archive (members read in
-    memory). Notion, Confluence and Slack exports inside a folder or archive are recognised.
-    Files larger than ``max_file_bytes`` are reported before they are read (for an archive
-    the limit applies to each member's uncompressed size).
+    entries skipped, other file types passed over as ``SourceSkipped``) or a ``.zip``
+    archive (members read in memory). Notion, Confluence and Slack exports inside a folder
+    or archive are recognised. Files larger than ``max_file_bytes`` are reported before they
+    are read (for an archive the limit applies to each member's uncompressed size).
 
     Example:
         >>> for found in discover(Path("docs"), max_file_bytes=50 * 1024 * 1024):
@@ -148,8 +154,10 @@ def _discover_file(entry: Entry, max_file_bytes: int, *, in_archive: bool) -> Fo
         yield from _one(entry, notion.parse, max_file_bytes)
         return
     parser = _PARSERS.get(suffix)
-    if parser is not None:  # other extensions in a walk are not documents: ignored
+    if parser is not None:
         yield from _one(entry, parser, max_file_bytes)
+    else:  # not a document: passed over, but counted for the report
+        yield SourceSkipped(entry.uri, suffix or "(no extension)")
 
 
 def _one(entry: Entry, parser: Parser, max_file_bytes: int, *, salt: str = "") -> Found:
