@@ -63,3 +63,26 @@ def test_serve_answers_with_a_key_made_by_the_cli(grouped_kb: Path, tmp_path: Pa
         output, _ = server.communicate(timeout=30)
     assert server.returncode == 0, output
     assert "Application shutdown complete" in output
+
+
+def test_a_port_in_use_is_refused_before_anything_loads(tmp_path: Path) -> None:
+    import socket
+
+    from datawheel.workspace import Workspace
+
+    Workspace.init(tmp_path / "kb").close()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "datawheel.cli.main", "serve", "--port", str(port)]
+            + ["-w", str(tmp_path / "kb")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 2, done.stdout + done.stderr
+    said = " ".join((done.stdout + done.stderr).split())
+    assert f"cannot listen on 127.0.0.1:{port}" in said and "pick another with --port" in said
+    assert "Application startup" not in said  # refused before the app was built

@@ -126,6 +126,7 @@ def serve(ws: Workspace, host: str, port: int, *, workers: int = 1, **uvicorn_op
     """Run the service; several worker processes need the PostgreSQL store."""
     import uvicorn
 
+    _check_port(host, port)  # before the models load, not after
     if workers <= 1:
         uvicorn.run(create_app(ws, scheduler=True), host=host, port=port, **uvicorn_options)
         return
@@ -145,6 +146,22 @@ def serve(ws: Workspace, host: str, port: int, *, workers: int = 1, **uvicorn_op
         timeout_worker_healthcheck=ws.config.server.worker_healthcheck_s,
         **uvicorn_options,
     )
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse a port another program listens on, with what to do (uvicorn would find out
+    only after the workspace's models had loaded)."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc} (another datawheel "
+                "serve, or another program, may use it); pick another with --port"
+            ) from None
 
 
 def app_from_env() -> FastAPI:
