@@ -28,6 +28,7 @@ sources:
       types: {{engage_date: date, close_date: date}}
       rules:
         - close_date >= engage_date
+        - close_date is not null
         - deal_stage in ('Won', 'Lost', 'Engaging', 'Prospecting')
         - deal_stage <> '[test]'
 """
@@ -39,12 +40,15 @@ sources:
     assert report["rows_in"] == 8800
     assert report["rows_clean"] + report["rows_quarantined"] == 8800
     rules = {r["expr"]: r for r in report["rules"]}
-    assert rules["close_date >= engage_date"]["total"] == 8800
+    assert rules["close_date >= engage_date"]["kept"] == 8800  # open deals: not applicable
+    assert rules["close_date is not null"]["kept"] == 8800 - 2089  # required: they fail
     listed = runner.invoke(
         app, ["quarantine", "list", "crm", "-w", str(kb), "--json", "--limit", "5"]
     )
     rows = json.loads(listed.stdout)["rows"]
-    assert len(rows) == 5 and all(r["_reasons"] for r in rows)
+    assert len(rows) == 5
+    reason = "rule close_date is not null: failed (close_date is not null)"
+    assert all(r["_reasons"] == [reason] for r in rows), [r["_reasons"] for r in rows]
     unknown = runner.invoke(app, ["clean", "nope", "-w", str(kb)])
     assert unknown.exit_code == 2 and "known: crm" in unknown.output
 

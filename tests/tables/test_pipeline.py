@@ -205,13 +205,19 @@ def test_crm_pipeline_counts_add_up(out):
     assert (c, q) == (report.rows_clean, report.rows_quarantined)
     by_name = {r.name: r for r in report.rules}
     assert by_name["stage"].kept == by_name["stage"].total == rows
-    # open deals have no close date yet, so the date rule fails for exactly those
+    # open deals have no close date yet: the date rule does not apply to them (a rule fails
+    # only when false, as an SQL CHECK), and no closed deal closes before it was engaged
     open_deals = (
         duckdb.connect()
         .execute(f"SELECT count(*) FROM read_csv('{CRM}') WHERE close_date IS NULL")
         .fetchone()[0]
     )
-    assert by_name["closes_after_engage"].kept == rows - open_deals
+    assert open_deals == 2089
+    assert by_name["closes_after_engage"].kept == rows
+    strict = run_clean(
+        src, spec.model_copy(update={"rules": ["close_date is not null"]}), out
+    )  # how to require the value instead
+    assert strict.rules[0].kept == rows - open_deals
 
 
 def test_memory_capped_run_over_a_larger_file(tmp_path, out):

@@ -20,6 +20,7 @@ outlier step, with its exact statistics, is in ``tables/outliers.py``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import duckdb
@@ -368,9 +369,17 @@ class RulesStep(Step):
 
     def cannot_check(self, rule: Rule, error: str) -> ConfigError:
         """The error for a rule the engine cannot bind (an unknown column, a type clash)."""
+        hint = ""
+        used = [c for c in self.columns if re.search(rf"(?<!\w){re.escape(c)}(?!\w)", rule.expr)]
+        if used and re.search(r"VARCHAR|STRING", error, re.IGNORECASE):
+            hint = (
+                f" Columns are read as text unless typed: declare {', '.join(used)} under the "
+                f"source's clean.types (e.g. types: {{{used[0]}: double}}) and the rule "
+                "compares numbers or dates."
+            )
         return ConfigError(
-            f"rule {rule.label!r} ({rule.expr}) cannot be checked: {error.splitlines()[0]}. "
-            f"The table's columns are: {', '.join(self.columns)}"
+            f"rule {rule.label!r} ({rule.expr}) cannot be checked: {error.splitlines()[0]}."
+            f"{hint} The table's columns are: {', '.join(self.columns)}"
         )
 
     def not_sql(self, rule: Rule, error: str) -> ConfigError:
@@ -387,7 +396,7 @@ class RulesStep(Step):
     def checks(self) -> list[tuple[str, str]]:
         lit = self.dialect.lit
         return [
-            (f"NOT coalesce(({r.expr}), false)", lit(f"rule {r.label}: failed ({r.expr})"))
+            (f"NOT coalesce(({r.expr}), true)", lit(f"rule {r.label}: failed ({r.expr})"))
             for r in self.rules
         ]
 
