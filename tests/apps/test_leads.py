@@ -241,6 +241,19 @@ def test_columns_recorded_at_the_close_are_left_out_with_the_reason(tmp_path: Pa
         assert any(n.startswith("close_value may give the outcome away") for n in kept.notes)
 
 
+def test_a_field_filled_for_one_outcome_only_is_left_out(ws: Workspace, tmp_path: Path) -> None:
+    deals = _deals()
+    for d in deals:  # a lost reason: written when a deal is lost, and only then
+        d["lost_reason"] = "price" if d["stage"] == "Lost" else ""
+    write_csv(tmp_path / "deals.csv", deals)  # the file the fixture's source reads
+    report = train_leads(ws, _cfg())
+    assert "lost_reason" not in report.features and "channel" in report.features
+    assert any(
+        n.startswith("lost_reason is not used") and "filled alone tells won from lost" in n
+        for n in report.notes
+    ), report.notes
+
+
 def test_cli(tmp_path: Path) -> None:
     from datawheel.cli.main import app
 

@@ -138,8 +138,9 @@ def feature_columns(frame: pd.DataFrame, cfg: LeadsConfig) -> list[str]:
 
 def leaking_columns(frame: pd.DataFrame, y: pd.Series, features: list[str]) -> dict[str, str]:
     """Features that give the outcome away, with why: recorded at the close (filled for
-    closed deals, empty for open ones, like a close date or value), or separating won from
-    lost on their own (AUC >= 0.99, like a value that is 0 for every lost deal)."""
+    closed deals, empty for open ones, like a close date or value), filled for one outcome
+    only (like a lost reason), or separating won from lost on their own (AUC >= 0.99, like a
+    value that is 0 for every lost deal)."""
     from sklearn.metrics import roc_auc_score
 
     closed, still_open = y.notna(), y.isna()
@@ -154,6 +155,12 @@ def leaking_columns(frame: pd.DataFrame, y: pd.Series, features: list[str]) -> d
                 "so it is recorded at the close"
             )
             continue
+        outcome = y[closed]
+        if outcome.nunique() == 2 and filled[closed].nunique() == 2:
+            auc = float(roc_auc_score(outcome, filled[closed]))
+            if max(auc, 1 - auc) >= 0.99:
+                found[col] = "whether it is filled alone tells won from lost"
+                continue
         numbers = pd.to_numeric(frame.loc[closed, col], errors="coerce")
         known = numbers.notna()
         if known.mean() >= 0.98 and numbers[known].nunique() > 1:
