@@ -118,6 +118,23 @@ def test_html_drops_script_style_nav_and_keeps_sections(tmp_path: Path) -> None:
     assert doc.sections[1].text == "UPS ground\n\nFedEx\n\nZone | Days\n\nWest | 2"
 
 
+def test_html_keeps_the_page_content_not_the_site_chrome(tmp_path: Path) -> None:
+    chrome = "<header>Acme Help Center</header>{}<footer>(c) Acme. Cookie settings</footer>"
+    article = "<h1>Returns</h1><p>Return items within 30 days.</p><footer>By Sam</footer>"
+    marked = tmp_path / "marked.html"
+    marked.write_text(
+        "<html><body>" + chrome.format(f"<main>{article}</main><aside>Ads</aside>") + "</body>",
+        "utf-8",
+    )
+    bare = tmp_path / "bare.html"
+    bare.write_text("<html><body>" + chrome.format(f"<article>{article}</article>"), "utf-8")
+    for path in (marked, bare):
+        text = load_one(path).text
+        assert "Return items within 30 days." in text and "By Sam" in text, path.name
+        for gone in ("Acme Help Center", "Cookie settings", "Ads"):
+            assert gone not in text, (path.name, gone)
+
+
 def test_html_title_falls_back_to_first_h1(tmp_path: Path) -> None:
     path = tmp_path / "page.htm"
     path.write_text("<html><body><h1>Only H1</h1><p>Text.</p></body></html>", "utf-8")

@@ -1,4 +1,5 @@
-"""HTML pages: scripts, styles and navigation dropped, ``h1``..``h6`` become sections."""
+"""HTML pages: scripts, styles, navigation and the site header and footer dropped (only
+``<main>`` read when the page marks one), ``h1``..``h6`` become sections."""
 
 from __future__ import annotations
 
@@ -31,13 +32,27 @@ def parse(data: bytes, entry: Entry) -> SourceDocument:
     title = squash(title_node.text() if title_node else "") or squash(h1.text() if h1 else "")
     tree.strip_tags(DROPPED_TAGS)
     builder = SectionBuilder()
-    read_html(tree.body or tree.root, builder)
+    read_html(_content_root(tree), builder)
     return SourceDocument(
         uri=entry.uri,
         title=title or entry.stem,
         sections=builder.build(title or entry.stem),
         metadata=base_metadata(entry, "html"),
     )
+
+
+def _content_root(tree: LexborHTMLParser) -> LexborNode | None:
+    """The page's own content: its ``<main>`` when it marks one, else the body without the
+    site header and footer around it (the same on every page of a site, so they would only
+    add noise to every document)."""
+    main = tree.css_first("main") or tree.css_first('[role="main"]')
+    if main is not None:
+        return main
+    body = tree.body
+    if body is not None:
+        for chrome in body.css("body > header, body > footer"):
+            chrome.decompose()
+    return body or tree.root
 
 
 def read_html(root: LexborNode | None, builder: SectionBuilder) -> None:
