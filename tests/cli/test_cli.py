@@ -118,3 +118,11 @@ def test_snippet_drops_markdown_emphasis() -> None:
     snippet = hit.snippet(60)
     assert "**" not in snippet and "`" not in snippet
     assert snippet.endswith("…") and len(snippet) <= 60
+
+
+def test_version_is_the_installed_one() -> None:
+    from importlib.metadata import version
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"datawheel {version('datawheel')}"
