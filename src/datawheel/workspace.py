@@ -401,9 +401,11 @@ class Workspace(FeedbackMixin, TablesMixin, PredictionsMixin):
 
     def _check_filter_fields(self, filters: Mapping[str, str] | None) -> None:
         """A filter on a field no document has can match nothing: say so, with the fields."""
-        known = self.indexes.bm25.catalog.field_names() if filters else frozenset()
-        unknown = sorted(set(filters or ()) - known)
-        if unknown and known:
+        if not filters:
+            return
+        known = self.indexes.bm25.catalog.field_names()
+        unknown = sorted(set(filters) - known)
+        if unknown and known:  # an empty index matches nothing anyway
             raise ConfigError(
                 f"no document has the field {', '.join(map(repr, unknown))} to filter on; "
                 f"the fields are: {', '.join(sorted(known))}"
