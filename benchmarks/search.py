@@ -8,6 +8,7 @@ instead of re-embedding. Each query is embedded for real; process start is exclu
 Target: hybrid p95 <= 30 ms at 100k chunks on 2 cores.
 
 Usage: python benchmarks/search.py [--json] [--queries 1000] [--sizes 5000,100000]
+                                  [--runtime onnx-int8]
 """
 
 from __future__ import annotations
@@ -115,24 +116,34 @@ def ann_recall(ws: Workspace, queries: list[str], n: int = 200) -> float | None:
     return round(found / (10 * len(vecs)), 4)
 
 
+def _workspace(path: Path, runtime: str | None) -> Workspace:
+    """A new workspace, embedding with ``runtime`` when given (else the default config's)."""
+    if runtime:  # init keeps a config that is already there
+        path.mkdir(parents=True)
+        (path / "datawheel.yaml").write_text(f"embedding:\n  runtime: {runtime}\n")
+    return Workspace.init(path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--sizes", default="5000,100000")
+    ap.add_argument("--runtime", default=None, help="embedding.runtime (default: config's)")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     queries = load_queries()
     results = []
     hnsw_recall = None
     with tempfile.TemporaryDirectory() as tmp:
-        base = Workspace.init(Path(tmp) / "base")
+        base = _workspace(Path(tmp) / "base", args.runtime)
+        print(f"embedding runtime: {base.embedder.runtime}")
         base.ingest([SCIFACT / "corpus.jsonl"])
         for size in sizes:
             if size <= len(base.indexes.vectors):
                 results += measure(base, queries, args.queries)
                 continue
-            big = Workspace.init(Path(tmp) / f"big{size}")
+            big = _workspace(Path(tmp) / f"big{size}", args.runtime)
             t0 = time.perf_counter()
             made = replicate(base, big, size)
             print(f"built {made:,} chunks in {time.perf_counter() - t0:.0f} s")

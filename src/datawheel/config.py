@@ -40,9 +40,10 @@ class EmbeddingConfig(_Section):
     )
     runtime: Literal["auto", "torch", "onnx", "onnx-int8", "torch-bf16", "openvino"] = Field(
         "auto",
-        description="How to run it: auto (openvino on CPUs with AMX when datawheel[openvino] "
-        "is installed, else onnx-int8), openvino (bf16 where the CPU has it: ~1.5x onnx-int8 "
-        "on AMX, cosine 0.99998 to fp32), onnx-int8 (per-channel int8, cosine ~0.995), torch "
+        description="How to run it: auto (openvino on CPUs with native bf16, AMX or "
+        "AVX512-BF16, when datawheel[openvino] is installed, else onnx-int8), openvino (bf16 "
+        "where the CPU has it: ~1.5x onnx-int8 on AMX, cosine 0.99998 to fp32), onnx-int8 "
+        "(per-channel int8, cosine ~0.995), torch "
         "(PyTorch fp32), onnx (fp32), or torch-bf16.",
     )
     batch_size: int = Field(32, ge=1, le=1024, description="Texts per forward pass.")

@@ -163,10 +163,12 @@ def test_missing_openvino_says_which_extra(monkeypatch: pytest.MonkeyPatch, tmp_
         load_embedder(runtime="openvino", cache_dir=tmp_path).embed(["x"])
 
 
-def test_auto_picks_openvino_only_on_amx_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_picks_openvino_only_on_native_bf16_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(embedder_module, "cpu_flags", lambda: {"avx512f", "amx_bf16"})
     assert resolve_runtime("auto") == "openvino"
     monkeypatch.setattr(embedder_module, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    assert resolve_runtime("auto") == "openvino"
+    monkeypatch.setattr(embedder_module, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_vnni"})
     assert resolve_runtime("auto") == "onnx-int8"
     monkeypatch.setattr(embedder_module, "cpu_flags", set)
     assert resolve_runtime("auto") == "onnx-int8"
