@@ -90,6 +90,14 @@ def test_non_utf8_file(write, out, encoding):
     assert rows[1][0] == "Renée"
 
 
+def test_short_western_file_is_read_as_cp1252_not_a_lookalike_code_page(write, out):
+    # charset-normalizer alone calls these bytes cp1250, where 0xC5 is "Ĺ", not "Å"
+    text = "id;name;amount\n1;José;10,5\n2;Zoë;-3\n3;Åsa;7\n"
+    src = write("nordic.csv", text.encode("cp1252"))
+    report = run_clean(src, CleanSpec(), out)
+    assert [r[1] for r in _rows(report.clean_path)] == ["José", "Zoë", "Åsa"]
+
+
 def test_detect_encoding_utf8_and_cp1252(tmp_path):
     p = tmp_path / "x.csv"
     p.write_bytes("a\nné\n".encode())

@@ -67,25 +67,43 @@ def _strict(data: bytes, encoding: str) -> str:
 
 
 def _guess(data: bytes) -> str:
+    encoding = guess_encoding(data)
+    if encoding is None:
+        raise _binary()
+    return data.decode(encoding)
+
+
+def guess_encoding(data: bytes) -> str | None:
+    """The most plausible encoding of bytes that are not UTF-8 (None: not text at all).
+
+    A byte-order mark decides.
+    cp1252 wins over the best guess whenever it is as plausible: charset-normalizer reads a
+    short Western-European text as cp1250 or another code page as readily (and "Åsa" then
+    comes out as "Ĺsa").
+    """
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return encoding
     matches = charset_normalizer.from_bytes(data)
     best = matches.best()
     if best is None:
-        raise _binary()
+        return None
     if is_multi_byte_encoding(best.encoding):
         if _looks_western(data):
             try:
-                return data.decode("cp1252")
+                data.decode("cp1252")
+                return "cp1252"
             except UnicodeDecodeError:
                 pass
-        return str(best)
+        return best.encoding
     for match in matches:
         if (
             "cp1252" in match.could_be_from_charset
             and match.chaos <= best.chaos + _CHAOS_TOLERANCE
             and match.coherence >= best.coherence
         ):
-            return data.decode("cp1252")
-    return str(best)
+            return "cp1252"
+    return best.encoding
 
 
 def _looks_western(data: bytes) -> bool:

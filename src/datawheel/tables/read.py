@@ -139,7 +139,8 @@ def _load_scan(
 
 
 def detect_encoding(path: Path, sample_bytes: int = 1 << 20) -> str:
-    """``utf-8`` when the first MiB decodes as UTF-8, else charset-normalizer's best guess."""
+    """``utf-8`` when the first MiB decodes as UTF-8, else the most plausible guess (cp1252
+    when it is as plausible as any: see :func:`datawheel.sources.decode.guess_encoding`)."""
     with path.open("rb") as fh:
         sample = fh.read(sample_bytes)
     try:
@@ -147,14 +148,14 @@ def detect_encoding(path: Path, sample_bytes: int = 1 << 20) -> str:
         return "utf-8"
     except UnicodeDecodeError:
         pass
-    from charset_normalizer import from_bytes
+    from datawheel.sources.decode import guess_encoding
 
-    best = from_bytes(sample).best()
-    if best is None:
+    encoding = guess_encoding(sample)
+    if encoding is None:
         raise SourceError(
             f"cannot tell the text encoding of {path}; set encoding: (e.g. cp1252, latin-1)"
         )
-    return best.encoding
+    return encoding
 
 
 def _transcode(path: Path, encoding: str, workdir: Path) -> Path:
