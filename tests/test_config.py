@@ -26,6 +26,17 @@ def test_unknown_key_names_the_valid_ones(tmp_path: Path) -> None:
     assert "fusion" in msg and "did you mean 'fusion'" in msg
 
 
+def test_unknown_key_in_a_list_item_names_the_valid_ones() -> None:
+    # sources: {name: {clean: {standardise: [{...}]}}}: a dict, an optional model and a list
+    bad = {"column": "day", "how": "date", "formats": ["%d/%m/%Y"]}
+    with pytest.raises(ConfigError) as err:
+        Config.from_dict({"sources": {"crm": {"path": "x.csv", "clean": {"standardise": [bad]}}}})
+    msg = str(err.value)
+    assert "sources.crm.clean.standardise.0.formats: unknown key" in msg
+    assert "valid keys here: column, how, input_formats" in msg
+    assert "did you mean 'input_formats'" in msg
+
+
 def test_bad_value_names_the_choices(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         Config.from_dict({"embedding": {"runtime": "cuda"}})

@@ -277,15 +277,23 @@ def resolve_secret(value: str) -> str:
 
 
 def _model_at(path: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The settings model at ``path`` (keys, source names and list positions), if any."""
     model: type[BaseModel] = Config
     parts = list(path)
     while parts:
         field = model.model_fields.get(str(parts.pop(0)))
         annotation = field.annotation if field else None
-        if get_origin(annotation) is dict:  # sources: {name: SourceConfig}
-            annotation = get_args(annotation)[1]
-            if parts:
-                parts.pop(0)
+        while True:
+            origin, args = get_origin(annotation), get_args(annotation)
+            if origin in (dict, list):  # sources: {name: ...}; standardise: [...]
+                annotation = args[-1]
+                if parts:
+                    parts.pop(0)
+            elif args and origin not in (dict, list):  # X | None
+                models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+                annotation = models[0] if models else None
+            else:
+                break
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return None
         model = annotation
