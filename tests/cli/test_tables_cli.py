@@ -49,6 +49,9 @@ sources:
     assert len(rows) == 5
     reason = "rule close_date is not null: failed (close_date is not null)"
     assert all(r["_reasons"] == [reason] for r in rows), [r["_reasons"] for r in rows]
+    table = runner.invoke(app, ["quarantine", "list", "crm", "-w", str(kb), "--limit", "1"])
+    first = rows[0]
+    assert f"opportunity_id={first['opportunity_id']}" in table.output  # the row as it came in
     unknown = runner.invoke(app, ["clean", "nope", "-w", str(kb)])
     assert unknown.exit_code == 2 and "known: crm" in unknown.output
 

@@ -141,10 +141,14 @@ def quarantine_list(
         return
     table = Table("row", "reasons", "original")
     for r in rows:
+        # the row as it came in: its columns, or the raw text of a line that did not parse
+        original = r.get("_raw_line") or ", ".join(
+            f"{k}={v}" for k, v in r.items() if not k.startswith("_")
+        )
         table.add_row(
-            str(r.get("_row")),
+            str(r.get("_row") or f"line {r.get('_line')}"),
             "; ".join(map(str, r.get("_reasons") or [])),
-            str(r.get("_original"))[:120],
+            original[:200],
         )
     out.print(table)
 
