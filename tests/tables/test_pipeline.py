@@ -133,6 +133,22 @@ def test_every_step_reports_what_it_changed(write, out):
     assert reasons[6] == ["drop_missing: name is missing"]
 
 
+def test_decimal_comma_numbers(write, out):
+    csv = "id;amount\n1;10,5\n2;1.234,25\n3; -7 \n4;10.5\n5;1.23,4\n"
+    spec = CleanSpec(
+        standardise=[Standardise(column="amount", how="decimal_comma")],
+        types={"amount": "double"},
+        rules=["amount > 0"],
+    )
+    report = run_clean(write("eu.csv", csv), spec, out)
+    assert _rows(report.clean_path) == [("1", 10.5), ("2", 1234.25)]
+    reasons = {b["_row"]: b["_reasons"] for b in list_quarantined(out, "t")}
+    assert reasons[3] == ["rule amount > 0: failed (amount > 0)"]
+    # a dot where a decimal comma is declared is ambiguous: quarantined, never read as 105
+    assert reasons[4] == ["standardise: amount value 10.5 is not a valid decimal_comma"]
+    assert reasons[5] == ["standardise: amount value 1.23,4 is not a valid decimal_comma"]
+
+
 @pytest.mark.parametrize(
     ("method", "action", "expected"),
     [("iqr", "flag", 1), ("zscore", "drop", 0), ("iqr", "drop", 1)],

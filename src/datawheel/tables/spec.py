@@ -86,10 +86,11 @@ class DropMissing(_Model):
 
 class Standardise(_Model):
     column: str = Field(..., description="Column to standardise.")
-    how: Literal["trim", "lower", "upper", "email", "phone", "date"] = Field(
+    how: Literal["trim", "lower", "upper", "email", "phone", "date", "decimal_comma"] = Field(
         ...,
         description="trim/lower/upper: text; email: trimmed, lower case, checked; "
-        "phone: digits with a leading +; date: parsed with input_formats into a DATE.",
+        "phone: digits with a leading +; date: parsed with input_formats into a DATE; "
+        "decimal_comma: a number written 1.234,5 becomes 1234.5 (then declare it under types).",
     )
     input_formats: list[str] = Field(
         default_factory=list,

@@ -260,6 +260,8 @@ class FillStep(Step):
 
 
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+#: 1.234.567,89 or 1234567,89 or -12: dots only between groups of three digits
+_DECIMAL_COMMA = r"^[+-]?([0-9]{1,3}(\.[0-9]{3})+|[0-9]+)(,[0-9]+)?$"
 
 
 @dataclass
@@ -278,6 +280,8 @@ class StandardiseStep(Step):
             return f"lower(trim({col}))"
         if fix.how == "phone":
             return f"nullif('+' || {d.digits(col)}, '+')"
+        if fix.how == "decimal_comma":
+            return f"replace(replace(trim({col}), '.', ''), ',', '.')"
         tries = ", ".join(d.parse_time(f"trim({col})", f) for f in fix.input_formats)
         return f"CAST(coalesce({tries}) AS DATE)"
 
@@ -293,6 +297,9 @@ class StandardiseStep(Step):
                 bad = f"length({new}) < 8"
             elif fix.how == "date":
                 bad = f"{new} IS NULL"
+            elif fix.how == "decimal_comma":  # "10.5" would silently become 105
+                text = f"trim({self.dialect.to_text(raw)})"
+                bad = f"NOT {self.dialect.full_match(text, _DECIMAL_COMMA)}"
             else:
                 continue
             detail = (
