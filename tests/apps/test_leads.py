@@ -146,6 +146,17 @@ def test_score_file_missing_feature_columns_lists_them(ws: Workspace, tmp_path: 
         score_leads(ws, _cfg(), bad)
 
 
+def test_a_converted_0_1_column_is_read_as_won_and_lost_by_default() -> None:
+    import pandas as pd
+
+    from datawheel.apps.leads.model import labels
+
+    frame = pd.DataFrame({"Converted": ["1", "0", " 1 ", "TRUE", "false", "1.0", "", None]})
+    y = labels(frame, LeadsConfig(target="Converted"))
+    assert y.tolist()[:6] == [1.0, 0.0, 1.0, 1.0, 0.0, 1.0]
+    assert y.iloc[6:].isna().all()  # no outcome yet: open
+
+
 def test_unknown_target_values_are_refused_with_the_values(tmp_path: Path) -> None:
     rows = _deals(200)
     rows[3]["stage"] = "Maybe"

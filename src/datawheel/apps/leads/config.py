@@ -89,10 +89,12 @@ class LeadsConfig(_Section):
     id_column: str = Field("id", description="The column that identifies a deal.")
     target: str = Field("outcome", description="The column saying how a deal ended.")
     positive: list[str] = Field(
-        default_factory=lambda: ["won", "yes"], description="Target values meaning won."
+        default_factory=lambda: ["won", "yes", "true", "1", "1.0"],
+        description="Target values meaning won (any case).",
     )
     negative: list[str] = Field(
-        default_factory=lambda: ["lost", "no"], description="Target values meaning lost."
+        default_factory=lambda: ["lost", "no", "false", "0", "0.0"],
+        description="Target values meaning lost (any case).",
     )
     open: list[str] = Field(
         default_factory=list,
