@@ -321,6 +321,25 @@ def test_weekly_totals_are_refused_with_the_reason(ws: Any, tmp_path: Path) -> N
     assert train_forecast(ws, cfg_for(tmp_path / "sparse.csv")).series == 6
 
 
+def test_a_day_first_export_with_its_own_column_names(ws: Any, tmp_path: Path) -> None:
+    from datawheel.apps.forecast.data import load_history
+
+    history, _ = synth(days=120)
+    history.to_csv(tmp_path / "iso.csv", index=False)
+    german = history.rename(
+        columns={"date": "Datum", "store": "Filiale", "item": "Artikel", "sales": "Absatz"}
+    )
+    german["Datum"] = pd.to_datetime(german["Datum"]).dt.strftime("%d.%m.%Y")
+    german.to_csv(tmp_path / "de.csv", index=False, sep=";")
+    cfg = cfg_for(tmp_path / "de.csv", date="Datum", series=["Filiale", "Artikel"], target="Absatz")
+    got = load_history(ws, cfg)
+    want = load_history(ws, cfg_for(tmp_path / "iso.csv"))
+    # every day read day-first (pandas alone reads 01.02.2016 as 2 January): same history
+    assert not got.bad_rows and got.gaps_filled == want.gaps_filled == 0
+    assert got.frame["ds"].tolist() == want.frame["ds"].tolist()
+    assert got.frame["y"].tolist() == want.frame["y"].tolist()
+
+
 DEMAND = Path(__file__).resolve().parents[3] / "shared/datasets/store_item_demand/train.csv"
 
 

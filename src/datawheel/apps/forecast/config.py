@@ -71,6 +71,11 @@ class ForecastConfig(_Section):
         None, description="Sales history: a table source under sources:, or a file path."
     )
     date: str = Field("date", description="Date column (one row per series and day).")
+    date_format: str | None = Field(
+        None,
+        description="strptime format of the dates, e.g. '%d/%m/%Y'; null: ISO, or the one "
+        "format that reads the whole column.",
+    )
     series: list[str] = Field(
         default_factory=lambda: ["store", "item"],
         description="Columns that identify a series; they are also model features.",

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from datawheel.dates import parse_dates
 from datawheel.errors import ConfigError, MissingExtraError, SourceError
 from datawheel.tables.read import ROW, load
 from datawheel.tables.spec import TableSource
@@ -113,7 +114,7 @@ def read_rows(source: TableSource, cfg: ForecastConfig) -> tuple[pd.DataFrame, l
     bad: list[BadRow] = [
         BadRow(r.line, f"unreadable line: {r.reason}", {}) for r in loaded.rejected
     ]
-    ds = _dates(raw[cfg.date].str.strip())
+    ds = parse_dates(raw[cfg.date], cfg.date_format, "forecast.date_format").dt.normalize()
     y = pd.to_numeric(raw[cfg.target].str.strip(), errors="coerce")
     reasons = pd.Series("", index=raw.index)
     reasons[ds.isna()] = f"{cfg.date} is not a date"
@@ -137,17 +138,6 @@ def read_rows(source: TableSource, cfg: ForecastConfig) -> tuple[pd.DataFrame, l
     if bad:
         log.warning("%s: %d rows left out (%s)", source.name, len(bad), bad[0].reason)
     return good, bad
-
-
-def _dates(text: pd.Series) -> pd.Series:
-    """ISO dates fast; anything else parsed one by one (``format="mixed"`` is slow)."""
-    import pandas as pd
-
-    ds = pd.to_datetime(text, errors="coerce", format="ISO8601")
-    retry = ds.isna() & text.notna()
-    if retry.any():
-        ds[retry] = pd.to_datetime(text[retry], errors="coerce", format="mixed")
-    return ds.dt.normalize()
 
 
 def fill_gaps(frame: pd.DataFrame, series: list[str]) -> tuple[pd.DataFrame, int]:
@@ -220,7 +210,8 @@ def add_known_future(
             )
         keys = {cfg.date: DS} | {c: c for c in spec.on if c != cfg.date}
         right = table[list(spec.on) + cols].rename(columns=keys)
-        right[DS] = _dates(right[DS].astype(str).str.strip())
+        right[DS] = parse_dates(right[DS], cfg.date_format, "forecast.date_format")
+        right[DS] = right[DS].dt.normalize()
         for c in spec.on:
             if c != cfg.date:
                 right[c] = right[c].astype(str).str.strip()

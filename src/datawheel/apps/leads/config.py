@@ -106,6 +106,11 @@ class LeadsConfig(_Section):
         description="Date column ordering the deals: the holdout and backtests use the "
         "latest ones, so no future data is used in training.",
     )
+    date_format: str | None = Field(
+        None,
+        description="strptime format of the date columns, e.g. '%d/%m/%Y'; null: ISO, or the "
+        "one format that reads the whole column.",
+    )
     features: list[str] = Field(
         default_factory=list,
         description="Feature columns; default: every column except the id, target, time and "

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from datawheel.apps.leads.config import LeadsConfig
+from datawheel.dates import parse_dates
 from datawheel.errors import ConfigError
 from datawheel.tables.read import ROW, load
 from datawheel.tables.spec import TableSource
@@ -385,7 +386,7 @@ def time_order(frame: pd.DataFrame, cfg: LeadsConfig) -> np.ndarray:
             f"time column {cfg.time_column!r} is not in the deals; "
             f"columns: {', '.join(frame.columns)}"
         )
-    when = pd.to_datetime(frame[cfg.time_column], errors="coerce")
+    when = parse_dates(frame[cfg.time_column], cfg.date_format, "leads.date_format")
     if when.isna().all():
         raise ConfigError(
             f"{cfg.time_column} holds no dates; set leads.time_column to a date column"

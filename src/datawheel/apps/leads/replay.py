@@ -36,6 +36,7 @@ from datawheel.apps.leads.model import (
     read_deals,
 )
 from datawheel.apps.leads.score import _inputs, score_frame
+from datawheel.dates import parse_dates
 from datawheel.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -119,12 +120,12 @@ def replay_leads(
         )
     if close_column in features:
         notes.append(f"{close_column} is a feature; add it to leads.exclude (known at the close)")
-    closes = pd.to_datetime(frame[close_column], errors="coerce")
+    closes = parse_dates(frame[close_column], cfg.date_format, "leads.date_format")
     undated = int((y.notna() & closes.isna()).sum())
     if undated:
         notes.append(f"{undated:,} closed deals have no {close_column}; never replayed")
     if cfg.time_column:
-        engaged = pd.to_datetime(frame[cfg.time_column], errors="coerce")
+        engaged = parse_dates(frame[cfg.time_column], cfg.date_format, "leads.date_format")
         never = int((engaged.isna() & y.isna()).sum())
         if never:
             notes.append(f"{never:,} open deals have no {cfg.time_column}; never scored")
