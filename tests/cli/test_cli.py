@@ -81,6 +81,15 @@ def test_missing_workspace_is_a_clear_error(tmp_path: Path) -> None:
     assert "datawheel init" in result.output
 
 
+def test_search_and_ask_on_an_empty_workspace_say_to_ingest(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["init", str(tmp_path / "kb")]).exit_code == 0
+    found = runner.invoke(app, ["search", "refund", "-w", str(tmp_path / "kb")])
+    assert found.exit_code == 0 and "holds no documents yet; datawheel ingest" in found.output
+    asked = runner.invoke(app, ["ask", "what is the refund policy", "-w", str(tmp_path / "kb")])
+    assert asked.exit_code == 0 and "Ingest documents first" in asked.output
+    assert "sources" not in asked.output  # no empty "closest sources" heading
+
+
 def test_help_has_examples() -> None:
     for cmd in (
         "init",

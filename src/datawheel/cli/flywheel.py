@@ -72,8 +72,8 @@ def ask(
         )
     out.print(escape(answer.text), highlight=False)
     out.print()
-    label = "closest sources" if answer.declined else "sources"
-    out.print(f"[bold]{label}[/]")
+    if answer.sources:
+        out.print(f"[bold]{'closest sources' if answer.declined else 'sources'}[/]")
     for s in answer.sources:
         mark = "" if s.cited else "[dim]"
         heading = f" > {escape(s.heading)}" if s.heading else ""

@@ -49,6 +49,7 @@ def search(
     with opened(workspace) as ws:
         group_list = [g.strip() for g in groups.split(",")] if groups else None
         hits = ws.search(query, k=k, mode=mode, filters=parse_filters(filter_), groups=group_list)
+        empty = not hits and ws.store.counts().get("documents", 0) == 0
     if json_:
         print_json(
             {
@@ -59,7 +60,8 @@ def search(
         )
         return
     if not hits:
-        out.print("no results")
+        hint = f": the workspace holds no documents yet; datawheel ingest {ws.path} DOCS/"
+        out.print("no results" + (hint if empty else ""), highlight=False)
         return
     table = Table("#", "score", "title / source", "snippet", show_lines=True)
     for h in hits:
