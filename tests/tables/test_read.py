@@ -169,6 +169,32 @@ def test_parquet_jsonl_and_excel(tmp_path, out):
     assert _rows(xl.clean_path) == [("1", "a"), ("2.5", None)]
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "latin-1"])
+def test_lines_above_the_header_are_skipped_when_declared(write, out, encoding):
+    text = "Sales report;;\nExported 01.05.2024 by Zoë;;\nid;amount;region\n1;5;Nord\n2;7;Süd\n"
+    src = write("pre.csv", text.encode(encoding), skip_rows=2)
+    report = run_clean(src, CleanSpec(rules=["region <> 'x'"]), out)
+    assert report.columns == ["id", "amount", "region"]
+    assert _rows(report.clean_path) == [("1", "5", "Nord"), ("2", "7", "Süd")]
+    with pytest.raises(SourceError, match="no header at line 9; .*set skip_rows"):
+        run_clean(write("pre2.csv", text.encode(encoding), skip_rows=8), CleanSpec(), out)
+
+
+def test_excel_title_rows_and_repeated_header_names(tmp_path, out):
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.append(["Q1 orders"])
+    book.active.append([])
+    book.active.append(["id", "amount", "amount", None])
+    book.active.append([1, 10, 12, "x"])
+    book.save(tmp_path / "t.xlsx")
+    src = TableSource(name="t", path=str(tmp_path / "t.xlsx"), skip_rows=2)
+    report = run_clean(src, CleanSpec(), out)
+    assert report.columns == ["id", "amount", "amount_1", "column4"]
+    assert _rows(report.clean_path) == [("1", "10", "12", "x")]
+
+
 def test_tsv_and_explicit_delimiter(write):
     con = duckdb.connect()
     loaded = load(con, write("t.tsv", "a\tb\n1\t2\n"))

@@ -24,6 +24,9 @@ _BOMS = (
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
 _CHAOS_TOLERANCE = 0.1  # how much "messier" cp1252 may look than the best guess and still win
+# how much less "coherent" (language-like) it may look: on a few lines the scores are noise,
+# and an old DOS code page (cp775, cp850) outscored cp1252 on "Zoë ... Süd" by 0.03
+_COHERENCE_TOLERANCE = 0.05
 _ALLOWED_CONTROLS = frozenset("\t\n\r\f\v")
 _HIGH = re.compile(rb"[\x80-\xff]")
 _HIGH_PAIR = re.compile(rb"[\x80-\xff]{2}")
@@ -100,7 +103,7 @@ def guess_encoding(data: bytes) -> str | None:
         if (
             "cp1252" in match.could_be_from_charset
             and match.chaos <= best.chaos + _CHAOS_TOLERANCE
-            and match.coherence >= best.coherence
+            and match.coherence >= best.coherence - _COHERENCE_TOLERANCE
         ):
             return "cp1252"
     return best.encoding

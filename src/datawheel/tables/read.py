@@ -174,15 +174,30 @@ def _transcode(path: Path, encoding: str, workdir: Path) -> Path:
     return out
 
 
-def _header(path: Path, delimiter: str) -> list[str]:
+def _header_line(path: Path, skip: int) -> str:
+    """The header: the first line, or the line after ``skip`` lines of preamble."""
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        for _ in range(skip):
+            fh.readline()
+        return fh.readline()
+
+
+def _header(path: Path, delimiter: str, skip: int = 0) -> list[str]:
     import csv
 
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        first = fh.readline()
-    row = next(csv.reader([first], delimiter=delimiter), [])
+    row = next(csv.reader([_header_line(path, skip)], delimiter=delimiter), [])
     names = [c.strip() for c in row]
     if not names or names == [""]:
-        raise SourceError(f"{path} has no header line; the first line must name the columns")
+        where = f"line {skip + 1}" if skip else "the first line"
+        raise SourceError(
+            f"{path} has no header at {where}; it must name the columns (set skip_rows: to "
+            "the number of lines above the header)"
+        )
+    return unique_names(names)
+
+
+def unique_names(names: list[str | None]) -> list[str]:
+    """Column names as given, with blanks named ``column<i>`` and repeats ``<name>_<n>``."""
     seen: dict[str, int] = {}
     out = []
     for i, name in enumerate(names):
@@ -196,9 +211,8 @@ def _header(path: Path, delimiter: str) -> list[str]:
     return out
 
 
-def _sniff_delimiter(path: Path) -> str:
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        first = fh.readline()
+def _sniff_delimiter(path: Path, skip: int = 0) -> str:
+    first = _header_line(path, skip)
     counts = {d: first.count(d) for d in (",", ";", "\t", "|")}
     best = max(counts, key=lambda d: counts[d])
     return best if counts[best] else ","
@@ -223,16 +237,18 @@ def _load_csv(
         # _header/_sniff read text as UTF-8; give them a latin-1 view of the same bytes
         head = work / "head.csv"
         with path.open("rb") as fh:
-            head.write_text(fh.readline().decode("latin-1"), encoding="utf-8")
+            lines = [fh.readline() for _ in range(source.skip_rows + 1)]
+        head.write_text(b"".join(lines).decode("latin-1"), encoding="utf-8")
         hpath = head
     else:
         hpath = path
-    delimiter = delimiter or _sniff_delimiter(hpath)
-    columns = _header(hpath, delimiter)
+    delimiter = delimiter or _sniff_delimiter(hpath, source.skip_rows)
+    columns = _header(hpath, delimiter, source.skip_rows)
     spec = "{" + ", ".join(f"{_lit(c)}: 'VARCHAR'" for c in columns) + "}"
     # no sniffing: the header gives the columns, so a broken quote cannot fool the dialect
     scan = (
-        f"read_csv({_lit(path)}, auto_detect=false, header=false, skip=1, columns={spec}, "
+        f"read_csv({_lit(path)}, auto_detect=false, header=false, "
+        f"skip={source.skip_rows + 1}, columns={spec}, "
         f"delim={_lit(delimiter)}, quote='\"', escape='\"', encoding={_lit(duck_encoding)}, "
         "store_rejects=true, rejects_table='dw_rejects', rejects_scan='dw_rejects_scan')"
     )
@@ -313,11 +329,11 @@ def _load_excel(
         raise ConfigError(
             f"{source.name}: no sheet {source.sheet!r}; sheets: {', '.join(book.sheetnames)}"
         ) from None
-    rows = sheet.iter_rows(values_only=True)
+    rows = sheet.iter_rows(values_only=True, min_row=source.skip_rows + 1)
     header = next(rows, None)
     if not header:
-        raise SourceError(f"{source.name}: {path} has an empty first sheet")
-    columns = [_cell_text(h) or f"column{i + 1}" for i, h in enumerate(header)]
+        raise SourceError(f"{source.name}: {path} has no header row in its sheet")
+    columns = unique_names([_cell_text(h) for h in header])
 
     def batches() -> Any:
         batch: list[tuple[Any, ...]] = []

@@ -92,6 +92,11 @@ def _read_csv(
 ) -> SparkRead:
     from pyspark.sql import types as T
 
+    if source.skip_rows:  # Spark's CSV reader takes the first line as the header
+        raise ConfigError(
+            f"{source.name}: skip_rows is not supported with engine: spark; remove the "
+            f"{source.skip_rows} line(s) above the header from the file, or clean it with DuckDB"
+        )
     encoding = source.encoding or (detect_encoding(_local(path)) if local else "utf-8")
     head = tempfile.mkdtemp(prefix="datawheel-head-")
     try:  # the header's names as the DuckDB reader makes them (blank, repeated)

@@ -54,6 +54,12 @@ class TableSource(_Model):
     delimiter: str | None = Field(None, description="CSV delimiter; default: detected.")
     encoding: str | None = Field(None, description="File encoding; default: detected.")
     sheet: str | None = Field(None, description="Excel sheet; default: the first one.")
+    skip_rows: int = Field(
+        0,
+        ge=0,
+        description="CSV lines or Excel rows above the header row (a report title, export "
+        "notes); default: the header is the first line.",
+    )
     key: list[str] = Field(
         default_factory=list, description="Columns that identify a row (used by dedupe)."
     )
