@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import logging
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,12 +197,12 @@ def _header(path: Path, delimiter: str, skip: int = 0) -> list[str]:
     return unique_names(names)
 
 
-def unique_names(names: list[str | None]) -> list[str]:
+def unique_names(names: Sequence[str | None]) -> list[str]:
     """Column names as given, with blanks named ``column<i>`` and repeats ``<name>_<n>``."""
     seen: dict[str, int] = {}
     out = []
-    for i, name in enumerate(names):
-        name = name or f"column{i + 1}"
+    for i, given in enumerate(names):
+        name = given or f"column{i + 1}"
         if name in seen:
             seen[name] += 1
             name = f"{name}_{seen[name]}"
