@@ -162,15 +162,42 @@ def leaking_columns(frame: pd.DataFrame, y: pd.Series, features: list[str]) -> d
             if max(auc, 1 - auc) >= 0.99:
                 found[col] = "whether it is filled alone tells won from lost"
                 continue
-        numbers = pd.to_numeric(frame.loc[closed, col], errors="coerce")
-        known = numbers.notna()
-        if known.mean() >= 0.98 and numbers[known].nunique() > 1:
-            outcome = y[closed][known]
-            if outcome.nunique() == 2:
-                auc = float(roc_auc_score(outcome, numbers[known]))
-                if max(auc, 1 - auc) >= 0.99:
-                    found[col] = f"alone it tells won from lost (AUC {max(auc, 1 - auc):.3f})"
+        alone = numeric_auc(frame, y, col)
+        if alone is not None and alone >= 0.99:
+            found[col] = f"alone it tells won from lost (AUC {alone:.3f})"
     return found
+
+
+#: A number that alone ranks won above lost this well is worth a second look: it may be
+#: known only once the outcome is (the UCI bank data's call duration: 0.82; the next: 0.75).
+STRONG_AUC = 0.8
+
+
+def strong_columns(frame: pd.DataFrame, y: pd.Series, features: list[str]) -> dict[str, float]:
+    """Numeric features that alone separate won from lost with AUC in [0.8, 0.99)."""
+    found = {}
+    for col in features:
+        auc = numeric_auc(frame, y, col)
+        if auc is not None and STRONG_AUC <= auc < 0.99:
+            found[col] = auc
+    return found
+
+
+def numeric_auc(frame: pd.DataFrame, y: pd.Series, col: str) -> float | None:
+    """How well ``col`` alone ranks won above lost or the reverse (0.5-1), for a column of
+    numbers on closed deals; None for other columns."""
+    from sklearn.metrics import roc_auc_score
+
+    closed = y.notna()
+    numbers = pd.to_numeric(frame.loc[closed, col], errors="coerce")
+    known = numbers.notna()
+    if known.mean() < 0.98 or numbers[known].nunique() < 2:
+        return None
+    outcome = y[closed][known]
+    if outcome.nunique() < 2:
+        return None
+    auc = float(roc_auc_score(outcome, numbers[known]))
+    return max(auc, 1 - auc)
 
 
 def missing_columns(frame: pd.DataFrame, features: list[str]) -> None:
@@ -454,6 +481,12 @@ def dataset(ws: Any, cfg: LeadsConfig) -> Dataset:
         notes.append(
             f"{col} is not used as a feature: it gives the outcome away ({why}); "
             "list it in leads.exclude to silence this, or in leads.features to use it anyway"
+        )
+    for col, auc in strong_columns(frame, y, features).items():
+        notes.append(
+            f"{col} alone separates won from lost (AUC {auc:.2f}): if it is only known once "
+            "the outcome is (a call's duration, a final price), add it to leads.exclude, or "
+            "the model will score new leads on a value they do not have yet"
         )
     schema = Schema.infer(closed, features)
     for col, why in schema.skipped.items():
