@@ -86,12 +86,26 @@ def test_truncated_zip_in_a_folder_is_a_failure_and_the_walk_goes_on(tmp_path: P
     assert len(failures) == 1 and failures[0].uri == str(tmp_path / "cut.zip")
 
 
-def test_archive_inside_an_archive_is_reported(tmp_path: Path) -> None:
-    inner = make_zip(tmp_path / "inner.zip", {"a.txt": "inner"}).read_bytes()
-    path = make_zip(tmp_path / "outer.zip", {"inner.zip": inner, "b.txt": "outer"})
+def test_archive_inside_an_archive_is_read_one_level_deep(tmp_path: Path) -> None:
+    """A large Notion export is a zip of Part-N.zip files; a third level is reported."""
+    deepest = make_zip(tmp_path / "deepest.zip", {"x.txt": "too deep"}).read_bytes()
+    notion = "Onboarding 0123456789abcdef0123456789abcdef.md"
+    part = make_zip(
+        tmp_path / "part.zip",
+        {f"Team/{notion}": "# Onboarding\n\nLaptops on day one.", "deeper.zip": deepest},
+    ).read_bytes()
+    path = make_zip(tmp_path / "outer.zip", {"Part-1.zip": part, "b.txt": "outer"})
     items, (failure,) = run(path)
-    assert [item.uri for item in items] == [f"{path}!/b.txt"]
-    assert "archive inside an archive" in failure.reason
+    inner = f"{path}!/Part-1.zip!/Team/{notion}"
+    assert [item.uri for item in items] == [inner, f"{path}!/b.txt"]
+    doc = items[0].load()
+    assert doc.title == "Onboarding" and "Laptops on day one." in doc.text
+    assert doc.metadata["topic"] == "Team" and doc.metadata["kind"] == "notion"
+    assert failure.uri == f"{path}!/Part-1.zip!/deeper.zip"
+    assert "three levels deep" in failure.reason
+    # over the size limit the inner archive is refused by its header, nothing read
+    (big,) = run(path, limit=len(part) - 1)[1][:1]
+    assert big.uri == f"{path}!/Part-1.zip" and "over the limit" in big.reason
 
 
 def test_member_over_the_size_limit_is_refused_by_its_header(tmp_path: Path) -> None:

@@ -1,5 +1,8 @@
 """Zip archives read in memory: members become entries, nothing is extracted to disk.
 
+A zip inside a zip (a large Notion export is a zip of ``Part-N.zip`` files) is read one
+level deep, in memory, within the file size limit; deeper archives are reported.
+
 Members whose names could escape a folder (``../x``, ``/etc/x``, ``C:\\x``) are reported as
 unsafe and skipped; the other members are still read.
 """
@@ -7,10 +10,11 @@ unsafe and skipped; the other members are still read.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import os
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import lru_cache, partial
 from pathlib import Path, PurePosixPath
 
@@ -33,10 +37,37 @@ def walk_zip(path: Path) -> Iterator[Entry | SourceFailure]:
         yield SourceFailure(uri, f"cannot read archive: {os_reason(exc)}")
         return
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
-        yield SourceFailure(
-            uri, f"not a readable zip archive ({exc}); re-create or re-download the export"
-        )
+        yield SourceFailure(uri, _unreadable(exc))
         return
+    yield from _members(archive, uri, "", path.stem, partial(_read_member, path))
+
+
+def walk_inner_zip(entry: Entry) -> Iterator[Entry | SourceFailure]:
+    """The members of a zip that is itself a member of a zip on disk (a large Notion export
+    is a zip of ``Part-N.zip`` files): read into memory, so only within the size limit the
+    caller checked. Their uris are ``outer.zip!/inner.zip!/member``."""
+    outer, _, name = entry.uri.partition("!/")
+    try:
+        stat = os.stat(outer)
+        archive = _open_inner(outer, stat.st_mtime_ns, stat.st_size, name)
+    except OSError as exc:
+        yield SourceFailure(entry.uri, f"cannot read archive: {os_reason(exc)}")
+        return
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, KeyError) as exc:
+        yield SourceFailure(entry.uri, _unreadable(exc))
+        return
+    yield from _members(
+        archive, entry.uri, entry.rel + "/", entry.stem, partial(_read_inner, outer, name)
+    )
+
+
+def _members(
+    archive: zipfile.ZipFile,
+    uri: str,
+    prefix: str,
+    topic: str,
+    read: Callable[[str], bytes],
+) -> Iterator[Entry | SourceFailure]:
     for info in sorted(archive.infolist(), key=lambda i: i.filename):
         name = info.filename
         member_uri = f"{uri}!/{name}"
@@ -57,12 +88,16 @@ def walk_zip(path: Path) -> Iterator[Entry | SourceFailure]:
         parent = PurePosixPath(name).parent.name
         yield Entry(
             uri=member_uri,
-            rel=name,
+            rel=prefix + name,
             size=info.file_size,
             mtime=_zip_time(info.date_time),
-            topic=parent or path.stem,
-            read=partial(_read_member, path, name),
+            topic=parent or topic,
+            read=partial(read, name),
         )
+
+
+def _unreadable(exc: BaseException) -> str:
+    return f"not a readable zip archive ({exc}); re-create or re-download the export"
 
 
 def is_unsafe(name: str) -> bool:
@@ -75,6 +110,17 @@ def is_unsafe(name: str) -> bool:
 
 def _read_member(path: Path, name: str) -> bytes:
     return _open(path).read(name)
+
+
+def _read_inner(outer: str, inner: str, name: str) -> bytes:
+    stat = os.stat(outer)
+    return _open_inner(outer, stat.st_mtime_ns, stat.st_size, inner).read(name)
+
+
+@lru_cache(maxsize=2)
+def _open_inner(outer: str, mtime_ns: int, size: int, inner: str) -> zipfile.ZipFile:
+    # the inner archive's bytes stay in memory while its members are read (two at most)
+    return zipfile.ZipFile(io.BytesIO(_open_cached(outer, mtime_ns, size).read(inner)))
 
 
 def _open(path: Path) -> zipfile.ZipFile:

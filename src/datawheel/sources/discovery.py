@@ -25,7 +25,7 @@ from datawheel.sources import (
     plaintext,
     slack,
 )
-from datawheel.sources.archive import walk_zip
+from datawheel.sources.archive import walk_inner_zip, walk_zip
 from datawheel.sources.base import (
     SourceDocument,
     SourceFailure,
@@ -138,12 +138,21 @@ def _discover_all(
 def _discover_file(entry: Entry, max_file_bytes: int, *, in_archive: bool) -> Found:
     suffix = entry.suffix
     if suffix == ".zip":
-        if in_archive or entry.path is None:
+        if entry.path is not None:
+            yield from _discover_all(walk_zip(entry.path), max_file_bytes, in_archive=True)
+        elif entry.uri.count("!/") > 1:
             yield SourceFailure(
-                entry.uri, "archive inside an archive is not read; extract the outer one first"
+                entry.uri,
+                "archive three levels deep is not read; extract the outer ones first",
+            )
+        elif entry.size > max_file_bytes:
+            yield SourceFailure(
+                entry.uri,
+                f"archive inside an archive: {too_big_reason(entry.size, max_file_bytes)}; "
+                "or extract the outer one first",
             )
         else:
-            yield from _discover_all(walk_zip(entry.path), max_file_bytes, in_archive=True)
+            yield from _discover_all(walk_inner_zip(entry), max_file_bytes, in_archive=True)
         return
     if suffix == ".jsonl":
         data = yield from _read(entry, max_file_bytes)
