@@ -72,6 +72,13 @@ class TablesMixin(WorkspacePart):
         self.config = config
         return self.table_source(name)
 
+    def preview_source(self, name: str, rows: int = 5) -> Any:
+        """A table source's columns and first ``rows`` rows (a :class:`Preview`), with a hint
+        when its header looks like a title line."""
+        from datawheel.tables.read import preview
+
+        return preview(self.table_source(name), rows)
+
     def clean(
         self,
         name: str,

@@ -96,3 +96,29 @@ def test_sources_add_keeps_comments_and_validates(tmp_path: Path) -> None:
     result = runner.invoke(app, ["clean", "deals", "-w", str(kb), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["rows_in"] == 2
+
+
+def test_sources_add_shows_the_first_rows_and_spots_a_title_line(tmp_path: Path) -> None:
+    kb = tmp_path / "kb"
+    runner.invoke(app, ["init", str(kb)])
+    titled = tmp_path / "report.csv"
+    titled.write_text("Q1 sales report,,\nid,amount,region\n1,10,north\n2,-5,south\n")
+    added = runner.invoke(app, ["sources", "add", "q1", str(titled), "-w", str(kb), "--json"])
+    assert added.exit_code == 0, added.output
+    preview = json.loads(added.stdout)["preview"]
+    assert preview["columns"] == ["Q1 sales report", "column2", "column3"]
+    assert preview["rows"][0] == ["id", "amount", "region"]
+    assert "set skip_rows:" in preview["hint"]
+    plain = tmp_path / "deals.csv"
+    plain.write_text("id,amount\n1,10\n2,-5\n")
+    shown = runner.invoke(app, ["sources", "add", "deals", str(plain), "-w", str(kb)])
+    assert shown.exit_code == 0 and "first 2 rows" in shown.output
+    assert "skip_rows" not in shown.output
+    # a database that is down: registered all the same, with the reason it cannot be read
+    down = runner.invoke(
+        app,
+        ["sources", "add", "erp", "postgresql://127.0.0.1:9/erp", "--table", "t", "-w", str(kb)],
+    )
+    assert down.exit_code == 0 and "cannot read it yet" in down.output
+    assert "cannot connect to the database" in down.output
+    assert "erp:" in (kb / "datawheel.yaml").read_text()

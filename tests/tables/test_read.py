@@ -216,3 +216,37 @@ def test_source_needs_exactly_one_origin():
         TableSource(name="x", url="sqlite://")
     with pytest.raises(ValueError, match="Extra inputs"):
         TableSource(name="x", path="a.csv", delimter=",")  # type: ignore[call-arg]
+
+
+def test_preview_reads_only_the_first_rows_of_every_kind_of_source(tmp_path):
+    import sqlite3
+
+    import openpyxl
+
+    from datawheel.tables.read import preview
+
+    con = duckdb.connect()
+    con.execute(
+        f"COPY (SELECT range AS id, 'r' || range AS s FROM range(1000)) "
+        f"TO '{tmp_path / 'x.parquet'}' (FORMAT parquet)"
+    )
+    (tmp_path / "x.csv").write_text("id,s\n" + "".join(f"{i},r{i}\n" for i in range(1000)))
+    (tmp_path / "x.jsonl").write_text("".join(f'{{"id": {i}, "s": "r{i}"}}\n' for i in range(1000)))
+    book = openpyxl.Workbook()
+    book.active.append(["id", "s"])
+    for i in range(1000):
+        book.active.append([i, f"r{i}"])
+    book.save(tmp_path / "x.xlsx")
+    db = sqlite3.connect(tmp_path / "x.db")
+    db.execute("CREATE TABLE t (id INTEGER, s TEXT)")
+    db.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"r{i}") for i in range(1000)])
+    db.commit()
+    db.close()
+    sources = [TableSource(name=n, path=str(tmp_path / f"x.{n}")) for n in ("csv", "parquet")]
+    sources += [TableSource(name=n, path=str(tmp_path / f"x.{n}")) for n in ("jsonl", "xlsx")]
+    sources.append(TableSource(name="db", url=f"sqlite:///{tmp_path / 'x.db'}", table="t"))
+    for src in sources:
+        peek = preview(src, rows=3)
+        assert peek.columns == ["id", "s"], src.name
+        assert peek.rows == [("0", "r0"), ("1", "r1"), ("2", "r2")], src.name
+        assert peek.hint is None

@@ -14,10 +14,12 @@ from datawheel.cli.common import (
     JsonOpt,
     SparkMasterOpt,
     WorkspaceOpt,
+    console,
     opened,
     out,
     print_json,
 )
+from datawheel.errors import DatawheelError
 
 sources_app = typer.Typer(
     rich_markup_mode=None,
@@ -55,14 +57,32 @@ def sources_add(
     """
     with opened(workspace) as ws:
         source = ws.add_source(name, location, table=table, query=query)
+        try:  # registered either way; a source that cannot be read yet is said, not fatal
+            peek, problem = ws.preview_source(name), None
+        except DatawheelError as exc:
+            peek, problem = None, str(exc)
     if json_:
-        print_json(source.model_dump(mode="json"))
-    else:
-        out.print(
-            f"added source {name!r}; declare its cleaning steps and rules under "
-            f"sources.{name}.clean in {ws.path / 'datawheel.yaml'}",
-            highlight=False,
-        )
+        shown = {"columns": peek.columns, "rows": peek.rows, "hint": peek.hint} if peek else None
+        print_json({**source.model_dump(mode="json"), "preview": shown, "problem": problem})
+        return
+    out.print(
+        f"added source {name!r}; declare its cleaning steps and rules under "
+        f"sources.{name}.clean in {ws.path / 'datawheel.yaml'}",
+        highlight=False,
+    )
+    if problem:
+        console.print(f"[yellow]warning:[/] cannot read it yet: {escape(problem)}")
+        return
+    assert peek is not None
+    shown = peek.columns[:8]  # a wide table would not fit; all are in --json
+    more = len(peek.columns) - len(shown)
+    title = f"first {len(peek.rows)} rows, as text" + (f"; {more} more columns" if more else "")
+    table_ = Table(*shown, title=title)
+    for row in peek.rows:
+        table_.add_row(*(escape(v) if v is not None else "" for v in row[: len(shown)]))
+    out.print(table_)
+    if peek.hint:
+        console.print(f"[yellow]warning:[/] {escape(peek.hint)}")
 
 
 def sources_list(workspace: WorkspaceOpt = None, json_: JsonOpt = False) -> None:

@@ -72,14 +72,16 @@ def load(
     table: str = "raw",
     workdir: Path | None = None,
     row_column: bool = True,
+    limit: int | None = None,
 ) -> Loaded:
     """Read ``source`` into the DuckDB table ``table`` (plus a ``__dw_row`` column).
 
     ``workdir`` holds temporary files (a UTF-8 copy of a file in another encoding). Without
-    ``row_column`` the table has only the source's columns, in source order.
+    ``row_column`` the table has only the source's columns, in source order. ``limit`` reads
+    only the first rows (a preview).
     """
     if source.url:
-        loaded = _load_sql(con, source, table, row_column)
+        loaded = _load_sql(con, source, table, row_column, limit)
     else:
         path = Path(source.path or "")
         if not path.is_file():
@@ -91,16 +93,49 @@ def load(
             )
         fmt = source.format if source.format != "auto" else _format_of(path)
         if fmt in ("csv", "tsv"):
-            loaded = _load_csv(con, source, path, fmt, table, workdir, row_column)
+            loaded = _load_csv(con, source, path, fmt, table, workdir, row_column, limit)
         elif fmt == "parquet":
-            loaded = _load_scan(con, f"read_parquet({_lit(path)})", table, row_column)
+            loaded = _load_scan(con, f"read_parquet({_lit(path)})", table, row_column, limit)
         elif fmt == "jsonl":
             scan = f"read_json({_lit(path)}, format='newline_delimited')"
-            loaded = _load_scan(con, scan, table, row_column)
+            loaded = _load_scan(con, scan, table, row_column, limit)
         else:
-            loaded = _load_excel(con, source, path, table, row_column)
+            loaded = _load_excel(con, source, path, table, row_column, limit)
     log.info("loaded %s: %d rows, %d rejected", source.name, loaded.rows, len(loaded.rejected))
     return loaded
+
+
+@dataclass
+class Preview:
+    """A source's columns, its first rows (as text) and, when the header looks wrong, why."""
+
+    columns: list[str]
+    rows: list[tuple[str | None, ...]]
+    hint: str | None = None
+
+
+def preview(source: TableSource, rows: int = 5) -> Preview:
+    """The first ``rows`` rows of ``source``, read as :func:`clean` would read them.
+
+    The hint fires when most header cells are blank (named ``column<i>``): the first line is
+    then likely a report title, and ``skip_rows`` should skip it.
+    """
+    con = duckdb.connect()
+    try:
+        with tempfile.TemporaryDirectory(prefix="datawheel-preview-") as tmp:
+            loaded = load(con, source, "raw", Path(tmp), row_column=False, limit=rows)
+        cols = ", ".join(f"CAST({ident(c)} AS VARCHAR)" for c in loaded.columns)
+        first = con.execute(f"SELECT {cols} FROM raw").fetchall()
+    finally:
+        con.close()
+    blank = sum(1 for i, c in enumerate(loaded.columns) if c == f"column{i + 1}")
+    hint = None
+    if len(loaded.columns) > 1 and blank * 2 >= len(loaded.columns):
+        hint = (
+            f"{blank} of {len(loaded.columns)} header cells are empty: if the first lines are a "
+            f"title or notes, set skip_rows: to the number of lines above the header"
+        )
+    return Preview(loaded.columns, [tuple(r) for r in first], hint)
 
 
 def _format_of(path: Path) -> str:
@@ -128,10 +163,15 @@ def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 
 
 def _load_scan(
-    con: duckdb.DuckDBPyConnection, scan: str, table: str, row_column: bool = True
+    con: duckdb.DuckDBPyConnection,
+    scan: str,
+    table: str,
+    row_column: bool = True,
+    limit: int | None = None,
 ) -> Loaded:
     number = f", row_number() OVER () AS {ROW}" if row_column else ""
-    con.execute(f"CREATE TABLE {table} AS SELECT *{number} FROM {scan}")
+    first = f" LIMIT {int(limit)}" if limit is not None else ""
+    con.execute(f"CREATE TABLE {table} AS SELECT *{number} FROM {scan}{first}")
     rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
     return Loaded(_columns(con, table), rows)
 
@@ -227,6 +267,7 @@ def _load_csv(
     table: str,
     workdir: Path | None,
     row_column: bool = True,
+    limit: int | None = None,
 ) -> Loaded:
     encoding = (source.encoding or detect_encoding(path)).lower().replace("-", "_")
     duck_encoding = _DUCKDB_ENCODINGS.get(encoding)
@@ -254,7 +295,7 @@ def _load_csv(
         "store_rejects=true, rejects_table='dw_rejects', rejects_scan='dw_rejects_scan')"
     )
     try:
-        loaded = _load_scan(con, scan, table, row_column)
+        loaded = _load_scan(con, scan, table, row_column, limit)
     except duckdb.Error as exc:
         raise SourceError(f"{source.name}: cannot read {path} as CSV: {exc}") from None
     # strip, not rstrip: on CRLF files DuckDB's csv_line starts with the previous line's "\n"
@@ -317,6 +358,7 @@ def _load_excel(
     path: Path,
     table: str,
     row_column: bool = True,
+    limit: int | None = None,
 ) -> Loaded:
     import openpyxl
 
@@ -330,7 +372,8 @@ def _load_excel(
         raise ConfigError(
             f"{source.name}: no sheet {source.sheet!r}; sheets: {', '.join(book.sheetnames)}"
         ) from None
-    rows = sheet.iter_rows(values_only=True, min_row=source.skip_rows + 1)
+    last = source.skip_rows + 1 + limit if limit is not None else None
+    rows = sheet.iter_rows(values_only=True, min_row=source.skip_rows + 1, max_row=last)
     header = next(rows, None)
     if not header:
         raise SourceError(f"{source.name}: {path} has no header row in its sheet")
@@ -365,7 +408,11 @@ def hide_password(url: str) -> str:
 
 
 def _load_sql(
-    con: duckdb.DuckDBPyConnection, source: TableSource, table: str, row_column: bool = True
+    con: duckdb.DuckDBPyConnection,
+    source: TableSource,
+    table: str,
+    row_column: bool = True,
+    limit: int | None = None,
 ) -> Loaded:
     import sqlalchemy as sa
 
@@ -392,6 +439,9 @@ def _load_sql(
             columns = list(result.keys())
 
             def batches() -> Any:
+                if limit is not None:
+                    yield result.fetchmany(limit)
+                    return
                 while chunk := result.fetchmany(BATCH_ROWS):
                     yield chunk
 
