@@ -147,6 +147,15 @@ def test_decimal_comma_numbers(write, out):
     # a dot where a decimal comma is declared is ambiguous: quarantined, never read as 105
     assert reasons[4] == ["standardise: amount value 10.5 is not a valid decimal_comma"]
     assert reasons[5] == ["standardise: amount value 1.23,4 is not a valid decimal_comma"]
+    # without the standardise step the reason says what to do
+    plain = run_clean(write("eu2.csv", csv), CleanSpec(types={"amount": "double"}), out)
+    assert plain.rows_clean == 2  # -7 and 10.5 convert
+    hinted = {b["_row"]: b["_reasons"][0] for b in list_quarantined(out, "t")}
+    assert hinted[1] == (
+        "types: amount value 10,5 is not double "
+        "(a decimal comma? standardise amount with how: decimal_comma)"
+    )
+    assert hinted[5] == "types: amount value 1.23,4 is not double"
 
 
 @pytest.mark.parametrize(

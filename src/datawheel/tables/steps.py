@@ -262,6 +262,8 @@ class FillStep(Step):
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 #: 1.234.567,89 or 1234567,89 or -12: dots only between groups of three digits
 _DECIMAL_COMMA = r"^[+-]?([0-9]{1,3}(\.[0-9]{3})+|[0-9]+)(,[0-9]+)?$"
+#: a number that only a decimal comma keeps from converting: 10,5 or 1.234,5
+_COMMA_NUMBER = r"^[+-]?([0-9]{1,3}(\.[0-9]{3})+|[0-9]+),[0-9]+$"
 
 
 @dataclass
@@ -346,14 +348,16 @@ class TypesStep(Step):
     def checks(self) -> list[tuple[str, str]]:
         exprs = self.transforms()
         d = self.dialect
-        return [
-            (
-                f"{ident(c)} IS NOT NULL AND {exprs[c]} IS NULL",
-                f"'types: ' || {d.lit(c)} || ' value ' || {d.to_text(ident(c))} || "
-                f"{d.lit(' is not ' + t)}",
-            )
-            for c, t in self.types.items()
-        ]
+        checks = []
+        for c, t in self.types.items():
+            text = d.to_text(ident(c))
+            detail = f"'types: ' || {d.lit(c)} || ' value ' || {text} || {d.lit(' is not ' + t)}"
+            if t in ("integer", "double"):  # "10,5": say how to read a European number
+                comma = d.full_match(f"trim({text})", _COMMA_NUMBER)
+                hint = d.lit(f" (a decimal comma? standardise {c} with how: decimal_comma)")
+                detail += f" || CASE WHEN {comma} THEN {hint} ELSE '' END"
+            checks.append((f"{ident(c)} IS NOT NULL AND {exprs[c]} IS NULL", detail))
+        return checks
 
     def summary(self, failed: int) -> str:
         names = ", ".join(self.types)
