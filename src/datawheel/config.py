@@ -289,7 +289,7 @@ def _model_at(path: tuple[Any, ...]) -> type[BaseModel] | None:
                 annotation = args[-1]
                 if parts:
                     parts.pop(0)
-            elif args and origin not in (dict, list):  # X | None
+            elif args:  # X | None
                 models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
                 annotation = models[0] if models else None
             else:

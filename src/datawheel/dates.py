@@ -78,17 +78,17 @@ def _column_format(text: pd.Series, setting: str) -> str | None:
     import pandas as pd
 
     sample = text.drop_duplicates().head(_SAMPLE)
-    best: tuple[int, str, pd.Series] | None = None
-    readings: list[tuple[str, pd.Series]] = []
+    best, best_read = None, 0
+    readings: list[tuple[str, pd.Series]] = []  # the formats that read every value
     for fmt in FORMATS:
         parsed = pd.to_datetime(sample, errors="coerce", format=fmt)
         read = int(parsed.notna().sum())
         if read == len(sample):
             readings.append((fmt, parsed))
-        if read and (best is None or read > best[0]):
-            best = (read, fmt, parsed)
+        if read > best_read:
+            best, best_read = fmt, read
+    first_fmt, first = readings[0] if readings else ("", None)
     for fmt, parsed in readings[1:]:
-        first_fmt, first = readings[0]
         if not parsed.equals(first):
             example = sample[parsed != first].iloc[0]
             raise ConfigError(
@@ -96,4 +96,4 @@ def _column_format(text: pd.Series, setting: str) -> str | None:
                 f"days; set {setting}: '{first_fmt}' or '{fmt}' (or export ISO dates, "
                 "YYYY-MM-DD)"
             )
-    return best[1] if best else None
+    return best

@@ -97,7 +97,7 @@ class OpenVinoEmbedder(_BaseEmbedder):
         # still returning: drain the queue before OpenVINO's threads are torn down
         weakref.finalize(self, self._queue.wait_all)
         # a single text (a query) runs on its own copy compiled for latency: one stream on
-        # every core instead of one core of the throughput streams (p95 5.8 -> 2.8 ms here)
+        # every core instead of one core of the throughput streams (p95 5.8 -> 3.4-5 ms on Zen 4)
         single = dict(config, PERFORMANCE_HINT="LATENCY")
         del single["NUM_STREAMS"]
         try:

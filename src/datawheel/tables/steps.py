@@ -260,10 +260,11 @@ class FillStep(Step):
 
 
 _EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
-#: 1.234.567,89 or 1234567,89 or -12: dots only between groups of three digits
-_DECIMAL_COMMA = r"^[+-]?([0-9]{1,3}(\.[0-9]{3})+|[0-9]+)(,[0-9]+)?$"
+_WHOLE_GROUPED = r"^[+-]?([0-9]{1,3}(\.[0-9]{3})+|[0-9]+)"  # dots only between groups of 3
+#: 1.234.567,89 or 1234567,89 or -12
+_DECIMAL_COMMA = _WHOLE_GROUPED + r"(,[0-9]+)?$"
 #: a number that only a decimal comma keeps from converting: 10,5 or 1.234,5
-_COMMA_NUMBER = r"^[+-]?([0-9]{1,3}(\.[0-9]{3})+|[0-9]+),[0-9]+$"
+_COMMA_NUMBER = _WHOLE_GROUPED + r",[0-9]+$"
 
 
 @dataclass

@@ -210,8 +210,7 @@ def add_known_future(
             )
         keys = {cfg.date: DS} | {c: c for c in spec.on if c != cfg.date}
         right = table[list(spec.on) + cols].rename(columns=keys)
-        right[DS] = parse_dates(right[DS], cfg.date_format, "forecast.date_format")
-        right[DS] = right[DS].dt.normalize()
+        right[DS] = parse_dates(right[DS], cfg.date_format, "forecast.date_format").dt.normalize()
         for c in spec.on:
             if c != cfg.date:
                 right[c] = right[c].astype(str).str.strip()
