@@ -29,6 +29,7 @@ from datawheel.store.indexes import IndexSet
 from datawheel.store.sql import SQLStore
 from datawheel.workspace_feedback import FeedbackMixin
 from datawheel.workspace_predict import PredictionsMixin
+from datawheel.workspace_storage import StorageMixin
 from datawheel.workspace_tables import TablesMixin
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class SearchHit:
 INGEST_ENGINES = ("local", "spark")  # where ingest embeds: here, or as Spark jobs
 
 
-class Workspace(FeedbackMixin, TablesMixin, PredictionsMixin):
+class Workspace(FeedbackMixin, TablesMixin, PredictionsMixin, StorageMixin):
     """A folder holding ``datawheel.yaml``, the store and the indexes."""
 
     def __init__(self, path: Path, config: Config) -> None:
@@ -203,44 +204,6 @@ class Workspace(FeedbackMixin, TablesMixin, PredictionsMixin):
         from datawheel.feedback.outcomes import PredictionLog
 
         return PredictionLog(self.store.engine)
-
-    @property
-    def objects(self) -> Any:
-        """Object storage (``storage.url``): originals and model versions are copied there
-        (``datawheel.store.mirror.Mirror``); None when unset, the workspace folder only."""
-        if self._objects is None and self.config.storage.url:
-            from datawheel.store.mirror import Mirror
-            from datawheel.store.objects import ObjectStore
-
-            self._objects = Mirror(ObjectStore(self.config.storage), self.store, self.path)
-        return self._objects
-
-    def model_folder(self, version: str, artifacts: str) -> Path:
-        """The local folder of a registered model version. With object storage, a folder
-        missing here (a fresh worker, another machine) is downloaded first."""
-        if self.objects is None:
-            return self.path / artifacts
-        return Path(self.objects.fetch(version, artifacts))
-
-    def sync_storage(self) -> dict[str, Any]:
-        """Retry every failed copy to object storage now (originals and model versions)."""
-        if self.objects is None:
-            raise ConfigError("no object storage: set storage.url in datawheel.yaml first")
-        return dict(self.objects.sync())
-
-    def _fetch_current(self, kind: str) -> None:
-        """Download the version of ``kind`` in use when its folder is missing here."""
-        if self.objects is None:
-            return
-        from datawheel.improve.registry import Registry
-
-        version = Registry(self.store, kind=kind).current()
-        if version:
-            self.objects.fetch(version)
-
-    def _push_models(self) -> list[str]:
-        """Copy model versions not in object storage yet; returns warnings (local copies stay)."""
-        return list(self.objects.push_models()) if self.objects is not None else []
 
     def model_for(self, user: str) -> tuple[Any, dict[str, str]]:
         """The model serving this user: the challenger for their share of an A/B test.

@@ -1,9 +1,9 @@
 """The base of the Workspace's verb mixins: what they may use of the Workspace.
 
 :class:`~datawheel.workspace.Workspace` is assembled from its core verbs and the mixins in
-``workspace_feedback.py``, ``workspace_tables.py`` and ``workspace_predict.py``; each mixin
-derives from :class:`WorkspacePart`, which tells the type checker which attributes the
-Workspace gives it.
+``workspace_feedback.py``, ``workspace_tables.py``, ``workspace_predict.py`` and
+``workspace_storage.py``; each mixin derives from :class:`WorkspacePart`, which tells the
+type checker which attributes the Workspace gives it.
 """
 
 from __future__ import annotations
