@@ -38,13 +38,17 @@ class EmbeddingConfig(_Section):
         description="Embedding model: builtin:all-MiniLM-L6-v2 (ships with the package) "
         "or a path to a sentence-transformers model folder.",
     )
-    runtime: Literal["auto", "torch", "onnx", "onnx-int8", "torch-bf16", "openvino"] = Field(
+    runtime: Literal[
+        "auto", "torch", "onnx", "onnx-int8", "torch-bf16", "openvino", "openvino-int8"
+    ] = Field(
         "auto",
-        description="How to run it: auto (openvino on CPUs with native bf16, AMX or "
-        "AVX512-BF16, when datawheel[openvino] is installed, else onnx-int8), openvino (bf16 "
-        "where the CPU has it: ~1.5x onnx-int8 on AMX, cosine 0.99998 to fp32), onnx-int8 "
-        "(per-channel int8, cosine ~0.995), torch "
-        "(PyTorch fp32), onnx (fp32), or torch-bf16.",
+        description="How to run it: auto (on CPUs with native bf16, AMX or AVX512-BF16, "
+        "when datawheel[openvino] is installed: openvino-int8 if they have AMX-INT8 or "
+        "AVX512-VNNI, else openvino; onnx-int8 elsewhere), openvino-int8 (static int8 "
+        "quantised once by NNCF: ~1.5x openvino on Zen 4, cosine ~0.996 to fp32), openvino "
+        "(bf16 where the CPU has it: ~1.5x onnx-int8 on AMX, cosine 0.99998 to fp32), "
+        "onnx-int8 (per-channel dynamic int8, cosine ~0.995), torch (PyTorch fp32), onnx "
+        "(fp32), or torch-bf16.",
     )
     batch_size: int = Field(32, ge=1, le=1024, description="Texts per forward pass.")
 

@@ -63,7 +63,9 @@ def test_model_id_names_weights_and_runtime(int8_embedder: Embedder) -> None:
 MIXED = ["x", "short text here", "a much longer sentence " * 20, "", "a medium length text"]
 
 
-@pytest.mark.parametrize("runtime", ["torch", "onnx-int8", "torch-bf16", "openvino"])
+@pytest.mark.parametrize(
+    "runtime", ["torch", "onnx-int8", "torch-bf16", "openvino", "openvino-int8"]
+)
 def test_shape_norm_and_order(runtime: str, cache_dir: Path) -> None:
     embedder = load_embedder(runtime=runtime, batch_size=2, cache_dir=cache_dir)
     vectors = embedder.embed(MIXED)
@@ -77,11 +79,11 @@ def test_shape_norm_and_order(runtime: str, cache_dir: Path) -> None:
     alone = np.vstack([embedder.embed([text]) for text in MIXED])
     similarity = alone @ vectors.T
     assert (similarity.argmax(axis=1) == np.arange(len(MIXED))).all()
-    floor = {"onnx-int8": 0.95, "openvino": 0.999}.get(runtime, 0.9999)
+    floor = {"onnx-int8": 0.95, "openvino": 0.999, "openvino-int8": 0.999}.get(runtime, 0.9999)
     assert np.diag(similarity).min() >= floor, np.diag(similarity)
 
 
-@pytest.mark.parametrize("runtime", ["onnx-int8", "openvino"])
+@pytest.mark.parametrize("runtime", ["onnx-int8", "openvino", "openvino-int8"])
 def test_async_calls_queued_back_to_back_match_embed(runtime: str, cache_dir: Path) -> None:
     """Ingest queues each commit batch with embed_async before the last one is done; every
     future must hold its own texts' rows, in order, as embed would return them."""

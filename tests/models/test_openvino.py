@@ -20,7 +20,7 @@ from datawheel.models.embedder import (
     resolve_model_path,
     resolve_runtime,
 )
-from datawheel.models.openvino_runtime import IR_NAME
+from datawheel.models.openvino_runtime import INT8_IR_NAME, IR_NAME, calibration_texts
 
 pytest.importorskip("openvino", reason="the [openvino] extra is part of the test install")
 
@@ -168,6 +168,13 @@ def test_auto_picks_openvino_only_on_native_bf16_cpus(monkeypatch: pytest.Monkey
     assert resolve_runtime("auto") == "openvino"
     monkeypatch.setattr(embedder_module, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
     assert resolve_runtime("auto") == "openvino"
+    # with int8 dot products too, the NNCF-quantised copy - when NNCF is installed
+    monkeypatch.setattr(embedder_module, "cpu_flags", lambda: {"avx512_bf16", "avx512_vnni"})
+    assert resolve_runtime("auto") == "openvino-int8"
+    monkeypatch.setattr(embedder_module, "cpu_flags", lambda: {"amx_bf16", "amx_int8"})
+    assert resolve_runtime("auto") == "openvino-int8"
+    monkeypatch.setitem(sys.modules, "nncf", None)
+    assert resolve_runtime("auto") == "openvino"
     monkeypatch.setattr(embedder_module, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_vnni"})
     assert resolve_runtime("auto") == "onnx-int8"
     monkeypatch.setattr(embedder_module, "cpu_flags", set)
@@ -179,3 +186,55 @@ def test_auto_model_id_names_the_runtime_it_chose() -> None:
     chosen = load_embedder(runtime="auto")
     assert chosen.runtime == resolve_runtime("auto")
     assert chosen.model_id == f"all-MiniLM-L6-v2:{BUILTIN_SHA256[:8]}:{chosen.runtime}"
+
+
+@pytest.fixture(scope="module")
+def openvino_int8(cache_dir: Path) -> Embedder:
+    return load_embedder(runtime="openvino-int8", cache_dir=cache_dir)
+
+
+def test_int8_close_to_torch_fp32(openvino_int8: Embedder, reference: np.ndarray) -> None:
+    """Static int8 (NNCF, calibrated on the demo texts) keeps each text's direction."""
+    vectors = openvino_int8.embed(SENTENCES)
+    assert vectors.shape == (len(SENTENCES), 384) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    cos = (vectors * reference).sum(axis=1)
+    assert cos.min() >= 0.98 and cos.mean() >= 0.99, cos
+    assert cos.min() < 0.99999, cos  # really quantised, not the fp32 graph
+    # static scales: a text's vector does not depend on its batch-mates
+    alone = np.vstack([openvino_int8.embed([t]) for t in SENTENCES])
+    np.testing.assert_allclose(vectors, alone, atol=1e-4)
+
+
+def test_int8_quantised_once_beside_the_ir(
+    cache_dir: Path, openvino_int8: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    openvino_int8.warm_up()
+    (xml,) = (cache_dir / "onnx").glob(f"all-MiniLM-L6-v2-*/{INT8_IR_NAME}")
+    (fp,) = (cache_dir / "onnx").glob(f"all-MiniLM-L6-v2-*/{IR_NAME}")
+    assert xml.with_suffix(".bin").stat().st_size < fp.with_suffix(".bin").stat().st_size / 2
+    before = xml.with_suffix(".bin").stat().st_mtime_ns
+    monkeypatch.setitem(sys.modules, "nncf", None)  # the cached copy needs no NNCF
+    load_embedder(runtime="openvino-int8", cache_dir=cache_dir).embed(["again"])
+    assert xml.with_suffix(".bin").stat().st_mtime_ns == before
+
+
+def test_int8_without_nncf_says_which_extra(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cache_dir: Path, openvino: Embedder
+) -> None:
+    openvino.warm_up()
+    (fp,) = (cache_dir / "onnx").glob(f"all-MiniLM-L6-v2-*/{IR_NAME}")
+    copy = tmp_path / "onnx" / fp.parent.name
+    copy.mkdir(parents=True)
+    for path in (fp, fp.with_suffix(".bin")):
+        shutil.copy(path, copy / path.name)
+    monkeypatch.setitem(sys.modules, "nncf", None)
+    with pytest.raises(ModelError, match=r"datawheel\[openvino\]"):
+        load_embedder(runtime="openvino-int8", cache_dir=tmp_path).embed(["x"])
+    assert not (copy / INT8_IR_NAME).exists()
+
+
+def test_calibration_texts_are_chunks_and_questions() -> None:
+    texts = calibration_texts()
+    assert len(texts) >= 100
+    assert max(map(len, texts)) > 800 and min(map(len, texts)) < 100

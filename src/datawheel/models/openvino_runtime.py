@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
+import logging
 import os
 import queue
 import threading
 import warnings
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,9 @@ from datawheel.models.onnx_export import (
 from datawheel.models.onnx_runtime import _cpu_threads
 
 IR_NAME = "model-openvino.xml"
+INT8_IR_NAME = "model-openvino-int8.xml"
+#: Calibration batches for int8 quantisation: NNCF measures activation ranges on them.
+_CALIBRATION_BATCHES = 24
 #: Inference requests in flight per core: a second one keeps the core busy while Python
 #: pads the next batch and copies the last one out.
 _STREAMS_PER_CORE = 2
@@ -72,8 +77,13 @@ class OpenVinoEmbedder(_BaseEmbedder):
     def _load(self) -> None:
         ov = _import_openvino()
         sha = weights_sha256(self.spec.weights)
+        self._tokenizer, self._pad_id = _load_tokenizer(self.spec)
         self.ir_path = ensure_openvino_ir(self.spec, self.cache_dir, sha)
         core = ov.Core()
+        if self.runtime == "openvino-int8":
+            fp = core.read_model(str(self.ir_path))
+            self._inputs = {i.get_any_name() for i in fp.inputs}
+            self.ir_path = ensure_int8_ir(self.ir_path, self._calibration_feeds)
         streams = _STREAMS_PER_CORE * _cpu_threads()
         config = {
             "PERFORMANCE_HINT": "THROUGHPUT",
@@ -107,7 +117,14 @@ class OpenVinoEmbedder(_BaseEmbedder):
         self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
         for _ in range(_cpu_threads()):
             self._requests.put(fast.create_infer_request())
-        self._tokenizer, self._pad_id = _load_tokenizer(self.spec)
+
+    def _calibration_feeds(self) -> list[dict[str, np.ndarray]]:
+        """Batches as ingest forms them, of chunks and questions from the bundled demo."""
+        texts = calibration_texts()
+        lengths, prepared = self._prepare(texts)
+        batches = self._batches(lengths)
+        step = max(1, len(batches) // _CALIBRATION_BATCHES)
+        return [self._feed(prepared, idx) for idx in batches[::step][:_CALIBRATION_BATCHES]]
 
     def _prepare(self, texts: list[str]) -> tuple[np.ndarray, Any]:
         lengths, encodings = self._token_lengths(texts)
@@ -189,6 +206,72 @@ def ensure_openvino_ir(spec: _ModelSpec, cache_root: Path, weights_sha: str) -> 
         os.replace(tmp / IR_NAME.replace(".xml", ".bin"), xml.with_suffix(".bin"))
         os.replace(tmp / IR_NAME, xml)
     return xml
+
+
+def ensure_int8_ir(fp_xml: Path, feeds: Callable[[], list[dict[str, np.ndarray]]]) -> Path:
+    """Return the int8 copy of the IR ``fp_xml``, quantising it once (NNCF) on ``feeds()``.
+
+    Post-training static quantisation: weights per channel, activations with scales that
+    NNCF measures on the calibration batches (SmoothQuant and bias correction included).
+    """
+    xml = fp_xml.with_name(INT8_IR_NAME)
+    if xml.is_file() and xml.with_suffix(".bin").is_file():
+        return xml
+    ov = _import_openvino()  # first: it declines telemetry, which NNCF reports through too
+    nncf = _import_nncf()
+    logger.info("quantising %s to int8 (once, about 20 s) -> %s", fp_xml.name, xml)
+    data = feeds()
+    try:
+        model = ov.Core().read_model(str(fp_xml))
+        # NNCF draws progress bars on stdout, where they would garble --json output
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+            quantised = nncf.quantize(
+                model,
+                nncf.Dataset(data),
+                preset=nncf.QuantizationPreset.MIXED,
+                model_type=nncf.ModelType.TRANSFORMER,
+                subset_size=len(data),
+            )
+    except Exception as exc:  # noqa: BLE001 - any NNCF failure is a model problem
+        raise ModelError(
+            f"cannot quantise {fp_xml} to int8: {exc} - use embedding.runtime 'openvino'"
+        ) from exc
+    with _staging(fp_xml.parent) as tmp:
+        ov.save_model(quantised, str(tmp / INT8_IR_NAME), compress_to_fp16=False)
+        os.replace(tmp / INT8_IR_NAME.replace(".xml", ".bin"), xml.with_suffix(".bin"))
+        os.replace(tmp / INT8_IR_NAME, xml)
+    return xml
+
+
+def calibration_texts() -> list[str]:
+    """Chunks of the bundled demo knowledge base and its questions: varied, ~1,000 chars."""
+    from datawheel.clean.chunking import chunk_document
+    from datawheel.ingest import index_text
+    from datawheel.sources.base import SourceItem
+    from datawheel.sources.discovery import discover
+
+    demo = Path(__file__).resolve().parents[1] / "demo"
+    texts = []
+    for found in discover(demo / "kb", max_file_bytes=1 << 24):
+        if isinstance(found, SourceItem):
+            doc = found.load()
+            for piece in chunk_document(doc, 1000, 150):
+                texts.append(index_text(doc.title, " > ".join(piece.heading_path), piece.text))
+    for line in (demo / "traffic.jsonl").read_text(encoding="utf-8").splitlines():
+        texts.append(json.loads(line)["question"])
+    return texts
+
+
+def _import_nncf() -> Any:
+    try:
+        import nncf
+    except ImportError as exc:
+        raise ModelError(
+            "embedding.runtime 'openvino-int8' needs NNCF to quantise the model once: "
+            "pip install 'datawheel[openvino]' - or use embedding.runtime 'openvino'"
+        ) from exc
+    nncf.set_log_level(logging.ERROR)
+    return nncf
 
 
 def convert_transformer(transformer_dir: Path, out_xml: Path) -> None:
