@@ -479,6 +479,7 @@ class Workspace(FeedbackMixin, TablesMixin, PredictionsMixin, StorageMixin):
             "store": self.store.engine.url.render_as_string(hide_password=True),
             "counts": self.store.counts(),
             "version": self._current_version(),
+            "embedder": self.embedder.model_id,  # name:weights:runtime, as auto resolved it
             "runs": self.store.list_runs(limit=5),
         }
 

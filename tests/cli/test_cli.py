@@ -90,6 +90,17 @@ def test_search_and_ask_on_an_empty_workspace_say_to_ingest(tmp_path: Path) -> N
     assert "sources" not in asked.output  # no empty "closest sources" heading
 
 
+def test_status_names_the_runtime_auto_picked(tmp_path: Path) -> None:
+    from datawheel.models.embedder import resolve_runtime
+
+    assert runner.invoke(app, ["init", str(tmp_path / "kb")]).exit_code == 0
+    shown = runner.invoke(app, ["status", "-w", str(tmp_path / "kb")])
+    assert shown.exit_code == 0, shown.output
+    assert f"all-MiniLM-L6-v2:53aa5117:{resolve_runtime('auto')}" in shown.output
+    data = json.loads(runner.invoke(app, ["status", "-w", str(tmp_path / "kb"), "--json"]).output)
+    assert data["embedder"].endswith(":" + resolve_runtime("auto"))
+
+
 def test_help_has_examples() -> None:
     for cmd in (
         "init",

@@ -47,6 +47,7 @@ def status(workspace: WorkspaceOpt = None, json_: JsonOpt = False) -> None:
     for name, n in info["counts"].items():
         out.print(f"  {name:<18} {n:>10,}")
     out.print(f"  {'model version':<18} {info['version'] or 'baseline':>10}")
+    out.print(f"  {'embedder':<18} {info['embedder']}", highlight=False)
     table = Table("run", "kind", "status", "started", "seconds", title="latest runs")
     for r in info["runs"]:
         dur = f"{r['duration_s']:.1f}" if r["duration_s"] is not None else ""
