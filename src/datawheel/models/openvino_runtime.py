@@ -297,7 +297,8 @@ def convert_transformer(transformer_dir: Path, out_xml: Path) -> None:
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] if wants_types else [])
     example = _example_inputs(torch, [[5, 6, 7, 8, 9], [5, 6, 7, 0, 0]], wants_types)
     inputs = [(n, ov.PartialShape([-1, -1]), ov.Type.i64) for n in names]
-    with warnings.catch_warnings(), torch.no_grad():
+    # tracing runs the model: transformers would warn about config fields it does not use
+    with warnings.catch_warnings(), torch.no_grad(), _quiet_transformers():
         warnings.simplefilter("ignore")  # tracer warnings about shape-dependent branches
         example_input = dict(zip(names, example, strict=True))
         converted = ov.convert_model(wrapper, example_input=example_input, input=inputs)
