@@ -20,7 +20,12 @@ from datawheel.models.embedder import (
     resolve_model_path,
     resolve_runtime,
 )
-from datawheel.models.openvino_runtime import INT8_IR_NAME, IR_NAME, calibration_texts
+from datawheel.models.openvino_runtime import (
+    INT8_IR_NAME,
+    IR_NAME,
+    OpenVinoEmbedder,
+    calibration_texts,
+)
 
 pytest.importorskip("openvino", reason="the [openvino] extra is part of the test install")
 
@@ -168,11 +173,13 @@ def test_auto_picks_openvino_only_on_native_bf16_cpus(monkeypatch: pytest.Monkey
     assert resolve_runtime("auto") == "openvino"
     monkeypatch.setattr(embedder_module, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
     assert resolve_runtime("auto") == "openvino"
-    # with int8 dot products too, the NNCF-quantised copy - when NNCF is installed
+    # with AVX512-VNNI and no AMX (Zen 4), the NNCF-quantised copy - when NNCF is installed
     monkeypatch.setattr(embedder_module, "cpu_flags", lambda: {"avx512_bf16", "avx512_vnni"})
     assert resolve_runtime("auto") == "openvino-int8"
-    monkeypatch.setattr(embedder_module, "cpu_flags", lambda: {"amx_bf16", "amx_int8"})
-    assert resolve_runtime("auto") == "openvino-int8"
+    amx = {"amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni"}
+    monkeypatch.setattr(embedder_module, "cpu_flags", lambda: amx)
+    assert resolve_runtime("auto") == "openvino"  # measured in bf16 there
+    monkeypatch.setattr(embedder_module, "cpu_flags", lambda: {"avx512_bf16", "avx512_vnni"})
     monkeypatch.setitem(sys.modules, "nncf", None)
     assert resolve_runtime("auto") == "openvino"
     monkeypatch.setattr(embedder_module, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_vnni"})
@@ -238,3 +245,24 @@ def test_calibration_texts_are_chunks_and_questions() -> None:
     texts = calibration_texts()
     assert len(texts) >= 100
     assert max(map(len, texts)) > 800 and min(map(len, texts)) < 100
+
+
+def test_int8_agrees_alone_and_batched_else_runs_the_fp_ir(
+    openvino_int8: Embedder,
+    cache_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A CPU whose int8 kernels give a text alone another vector than in a batch gets the
+    bf16/fp32 IR instead, with a warning, never drifting query vectors."""
+    openvino_int8.warm_up()
+    assert openvino_int8.batch_agreement() >= 0.99  # type: ignore[attr-defined]
+    assert openvino_int8.ir_path.name == INT8_IR_NAME  # type: ignore[attr-defined]
+    monkeypatch.setattr(OpenVinoEmbedder, "batch_agreement", lambda self: 0.66)
+    drifting = load_embedder(runtime="openvino-int8", cache_dir=cache_dir)
+    with caplog.at_level("WARNING"):
+        drifting.warm_up()
+    assert drifting.ir_path.name == IR_NAME  # type: ignore[attr-defined]
+    assert "depend on the batch" in caplog.text
+    fp = load_embedder(runtime="openvino", cache_dir=cache_dir).embed(SENTENCES)
+    np.testing.assert_allclose(drifting.embed(SENTENCES), fp, atol=1e-5)
