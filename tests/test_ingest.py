@@ -260,3 +260,30 @@ def test_changed_settings_or_groups_redo_the_documents(tmp_path: Path) -> None:
     assert ws.search("warehouse returns", k=3, groups=["sales"])
     _consistent(ws)
     ws.close()
+
+
+def test_another_runtime_re_embeds_once_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The index is per embedder (runtime included): switching re-embeds every chunk on
+    first use, announced, and the next open finds it done."""
+    from datawheel.store import indexes
+
+    _docs(tmp_path / "docs", 6)
+    ws = Workspace.init(tmp_path / "kb")
+    (ws.path / "datawheel.yaml").write_text("embedding:\n  runtime: onnx-int8\n")
+    ws.close()
+    with Workspace.open(tmp_path / "kb") as ws:
+        ws.ingest([tmp_path / "docs"])
+        chunks = len(ws.store.chunk_ids())
+    (tmp_path / "kb" / "datawheel.yaml").write_text("embedding:\n  runtime: torch\n")
+    monkeypatch.setattr(indexes, "ANNOUNCE_EMBED_AT", chunks)
+    with caplog.at_level("WARNING"), Workspace.open(tmp_path / "kb") as ws:
+        hits = ws.search("shipping zone 3 warehouse", k=3, mode="dense")
+        _consistent(ws)
+    assert hits and f"embedding {chunks} chunks for all-MiniLM-L6-v2" in caplog.text
+    assert ":torch into the index" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"), Workspace.open(tmp_path / "kb") as ws:
+        assert ws.search("shipping zone 3 warehouse", k=3, mode="dense")
+    assert "embedding" not in caplog.text

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from datawheel.store.sql import SQLStore
 
 log = logging.getLogger(__name__)
+#: Re-embedding at least this many chunks to bring the index up to date is announced: it
+#: happens once after the embedder changes (another runtime or model) and can take minutes.
+ANNOUNCE_EMBED_AT = 2000
 
 
 class IndexSet:
@@ -139,6 +142,13 @@ class IndexSet:
                 continue
             cached = store.cached_vectors([v.text_hash for v in views], embedder.model_id)
             todo = [i for i, v in enumerate(views) if v.text_hash not in cached]
+            if len(todo) >= ANNOUNCE_EMBED_AT:
+                log.warning(
+                    "embedding %d chunks for %s into the index (a new index, or the embedder "
+                    "changed); this runs once",
+                    len(todo),
+                    embedder.model_id,
+                )
             if todo:
                 fresh = embedder.embed([texts[i] for i in todo])
                 for i, vec in zip(todo, fresh, strict=True):
