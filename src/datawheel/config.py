@@ -43,8 +43,8 @@ class EmbeddingConfig(_Section):
     ] = Field(
         "auto",
         description="How to run it: auto (on CPUs with native bf16, AMX or AVX512-BF16, "
-        "when datawheel[openvino] is installed: openvino-int8 if they have AVX512-VNNI and no "
-        "AMX, else openvino; onnx-int8 elsewhere), openvino-int8 (static int8 "
+        "when datawheel[openvino] is installed: openvino-int8 if they have AVX512-VNNI or "
+        "AMX-INT8, else openvino; onnx-int8 elsewhere), openvino-int8 (static int8 "
         "quantised once by NNCF: ~1.5x openvino on Zen 4, cosine ~0.996 to fp32), openvino "
         "(bf16 where the CPU has it: ~1.5x onnx-int8 on AMX, cosine 0.99998 to fp32), "
         "onnx-int8 (per-channel dynamic int8, cosine ~0.995), torch (PyTorch fp32), onnx "

@@ -23,6 +23,7 @@ from datawheel.models.embedder import (
 from datawheel.models.openvino_runtime import (
     INT8_IR_NAME,
     IR_NAME,
+    PROBES_NAME,
     OpenVinoEmbedder,
     calibration_texts,
 )
@@ -178,7 +179,7 @@ def test_auto_picks_openvino_only_on_native_bf16_cpus(monkeypatch: pytest.Monkey
     assert resolve_runtime("auto") == "openvino-int8"
     amx = {"amx_bf16", "amx_int8", "avx512_bf16", "avx512_vnni"}
     monkeypatch.setattr(embedder_module, "cpu_flags", lambda: amx)
-    assert resolve_runtime("auto") == "openvino"  # measured in bf16 there
+    assert resolve_runtime("auto") == "openvino-int8"  # checked against fp32 when it loads
     monkeypatch.setattr(embedder_module, "cpu_flags", lambda: {"avx512_bf16", "avx512_vnni"})
     monkeypatch.setitem(sys.modules, "nncf", None)
     assert resolve_runtime("auto") == "openvino"
@@ -247,22 +248,30 @@ def test_calibration_texts_are_chunks_and_questions() -> None:
     assert max(map(len, texts)) > 800 and min(map(len, texts)) < 100
 
 
-def test_int8_agrees_alone_and_batched_else_runs_the_fp_ir(
+@pytest.mark.parametrize("drift", [(0.66, 0.99), (0.9999, 0.66)], ids=["alone", "to-fp32"])
+def test_int8_that_drifts_runs_the_fp_ir(
+    drift: tuple[float, float],
     openvino_int8: Embedder,
     cache_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A CPU whose int8 kernels give a text alone another vector than in a batch gets the
-    bf16/fp32 IR instead, with a warning, never drifting query vectors."""
+    """A CPU whose int8 kernels give a text alone another vector than in a batch, or stray
+    from fp32, gets the bf16/fp32 IR instead, with a warning, never drifting vectors."""
     openvino_int8.warm_up()
-    assert openvino_int8.batch_agreement() >= 0.99  # type: ignore[attr-defined]
+    (probes,) = (cache_dir / "onnx").glob(f"all-MiniLM-L6-v2-*/{PROBES_NAME}")
+    with np.load(probes) as saved:
+        fp32, texts = saved["vectors"], saved["texts"].tolist()
+    torch = load_embedder(runtime="torch").embed(texts)
+    assert (fp32 * torch).sum(axis=1).min() > 0.9999  # the reference really is fp32
+    alone, to_fp32 = openvino_int8.int8_agreement(fp32)  # type: ignore[attr-defined]
+    assert alone >= 0.99 and 0.98 <= to_fp32 < 0.99999, (alone, to_fp32)
     assert openvino_int8.ir_path.name == INT8_IR_NAME  # type: ignore[attr-defined]
-    monkeypatch.setattr(OpenVinoEmbedder, "batch_agreement", lambda self: 0.66)
+    monkeypatch.setattr(OpenVinoEmbedder, "int8_agreement", lambda self, fp32: drift)
     drifting = load_embedder(runtime="openvino-int8", cache_dir=cache_dir)
     with caplog.at_level("WARNING"):
         drifting.warm_up()
     assert drifting.ir_path.name == IR_NAME  # type: ignore[attr-defined]
-    assert "depend on the batch" in caplog.text
+    assert "drift" in caplog.text and "embedding.runtime 'openvino'" in caplog.text
     fp = load_embedder(runtime="openvino", cache_dir=cache_dir).embed(SENTENCES)
     np.testing.assert_allclose(drifting.embed(SENTENCES), fp, atol=1e-5)

@@ -19,8 +19,8 @@ package). Runtimes:
                 demo texts; extra ``[openvino]``): ~1.5x ``openvino`` on AVX512-BF16 CPUs
                 (Zen 4), cosine ~0.996 to fp32, SciFact nDCG@10 as good as ``openvino``.
 ``auto``        (the default) on CPUs with native bf16 (AMX-BF16 or AVX512-BF16) and
-                OpenVINO installed: ``openvino-int8`` on those without AMX that have
-                AVX512-VNNI (AMD Zen 4) when NNCF is installed, else ``openvino``;
+                OpenVINO installed: ``openvino-int8`` on those with int8 dot-product units
+                (AVX512-VNNI or AMX-INT8) when NNCF is installed, else ``openvino``;
                 ``onnx-int8`` everywhere else. The choice is part of ``model_id``.
 
 All runtimes sort texts by token length, batch them (at most ``batch_size`` texts and
@@ -179,9 +179,10 @@ def resolve_runtime(runtime: str) -> str:
     flags = cpu_flags()
     if not flags & {"amx_bf16", "avx512_bf16"} or importlib.util.find_spec("openvino") is None:
         return "onnx-int8"
-    # AMX keeps bf16: measured there (~4.3-4.9x the seed loop), while an earlier static-int8
-    # trial on AMX drifted for texts alone; int8 was measured on AVX512-VNNI without AMX
-    if "amx_bf16" in flags or "avx512_vnni" not in flags:
+    # int8 needs the CPU's int8 dot-product units (AVX512-VNNI; AMX CPUs have them too).
+    # Where its kernels drift (an earlier int8 graph did on AMX), the int8 copy notices when
+    # it loads, against fp32 vectors, and runs the bf16 IR instead.
+    if "avx512_vnni" not in flags and "amx_int8" not in flags:
         return "openvino"
     return "openvino-int8" if importlib.util.find_spec("nncf") is not None else "openvino"
 

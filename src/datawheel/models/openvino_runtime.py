@@ -63,10 +63,14 @@ IR_NAME = "model-openvino.xml"
 INT8_IR_NAME = "model-openvino-int8.xml"
 #: Calibration batches for int8 quantisation: NNCF measures activation ranges on them.
 _CALIBRATION_BATCHES = 24
-#: Texts embedded alone and in a batch when the int8 copy loads: below this cosine between
-#: the two, the CPU's int8 kernels are not trusted and the bf16/fp32 IR runs instead
-#: (int8 agrees to ~0.9999 on Zen 4).
+PROBES_NAME = "probes-fp32.npz"
+#: When the int8 copy loads, probe texts are embedded alone and in a batch: below this
+#: cosine between the two, the CPU's int8 kernels are not trusted and the bf16/fp32 IR runs
+#: instead (they agree to ~0.9999999 on Zen 4).
 _MIN_AGREEMENT = 0.99
+#: ... and below this cosine to the fp32 vectors of the same probes (0.995-0.998 on Zen 4;
+#: an earlier int8 graph on an AMX CPU fell to 0.66 for texts alone).
+_MIN_TO_FP32 = 0.98
 _PROBES = (
     "How do I reset my password?",
     "Aspirin lowers the risk of heart attacks in some patients.",
@@ -102,14 +106,15 @@ class OpenVinoEmbedder(_BaseEmbedder):
             self.ir_path = ensure_int8_ir(fp_ir, self._calibration_feeds)
         self._compile(ov, core)
         if self.runtime == "openvino-int8":
-            agreement = self.batch_agreement()
-            if agreement < _MIN_AGREEMENT:
+            alone, to_fp32 = self.int8_agreement(self._fp32_probes(core, fp_ir))
+            if alone < _MIN_AGREEMENT or to_fp32 < _MIN_TO_FP32:
                 # seen once with static int8 on an AMX CPU: texts alone drifted, batches not
                 logger.warning(
-                    "int8 vectors on this CPU depend on the batch (cosine %.3f between a text "
-                    "alone and batched): running %s in bf16/fp32 instead; set "
+                    "int8 vectors on this CPU drift (cosine %.3f between a text alone and "
+                    "batched, %.3f to fp32): running %s in bf16/fp32 instead; set "
                     "embedding.runtime 'openvino' to skip the int8 copy",
-                    agreement,
+                    alone,
+                    to_fp32,
                     self.spec.name,
                 )
                 self.ir_path = fp_ir
@@ -153,12 +158,33 @@ class OpenVinoEmbedder(_BaseEmbedder):
         for _ in range(_cpu_threads()):
             self._requests.put(fast.create_infer_request())
 
-    def batch_agreement(self) -> float:
-        """The lowest cosine between a probe text embedded alone and inside a full batch."""
+    def int8_agreement(self, fp32: np.ndarray) -> tuple[float, float]:
+        """The lowest cosines, over the probe texts, between each text embedded alone and
+        inside a full batch, and between either and its fp32 vector ``fp32``."""
         lengths, prepared = self._prepare(list(_PROBES) * 8)
         together = np.asarray(self._compiled(self._feed(prepared, np.arange(len(lengths))))[0])
-        alone = [self._encode([], prepared, np.array([i]))[0] for i in range(len(_PROBES))]
-        return float(min(np.dot(a, b) for a, b in zip(alone, together, strict=False)))
+        alone = np.vstack(
+            [self._encode([], prepared, np.array([i]))[0] for i in range(len(_PROBES))]
+        )
+        together = together[: len(_PROBES)]
+        to_fp32 = min((alone * fp32).sum(axis=1).min(), (together * fp32).sum(axis=1).min())
+        return float((alone * together).sum(axis=1).min()), float(to_fp32)
+
+    def _fp32_probes(self, core: Any, fp_ir: Path) -> np.ndarray:
+        """The probe texts' vectors from the fp32 IR, computed once and kept beside it."""
+        path = fp_ir.with_name(PROBES_NAME)
+        with contextlib.suppress(OSError, KeyError, ValueError), np.load(path) as saved:
+            if saved["texts"].tolist() == list(_PROBES):
+                return np.asarray(saved["vectors"], dtype=np.float32)
+        model = _with_pooling(core.read_model(str(fp_ir)), self.spec.pooling)
+        compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        _, prepared = self._prepare(list(_PROBES))
+        vectors = np.asarray(compiled(self._feed(prepared, np.arange(len(_PROBES))))[0])
+        vectors = vectors.astype(np.float32)
+        with _staging(fp_ir.parent) as tmp:
+            np.savez(tmp / PROBES_NAME, texts=np.array(_PROBES), vectors=vectors)
+            os.replace(tmp / PROBES_NAME, path)
+        return vectors
 
     def _calibration_feeds(self) -> list[dict[str, np.ndarray]]:
         """Batches as ingest forms them, of chunks and questions from the bundled demo."""
