@@ -32,9 +32,14 @@ def test_demo_turns_the_flywheel_and_is_idempotent(tmp_path: Path) -> None:
     assert off_topic["declined"]
     # the seed's success criterion on the held-out sample questions
     assert first["before"]["answered_correctly"] >= 0.8
-    assert first["votes"]["up"] + first["votes"]["down"] == 53
+    assert first["votes"]["up"] + first["votes"]["down"] == 102
     assert first["improve"]["promoted"] == "v1"
     assert first["after"]["ndcg@10"] >= first["before"]["ndcg@10"]
+    # the week's questions, asked again: sources marked helpful lead, corrections answer
+    seen_before, seen_after = first["seen_before"], first["seen_after"]
+    assert seen_before["questions"] == seen_after["questions"] == 102
+    assert seen_after["answered_correctly"] > seen_before["answered_correctly"]
+    assert seen_after["declined"] < seen_before["declined"]
     # the questions colleagues corrected (a 👎 when no shown source helped) are now
     # answered from the curated answers
     assert first["asked_again"]
@@ -45,6 +50,19 @@ def test_demo_turns_the_flywheel_and_is_idempotent(tmp_path: Path) -> None:
 
     second = run_demo(tmp_path / "demo")
     assert second["ingest"]["unchanged"] == 23 and second["ingest"]["added"] == 0
-    for key in ("before", "after"):
+    for key in ("before", "after", "seen_before", "seen_after"):
         assert second[key]["ndcg@10"] == pytest.approx(first[key]["ndcg@10"], abs=1e-9)
     assert second["improve"]["promoted"] == "v1"  # the flywheel restarts from scratch
+
+
+def test_the_held_out_questions_are_not_in_the_week_of_traffic() -> None:
+    """The demo's held-out set measures questions nobody asked during the week."""
+    from datawheel.demo import SAMPLE_QUESTIONS, SAMPLE_TRAFFIC
+
+    def words(path: Path) -> set[str]:
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+        return {" ".join(r["question"].lower().split()) for r in rows}
+
+    held, traffic = words(SAMPLE_QUESTIONS), words(SAMPLE_TRAFFIC)
+    assert len(held) == 30 and len(traffic) == 102
+    assert not held & traffic

@@ -274,3 +274,25 @@ def test_asking_an_empty_knowledge_base_says_so(tmp_path: Path) -> None:
 def test_a_caller_who_may_read_nothing_gets_no_sources(ws: Workspace) -> None:
     answer = ws.ask(IN_DOMAIN, groups=["nobody-has-this-group"])
     assert answer.declined and answer.sources == []
+
+
+def test_a_source_marked_helpful_leads_when_the_question_comes_again(ws: Workspace) -> None:
+    """The asker marked a shown source that the answer did not cite: the answer is not kept
+    as a curated one (it cites other sources), but after improve the same question puts the
+    marked source first and answers from it alone."""
+    first = ws.ask(IN_DOMAIN)
+    uncited = [s for s in first.sources if not s.cited]
+    assert uncited, first.sources  # the sample shows 5 sources and cites fewer
+    helpful = uncited[-1].chunk_id
+    ws.feedback(first.id, "up", helpful=[helpful])
+    ws.improve()
+
+    again = ws.ask(IN_DOMAIN)
+    assert again.answered_from != "memory"  # its text cited other sources: not curated
+    assert again.sources[0].chunk_id == helpful
+    assert again.confidence >= ws.config.improve.memory_similarity
+    assert _cited_numbers(again.text) <= {1}
+    assert len({s.chunk_id for s in again.sources}) == len(again.sources)
+    # a question nothing like it keeps its own sources
+    other = ws.ask("gift card expiration")
+    assert other.sources[0].chunk_id != helpful

@@ -109,3 +109,24 @@ def test_the_learned_ranker_keeps_the_group_filter(client) -> None:  # type: ign
     assert report.promoted, report.to_dict()
     assert ws.model.ranker is not None
     _check_everywhere(c, ws, keys)
+
+
+def test_a_source_marked_helpful_leads_only_for_those_who_may_read_it(client) -> None:  # type: ignore[no-untyped-def]
+    c, ws, keys = client
+    groups = _doc_groups(ws)
+    question = QUESTIONS["hr"][0]
+    first = c.post("/api/ask", json={"question": question}, headers=bearer(keys.carol)).json()
+    marked = first["sources"][-1]  # the last one shown: an HR document
+    assert groups[marked["doc_id"]] == {"hr"}, marked
+    c.post(
+        "/api/feedback",
+        json={"interaction_id": first["id"], "vote": "up", "helpful": [marked["chunk_id"]]},
+        headers=bearer(keys.carol),
+    )
+    assert c.post("/api/improve", headers=bearer(keys.admin)).json()["promoted"]
+    for key, mine in [(keys.bob, {"hr"}), (keys.alice, {"sales"})]:
+        again = c.post("/api/ask", json={"question": question}, headers=bearer(key)).json()
+        docs = [s["doc_id"] for s in again["sources"]]
+        assert _readable(groups, docs, mine), again["sources"]
+        leads = again["sources"][0]["chunk_id"] == marked["chunk_id"]
+        assert leads is ("hr" in mine), again["sources"]

@@ -42,6 +42,8 @@ def demo(
                 "report": result.report.to_dict(),
                 "improve": result.improve.to_dict(),
                 "after": result.after,
+                "seen_before": result.seen_before,
+                "seen_after": result.seen_after,
                 "asked_again": [a.to_dict() for a in result.asked_again],
             }
         )
@@ -74,12 +76,19 @@ def demo(
         "",
         "nDCG@10",
         "MRR@10",
-        "answered correctly",
+        "correct",
         "declined",
         "p95 ms",
-        title=f"held-out sample questions ({result.before['questions']}), before and after",
+        title=f"{result.before['questions']} held-out questions and the week's "
+        f"{result.seen_before['questions']}, before and after improve",
     )
-    for name, e in (("before", result.before), ("after", result.after)):
+    rows = (
+        ("held out, before", result.before, False),
+        ("after", result.after, True),
+        ("the week, before", result.seen_before, False),
+        ("after", result.seen_after, False),
+    )
+    for name, e, last in rows:
         table.add_row(
             name,
             f"{e['ndcg@10']:.3f}",
@@ -87,6 +96,7 @@ def demo(
             f"{e['answered_correctly']:.0%}",
             f"{e['declined']:.0%}",
             f"{e['latency_p95_ms']:.0f}",
+            end_section=last,
         )
     out.print(table)
     for answer in result.asked_again:

@@ -1,8 +1,10 @@
 """The demo: one turn of the flywheel on a sample company knowledge base, offline.
 
 ``datawheel demo`` (and ``make demo``) ingests the sample, answers questions with
-citations, measures the held-out sample questions, replays a week of employee questions
-with their 👍/👎, runs improve, and measures the same held-out questions again.
+citations, measures the held-out sample questions and the week's questions, replays that
+week of employee questions with their 👍/👎, runs improve, and measures both sets again:
+held-out questions show what carries over to new questions, the week's what a colleague
+asking the same thing again gets.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class DemoResult:
     report: Any = None
     improve: Any = None
     after: dict[str, Any] = field(default_factory=dict)
+    seen_before: dict[str, Any] = field(default_factory=dict)  # the week's questions
+    seen_after: dict[str, Any] = field(default_factory=dict)
     asked_again: list[Any] = field(default_factory=list)  # corrected questions, after improve
 
 
@@ -60,8 +64,12 @@ def run_demo(
         on_step("asking")
         for question in EXAMPLE_QUESTIONS:
             result.answers.append(ws.ask(question, user="demo", record=False))
-        on_step(f"measuring the held-out questions ({SAMPLE_QUESTIONS.name}): before")
+        on_step(
+            f"measuring the held-out questions ({SAMPLE_QUESTIONS.name}) and the week's "
+            f"({SAMPLE_TRAFFIC.name}): before"
+        )
         result.before = ws.evaluate(SAMPLE_QUESTIONS)
+        result.seen_before = ws.evaluate(SAMPLE_TRAFFIC)
         traffic = [json.loads(line) for line in SAMPLE_TRAFFIC.read_text().splitlines() if line]
         questions = {str(i): row["question"] for i, row in enumerate(traffic)}
         on_step(f"replaying {len(traffic)} employee questions with their votes")
@@ -84,6 +92,8 @@ def run_demo(
         result.improve = ws.improve(min_ranker_questions=10)
         on_step("measuring the held-out questions: after")
         result.after = ws.evaluate(SAMPLE_QUESTIONS)
+        on_step("measuring the week's questions again, as colleagues would ask them again")
+        result.seen_after = ws.evaluate(SAMPLE_TRAFFIC)
         for qid in corrected:  # what colleagues corrected is now answered from memory
             result.asked_again.append(ws.ask(questions[qid], user="demo", record=False))
         return result

@@ -58,7 +58,12 @@ def collect(ws: Workspace) -> list[Example]:
         if correction:
             answer = correction
             citations = [s for s in item.sources if s["chunk_id"] in (helpful or cited)]
-        elif latest.vote == "up" and not item.declined and item.answered_from != "memory":
+        elif (
+            latest.vote == "up"
+            and not item.declined
+            and item.answered_from != "memory"
+            and set(cited) & set(helpful)  # not when the sources marked helpful went uncited
+        ):
             answer = item.answer
             citations = [s for s in item.sources if s.get("cited")]
         if answer and citations:

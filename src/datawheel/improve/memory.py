@@ -1,8 +1,9 @@
 """Feedback memory: past questions, the sources that helped them, and curated answers.
 
-Two uses: a new question close enough to a curated one (a 👍 answer or a correction) is
-answered from it, and the learned ranker reads how similar the new question is to past
-questions each document helped (or failed) to answer.
+Three uses: a new question close enough to a curated one (a 👍 answer or a correction) is
+answered from it; one close enough to a past question whose asker marked sources helpful
+is answered from those sources; and the learned ranker reads how similar the new question
+is to past questions each document helped (or failed) to answer.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ class FeedbackMemory:
             for d in e.shown_docs:
                 self.doc_failed[d].append(i)
         self.curated = np.array([i for i, e in enumerate(entries) if e.answer], dtype=np.int64)
+        self.vouching = np.array(
+            [i for i, e in enumerate(entries) if e.helpful_chunks], dtype=np.int64
+        )
 
     @classmethod
     def empty(cls, dim: int) -> FeedbackMemory:
@@ -65,6 +69,17 @@ class FeedbackMemory:
         sims = self.vectors[self.curated] @ _normalise(qvec.astype(np.float32)[None, :])[0]
         best = int(np.argmax(sims))
         return self.entries[int(self.curated[best])], float(sims[best])
+
+    def vouched(self, qvec: np.ndarray, min_similarity: float) -> tuple[MemoryEntry, float] | None:
+        """The closest past question, at least ``min_similarity`` (cosine) alike, whose asker
+        marked sources helpful, with its similarity."""
+        if not len(self.vouching):
+            return None
+        sims = self.vectors[self.vouching] @ _normalise(qvec.astype(np.float32)[None, :])[0]
+        best = int(np.argmax(sims))
+        if sims[best] < min_similarity:
+            return None
+        return self.entries[int(self.vouching[best])], float(sims[best])
 
     def save(self, folder: Path) -> None:
         payload = json.dumps([asdict(e) for e in self.entries]).encode()

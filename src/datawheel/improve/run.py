@@ -225,7 +225,9 @@ def run_improve(
             f"{name}: held-out nDCG@10 {base_score:.4f} -> {best_score:.4f} "
             f"on {len(test)} questions"
         )
-    elif _curated(memory_all) > _curated(current.memory):
+    elif _curated(memory_all) > _curated(current.memory) or _vouching(memory_all) > _vouching(
+        current.memory
+    ):
         chosen = RagModel(
             version,
             current.dense_weight,
@@ -236,7 +238,8 @@ def run_improve(
         )
         best_score = base_score
         note = (
-            f"answer memory refreshed: {_curated(memory_all)} curated answers; ranking unchanged "
+            f"answer memory refreshed: {_curated(memory_all)} curated answers, "
+            f"{_vouching(memory_all)} questions with sources marked helpful; ranking unchanged "
             f"(no candidate beat held-out nDCG@10 {base_score:.4f} by {settings.margin})"
         )
     else:
@@ -387,6 +390,11 @@ def _eval_sets(ws: Workspace, model: RagModel, current: RagModel, margin: float)
 
 def _curated(memory: FeedbackMemory) -> int:
     return len(memory.curated)
+
+
+def _vouching(memory: FeedbackMemory) -> int:
+    """Past questions whose sources were marked helpful: asked again, those sources lead."""
+    return len(memory.vouching)
 
 
 def _without(memory: FeedbackMemory, ids: set[str]) -> FeedbackMemory:

@@ -125,6 +125,22 @@ def ask(
         confidence = 1.0
     else:
         confidence = calibration.confidence(ranking.parts, n_tokens)
+    vouched_sources = 0
+    vouched = model.memory.vouched(qvec, ws.config.improve.memory_similarity)
+    if vouched is not None:  # asked before: the sources its asker marked helpful go first
+        entry, similarity = vouched
+        helpful = [
+            v
+            for v in ws.store.chunks(entry.helpful_chunks)
+            if flt is None or flt.matches(v.fields, v.groups)
+        ]
+        if helpful:
+            ids = {v.id for v in helpful}
+            top = hits[0][1] if hits else similarity
+            hits = [(v, top) for v in helpful] + [h for h in hits if h[0].id not in ids]
+            hits = hits[:k]
+            confidence = max(confidence, similarity)
+            vouched_sources = min(len(helpful), k)
     warnings: list[str] = []
     memory_question = None
     curated = model.memory.closest_curated(qvec)
@@ -146,6 +162,8 @@ def ask(
             Passage(n, v.id, v.title, v.heading, v.text, score)
             for n, (v, score) in enumerate(hits, start=1)
         ]
+        if vouched_sources:  # the answer comes from them; the rest are shown, uncited
+            passages = passages[:vouched_sources]
         if not passages or confidence < ws.config.generation.min_confidence:
             text = WEAK_EVIDENCE.format(confidence=confidence) if passages else NOTHING_READABLE
             generation = Generation(text, [], "declined", declined=True)
