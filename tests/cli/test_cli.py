@@ -146,3 +146,38 @@ def test_version_is_the_installed_one() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0, result.output
     assert result.output.strip() == f"datawheel {version('datawheel')}"
+
+
+def test_first_run_says_it_prepares_the_model_once(tmp_path: Path) -> None:
+    """The one-time export that makes a first run slow is announced on stderr, without
+    --verbose; stdout stays one JSON object, and the next run says nothing."""
+    import os
+    import subprocess
+    import sys
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# Tents\n\nDry your tent before storing it.\n")
+    kb = tmp_path / "kb"
+    assert runner.invoke(app, ["init", str(kb)]).exit_code == 0
+    (kb / "datawheel.yaml").write_text("embedding:\n  runtime: onnx\n")
+    exe = Path(sys.executable).parent / "datawheel"
+    env = dict(os.environ, DATAWHEEL_CACHE=str(tmp_path / "cache"), COLUMNS="200")
+
+    def ingest() -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [str(exe), "ingest", str(kb), str(docs), "--json", "--sync"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        json.loads(done.stdout)
+        return done
+
+    first = ingest()
+    assert "exporting the embedding model to ONNX (once" in first.stderr, first.stderr
+    assert "Loading weights" not in first.stderr  # no transformers progress bars
+    (docs / "b.md").write_text("# Stoves\n\nNever run a stove inside a tent.\n")
+    assert "(once" not in ingest().stderr

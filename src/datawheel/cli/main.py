@@ -83,6 +83,24 @@ def main(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    _show_model_preparation()
+
+
+def _show_model_preparation() -> None:
+    """The one-time model export/quantisation makes a first run slow: say so on stderr,
+    through the progress bars' console so a live bar is not garbled."""
+    from rich.logging import RichHandler
+
+    from datawheel.cli.common import console
+
+    prepare = logging.getLogger("datawheel.prepare")
+    if prepare.handlers:
+        return
+    handler = RichHandler(console=console, show_time=False, show_level=False, show_path=False)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    prepare.addHandler(handler)
+    prepare.setLevel(logging.INFO)
+    prepare.propagate = False
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -50,6 +50,9 @@ import numpy as np  # noqa: E402
 from datawheel.errors import ConfigError, ModelError  # noqa: E402
 
 logger = logging.getLogger(__name__)
+#: One-time model preparation (export, conversion, quantisation) that makes a first run
+#: slow: the CLI shows these messages without --verbose.
+prepare_log = logging.getLogger("datawheel.prepare")
 
 BUILTIN_NAME = "all-MiniLM-L6-v2"
 BUILTIN_MODEL = f"builtin:{BUILTIN_NAME}"

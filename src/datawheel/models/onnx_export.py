@@ -29,6 +29,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from datawheel.errors import ModelError  # noqa: E402
 
 logger = logging.getLogger(__name__)
+prepare_log = logging.getLogger("datawheel.prepare")  # shown by the CLI: see embedder.py
 
 #: Bump whenever the exported graph or the quantisation recipe changes (invalidates caches).
 EXPORTER_VERSION = "1"
@@ -70,17 +71,34 @@ def ensure_onnx(
     prepare_folder(folder)
     if not fp32.is_file():
         with _staging(folder) as tmp:
-            logger.info("exporting %s to ONNX (once) -> %s", transformer_dir, fp32)
+            prepare_log.info("exporting the embedding model to ONNX (once, ~10 s) -> %s", fp32)
             export_transformer(transformer_dir, tmp / FP32_NAME)
             _write_meta(tmp / "meta.json", transformer_dir, weights_sha256)
             os.replace(tmp / "meta.json", folder / "meta.json")
             os.replace(tmp / FP32_NAME, fp32)
     if int8 and not target.is_file():
         with _staging(folder) as tmp:
-            logger.info("quantising %s to int8 (once) -> %s", fp32, target)
+            prepare_log.info("quantising the ONNX model to int8 (once, ~10 s) -> %s", target)
             quantize_int8(fp32, tmp / INT8_NAME)
             os.replace(tmp / INT8_NAME, target)
     return target
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """No progress bars or config chatter from transformers while converting."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def export_transformer(transformer_dir: Path, out_path: Path) -> None:
@@ -94,7 +112,8 @@ def export_transformer(transformer_dir: Path, out_path: Path) -> None:
     from transformers import AutoModel
 
     try:
-        model = AutoModel.from_pretrained(str(transformer_dir), attn_implementation="eager")
+        with _quiet_transformers():
+            model = AutoModel.from_pretrained(str(transformer_dir), attn_implementation="eager")
     except Exception as exc:  # noqa: BLE001 - any load failure is a model problem
         raise ModelError(
             f"cannot load the transformer in {transformer_dir} for ONNX export: {exc} - "

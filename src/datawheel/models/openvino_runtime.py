@@ -31,7 +31,7 @@ import queue
 import threading
 import warnings
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -46,12 +46,14 @@ from datawheel.models.embedder import (
     _pad_batch,
     checked_texts,
     logger,
+    prepare_log,
     unit_rows,
     weights_sha256,
 )
 from datawheel.models.onnx_export import (
     _MAX_EXPORT_ERROR,
     _example_inputs,
+    _quiet_transformers,
     _staging,
     export_error,
     export_folder,
@@ -268,7 +270,7 @@ def ensure_openvino_ir(spec: _ModelSpec, cache_root: Path, weights_sha: str) -> 
         return xml
     prepare_folder(folder)
     with _staging(folder) as tmp:
-        logger.info("converting %s to OpenVINO IR (once) -> %s", spec.transformer_dir, xml)
+        prepare_log.info("converting %s to OpenVINO IR (once, ~10 s) -> %s", spec.name, xml)
         convert_transformer(spec.transformer_dir, tmp / IR_NAME)
         # the weights first, the graph last: a complete .xml means a complete pair
         os.replace(tmp / IR_NAME.replace(".xml", ".bin"), xml.with_suffix(".bin"))
@@ -287,7 +289,7 @@ def ensure_int8_ir(fp_xml: Path, feeds: Callable[[], list[dict[str, np.ndarray]]
         return xml
     ov = _import_openvino()  # first: it declines telemetry, which NNCF reports through too
     nncf = _import_nncf()
-    logger.info("quantising %s to int8 (once, about 20 s) -> %s", fp_xml.name, xml)
+    prepare_log.info("quantising the OpenVINO model to int8 (once, ~20 s) -> %s", xml)
     data = feeds()
     try:
         model = ov.Core().read_model(str(fp_xml))
@@ -382,23 +384,6 @@ def _load_for_conversion(auto_model: Any, transformer_dir: Path) -> Any:
         f"cannot load the transformer in {transformer_dir} for OpenVINO: {'; '.join(errors)} - "
         "use embedding.runtime 'torch' or point embedding.model at a sentence-transformers folder"
     )
-
-
-@contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """No progress bars or config chatter from transformers while converting."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def _HiddenStates(model: Any, wants_types: bool) -> Any:  # noqa: N802 - builds a Module
