@@ -115,6 +115,23 @@ def test_promotion_plan_moves_the_forecast(ws: Any, tmp_path: Path) -> None:
     assert ratio[~promo_days].mean() == pytest.approx(1.0, abs=0.05)
 
 
+def test_columns_the_model_does_not_read_are_named(ws: Any, tmp_path: Path) -> None:
+    """A promotion flag in the sales table has no future values there: the report says it is
+    not used and where its future values would go; given there, it is used."""
+    history, promos = synth(promo=True, seed=2)
+    assert promos is not None
+    merged = history.merge(promos, on=["date", "store", "item"]).assign(open=1)
+    merged.to_csv(tmp_path / "sales.csv", index=False)
+    plain = train_forecast(ws, cfg_for(tmp_path / "sales.csv"))
+    [note] = [n for n in plain.notes if n.startswith("not used:")]
+    assert note.startswith("not used: promo, open (") and "forecast.known_future" in note
+    promos.to_csv(tmp_path / "promos.csv", index=False)
+    spec = KnownFuture(path=str(tmp_path / "promos.csv"), on=["date", "store", "item"])
+    joined = train_forecast(ws, cfg_for(tmp_path / "sales.csv", known_future=[spec]))
+    assert joined.features == ["promo"]
+    assert [n for n in joined.notes if n.startswith("not used:")] == [note.replace("promo, ", "")]
+
+
 def test_a_retrain_replaces_the_version_in_use_only_when_it_wins(ws: Any, tmp_path: Path) -> None:
     from datawheel.improve.registry import Registry
 

@@ -157,6 +157,28 @@ def test_a_converted_0_1_column_is_read_as_won_and_lost_by_default() -> None:
     assert y.iloc[6:].isna().all()  # no outcome yet: open
 
 
+def test_a_missing_target_column_points_at_the_columns_that_read_as_outcomes() -> None:
+    import pandas as pd
+
+    from datawheel.apps.leads.model import labels
+
+    frame = pd.DataFrame(
+        {
+            "age": [30, 41, 52],
+            "housing": ["yes", "no", "unknown"],  # a third value: not an outcome
+            "y": ["no", "YES", "no"],
+            "Converted": ["1", "0", ""],  # empty: an open deal
+        }
+    )
+    with pytest.raises(ConfigError) as err:
+        labels(frame, LeadsConfig())
+    message = str(err.value)
+    assert "set leads.target" in message
+    assert "columns whose values read as won/lost: y, Converted (" in message
+    with pytest.raises(ConfigError, match="leads.positive / leads.negative list"):
+        labels(frame[["age", "housing"]], LeadsConfig())
+
+
 def test_unknown_target_values_are_refused_with_the_values(tmp_path: Path) -> None:
     rows = _deals(200)
     rows[3]["stage"] = "Maybe"

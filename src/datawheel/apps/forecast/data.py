@@ -52,6 +52,7 @@ class History:
     frame: pd.DataFrame
     bad_rows: list[BadRow] = field(default_factory=list)
     gaps_filled: int = 0
+    columns: list[str] = field(default_factory=list)  # the source table's, all of them
 
     def bad_summary(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -89,8 +90,11 @@ def source_of(ws: Workspace, cfg: ForecastConfig, path: str | Path | None = None
     return TableSource(name="forecast", path=str(p))
 
 
-def read_rows(source: TableSource, cfg: ForecastConfig) -> tuple[pd.DataFrame, list[BadRow]]:
-    """Read and check a sales table: ``(good rows with ds/y/series columns, bad rows)``."""
+def read_rows(
+    source: TableSource, cfg: ForecastConfig
+) -> tuple[pd.DataFrame, list[BadRow], list[str]]:
+    """Read and check a sales table: ``(good rows with ds/y/series columns, bad rows, the
+    table's columns)``."""
     import pandas as pd
 
     con = duckdb.connect()
@@ -137,7 +141,7 @@ def read_rows(source: TableSource, cfg: ForecastConfig) -> tuple[pd.DataFrame, l
     good = good[~is_bad.to_numpy()].reset_index(drop=True)
     if bad:
         log.warning("%s: %d rows left out (%s)", source.name, len(bad), bad[0].reason)
-    return good, bad
+    return good, bad, list(loaded.columns)
 
 
 def fill_gaps(frame: pd.DataFrame, series: list[str]) -> tuple[pd.DataFrame, int]:
@@ -251,7 +255,7 @@ def _read_known(ws_path: Path, path: str) -> pd.DataFrame:
 def load_history(ws: Workspace, cfg: ForecastConfig, path: str | Path | None = None) -> History:
     """Read, check and gap-fill the sales history (series columns become categories)."""
     require_pandas()
-    good, bad = read_rows(source_of(ws, cfg, path), cfg)
+    good, bad, columns = read_rows(source_of(ws, cfg, path), cfg)
     if good.empty:
         raise SourceError(
             f"no usable sales rows ({len(bad)} left out: "
@@ -259,7 +263,7 @@ def load_history(ws: Workspace, cfg: ForecastConfig, path: str | Path | None = N
         )
     check_daily(good)
     frame, filled = fill_gaps(good, cfg.series)
-    return History(frame, bad, filled)
+    return History(frame, bad, filled, columns)
 
 
 def check_daily(frame: pd.DataFrame) -> None:

@@ -111,6 +111,14 @@ def _prepare(
         notes.append(f"{len(history.bad_rows)} rows left out ({summary})")
     if history.gaps_filled:
         notes.append(f"{history.gaps_filled} missing series-days filled with 0")
+    unused = [c for c in history.columns if c not in {cfg.date, cfg.target, *cfg.series, *exog}]
+    if unused:
+        notes.append(
+            f"not used: {', '.join(unused[:8])}{' ...' if len(unused) > 8 else ''} (the model "
+            "reads the sales history, the calendar, forecast.country's holidays and "
+            "forecast.known_future tables: to use a column such as a promotion flag, give its "
+            "future values there)"
+        )
     return frame[~frame[ID].isin(short)], short, exog, notes
 
 
@@ -311,7 +319,7 @@ def import_sales(ws: Workspace, cfg: ForecastConfig, path: str | Path) -> Import
     """
     from datawheel.feedback.outcomes import Outcome
 
-    good, bad = read_rows(source_of(ws, cfg, path), cfg)
+    good, bad, _ = read_rows(source_of(ws, cfg, path), cfg)
     outcomes = [
         Outcome(APP, f"{uid}@{ds.date().isoformat()}", float(y), ds.date().isoformat())
         for uid, ds, y in zip(good[ID], good[DS], good[Y], strict=True)

@@ -107,14 +107,22 @@ def read_deals(
 
 def labels(frame: pd.DataFrame, cfg: LeadsConfig) -> pd.Series:
     """1 won, 0 lost, NaN open; any other target value is an error naming the values seen."""
-    if cfg.target not in frame.columns:
-        raise ConfigError(
-            f"target column {cfg.target!r} is not in the deals; columns: {', '.join(frame.columns)}"
-        )
-    text = frame[cfg.target].astype("string").str.strip().str.lower()
     pos = {v.lower() for v in cfg.positive}
     neg = {v.lower() for v in cfg.negative}
     opn = {v.lower() for v in cfg.open} | {""}
+    if cfg.target not in frame.columns:
+        readable = [c for c in frame.columns if _reads_as_outcome(frame[c], pos, neg, opn)]
+        hint = (
+            f"; columns whose values read as won/lost: {', '.join(readable)}"
+            if readable
+            else "; leads.positive / leads.negative list the values that mean won / lost"
+        )
+        raise ConfigError(
+            f"target column {cfg.target!r} is not in the deals: set leads.target in "
+            f"datawheel.yaml to the column saying how each deal ended{hint} (columns: "
+            f"{', '.join(frame.columns)})"
+        )
+    text = frame[cfg.target].astype("string").str.strip().str.lower()
     known = text.isna() | text.isin(pos | neg | opn)
     if not known.all():
         counts = frame.loc[~known, cfg.target].value_counts()
@@ -128,6 +136,12 @@ def labels(frame: pd.DataFrame, cfg: LeadsConfig) -> pd.Series:
     y[text.isin(pos)] = 1.0
     y[text.isin(neg)] = 0.0
     return y
+
+
+def _reads_as_outcome(column: pd.Series, pos: set[str], neg: set[str], opn: set[str]) -> bool:
+    """Every value is won, lost or open, and both won and lost occur."""
+    values = set(column.dropna().astype("string").str.strip().str.lower().unique()[:50])
+    return bool(values & pos) and bool(values & neg) and values <= pos | neg | opn
 
 
 def feature_columns(frame: pd.DataFrame, cfg: LeadsConfig) -> list[str]:
