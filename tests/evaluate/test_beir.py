@@ -105,3 +105,27 @@ def test_evaluation_stays_inside_its_corpus(beir: Path, tmp_path: Path) -> None:
     result = ws.evaluate(beir, split="test", mode="bm25")
     ws.close()
     assert result["ndcg@10"] == pytest.approx(1.0)
+
+
+def test_a_query_that_is_itself_a_corpus_document_is_not_its_own_answer(tmp_path: Path) -> None:
+    """As in ArguAna and Quora, each query is also a corpus document under the same id: BEIR
+    leaves that document out of the ranking (ignore_identical_ids), and so do we."""
+    root = tmp_path / "args"
+    (root / "qrels").mkdir(parents=True)
+    docs = {
+        "a1": "School uniforms reduce bullying because clothes no longer show family income.",
+        "a2": "Uniforms do not stop bullying; children find other marks of status to tease.",
+        "a3": "Homework in primary school has little effect on later exam results.",
+        "a4": "Early homework builds study habits that pay off in secondary school exams.",
+    }
+    (root / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": k, "title": "", "text": t}) + "\n" for k, t in docs.items())
+    )
+    (root / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": k, "text": docs[k]}) + "\n" for k in ("a1", "a3"))
+    )
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\na1\ta2\t1\na3\ta4\t1\n")
+    with Workspace.init(tmp_path / "kb") as ws:
+        result = ws.evaluate(root, split="test", mode="bm25")
+    # the counter-argument ranks first once the query's own text is out of the way
+    assert result["mrr@10"] == pytest.approx(1.0) and result["ndcg@10"] == pytest.approx(1.0)

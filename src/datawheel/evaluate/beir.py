@@ -81,7 +81,12 @@ def rank_documents(
     progress: Progress | None = None,
     model: RagModel | None = None,
 ) -> dict[str, list[str]]:
-    """Top documents per query: chunk hits folded to their BEIR doc id (best chunk wins)."""
+    """Top documents per query: chunk hits folded to their BEIR doc id (best chunk wins).
+
+    A document whose id is the query's own id is left out, as BEIR's evaluation does by
+    default (``ignore_identical_ids``): in ArguAna and Quora the query is itself a corpus
+    document, which would otherwise rank first and count as a miss.
+    """
     flt = Filter.build({"kind": "beir", "corpus": str(corpus.resolve())})
     qids = list(queries)
     vectors = ws.embedder.embed([queries[q] for q in qids]) if mode != "bm25" else None
@@ -94,7 +99,7 @@ def rank_documents(
         for view in ws.store.chunks(missing):
             beir_ids[view.id] = view.fields.get("beir_id", view.doc_id)
         docs: list[str] = []
-        seen: set[str] = set()
+        seen: set[str] = {qid}
         for cid, _ in ranking.hits:
             doc = beir_ids.get(cid)
             if doc is not None and doc not in seen:
