@@ -275,3 +275,23 @@ def test_int8_that_drifts_runs_the_fp_ir(
     assert "drift" in caplog.text and "embedding.runtime 'openvino'" in caplog.text
     fp = load_embedder(runtime="openvino", cache_dir=cache_dir).embed(SENTENCES)
     np.testing.assert_allclose(drifting.embed(SENTENCES), fp, atol=1e-5)
+
+
+def test_int8_that_auto_picked_falls_back_without_a_warning(
+    openvino_int8: Embedder,
+    cache_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Where 'auto' chose int8 and the CPU's int8 kernels drift, the bf16 IR runs with an
+    info line, not a warning on every command: the user asked for nothing in particular."""
+    openvino_int8.warm_up()  # the int8 copy exists
+    monkeypatch.setattr(embedder_module, "cpu_flags", lambda: {"avx512_bf16", "avx512_vnni"})
+    monkeypatch.setattr(OpenVinoEmbedder, "int8_agreement", lambda self, fp32: (0.66, 0.66))
+    auto = load_embedder(runtime="auto", cache_dir=cache_dir)
+    assert auto.runtime == "openvino-int8"
+    with caplog.at_level("INFO"):
+        auto.warm_up()
+    assert auto.ir_path.name == IR_NAME  # type: ignore[attr-defined]
+    drift = [r for r in caplog.records if "drift" in r.getMessage()]
+    assert [r.levelname for r in drift] == ["INFO"]

@@ -154,6 +154,7 @@ def load_embedder(
         raise ConfigError(
             f"unknown embedding runtime {runtime!r} - valid runtimes: {', '.join(RUNTIMES)}"
         )
+    chosen = runtime == "auto"
     runtime = resolve_runtime(runtime)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"embedding batch_size must be a positive integer, got {batch_size!r}")
@@ -162,7 +163,11 @@ def load_embedder(
         from datawheel.models.openvino_runtime import OpenVinoEmbedder
 
         spec.check_onnx_compatible()
-        return OpenVinoEmbedder(spec, runtime, batch_size, Path(cache_dir or default_cache_dir()))
+        embedder = OpenVinoEmbedder(
+            spec, runtime, batch_size, Path(cache_dir or default_cache_dir())
+        )
+        embedder.chosen_by_auto = chosen  # its int8 fallback is then no warning
+        return embedder
     if runtime.startswith("onnx"):
         from datawheel.models.onnx_runtime import OnnxEmbedder
 

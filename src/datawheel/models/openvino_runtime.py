@@ -96,6 +96,7 @@ class OpenVinoEmbedder(_BaseEmbedder):
         super().__init__(spec, runtime, batch_size)
         self.cache_dir = cache_dir
         self.ir_path: Path | None = None
+        self.chosen_by_auto = False  # set by load_embedder when runtime 'auto' picked this
 
     def _load(self) -> None:
         ov = _import_openvino()
@@ -111,7 +112,8 @@ class OpenVinoEmbedder(_BaseEmbedder):
             alone, to_fp32 = self.int8_agreement(self._fp32_probes(core, fp_ir))
             if alone < _MIN_AGREEMENT or to_fp32 < _MIN_TO_FP32:
                 # seen once with static int8 on an AMX CPU: texts alone drifted, batches not
-                logger.warning(
+                say = logger.info if self.chosen_by_auto else logger.warning
+                say(
                     "int8 vectors on this CPU drift (cosine %.3f between a text alone and "
                     "batched, %.3f to fp32): running %s in bf16/fp32 instead; set "
                     "embedding.runtime 'openvino' to skip the int8 copy",
