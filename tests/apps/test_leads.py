@@ -179,6 +179,29 @@ def test_a_missing_target_column_points_at_the_columns_that_read_as_outcomes() -
         labels(frame[["age", "housing"]], LeadsConfig())
 
 
+def test_a_numbered_id_column_is_not_a_feature() -> None:
+    """Lead Number 1..N would stand for when a deal was entered; amounts that happen to be
+    distinct, or a column merely ending in "id" like "paid", stay features."""
+    import pandas as pd
+
+    from datawheel.apps.leads.model import Schema
+
+    n = 200
+    frame = pd.DataFrame(
+        {
+            "Lead Number": range(660_000, 660_000 + n),
+            "LeadId": [str(i) for i in range(n)],
+            "amount": [1000 + 7 * i for i in range(n)],  # distinct, but not named like an id
+            "paid": range(n),
+            "visits": [i % 9 for i in range(n)],
+        }
+    )
+    schema = Schema.infer(frame, list(frame.columns))
+    assert set(schema.skipped) == {"Lead Number", "LeadId"}
+    assert "an id" in schema.skipped["Lead Number"]
+    assert schema.numeric == ["amount", "paid", "visits"]
+
+
 def test_unknown_target_values_are_refused_with_the_values(tmp_path: Path) -> None:
     rows = _deals(200)
     rows[3]["stage"] = "Maybe"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -223,6 +224,22 @@ def missing_columns(frame: pd.DataFrame, features: list[str]) -> None:
         )
 
 
+_ID_WORD = re.compile(r"(?:^|[\s_.-])(?:id|key|no|nr|num|number)$", re.I)  # lead_id, Lead No
+_ID_CAMEL = re.compile(r"[a-z](?:Id|ID|Key|No|Number)$")  # LeadId, prospectID
+
+
+def _numbered_ids(name: str, numbers: pd.Series) -> bool:
+    """An id column of numbers (lead_id, LeadNumber): named like one, whole and distinct.
+    As a feature it would stand for when the deal was entered and mean nothing for new ids."""
+    known = numbers.dropna()
+    return (
+        bool(_ID_WORD.search(name.strip()) or _ID_CAMEL.search(name.strip()))
+        and len(known) >= 20
+        and known.is_unique
+        and bool((known == known.round()).all())
+    )
+
+
 # --- the model -------------------------------------------------------------------------------
 
 
@@ -252,6 +269,9 @@ class Schema:
                 continue
             parsed = pd.to_numeric(values, errors="coerce")
             if parsed.notna().mean() >= 0.98:
+                if _numbered_ids(col, parsed):
+                    skipped[col] = "a number per deal (an id), not a property of the deal"
+                    continue
                 numeric.append(col)
                 continue
             counts = values.astype(str).value_counts()
