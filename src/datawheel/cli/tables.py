@@ -23,12 +23,14 @@ from datawheel.errors import DatawheelError
 
 sources_app = typer.Typer(
     rich_markup_mode=None,
-    help="Table sources: files or databases to clean and profile.",
+    help="Table sources: files or databases to clean and profile.\n\n"
+    "Example: datawheel sources add crm sales_pipeline.csv && datawheel clean crm",
     no_args_is_help=True,
 )
 quarantine_app = typer.Typer(
     rich_markup_mode=None,
-    help="Rows held back by cleaning, and re-admitting fixed ones.",
+    help="Rows held back by cleaning, and re-admitting fixed ones.\n\n"
+    "Example: datawheel quarantine list crm && datawheel quarantine readmit crm --fixed fixed.csv",
     no_args_is_help=True,
 )
 
