@@ -174,3 +174,21 @@ def test_first_run_says_it_prepares_the_model_once(tmp_path: Path) -> None:
     assert "Loading weights" not in first.stderr  # no transformers progress bars
     (docs / "b.md").write_text("# Stoves\n\nNever run a stove inside a tent.\n")
     assert "(once" not in ingest().stderr
+
+
+def test_the_demo_hint_is_a_command_that_runs_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After make demo the venv is not activated: the hint names .venv/bin/datawheel."""
+    from datawheel.cli.demo import _program
+
+    exe = tmp_path / ".venv" / "bin" / "datawheel"
+    exe.parent.mkdir(parents=True)
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", [str(exe), "demo"])
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert _program() == ".venv/bin/datawheel"
+    monkeypatch.setenv("PATH", f"{exe.parent}:/usr/bin:/bin")  # an activated venv
+    assert _program() == "datawheel"

@@ -106,5 +106,19 @@ def demo(
         )
         out.print(f"  [dim](answered from {source})[/] {escape(answer.text)}", highlight=False)
     out.print(
-        f"\nworkspace: {result.workspace}\ntry: datawheel ask 'gift card expiration' -w {path}"
+        f"\nworkspace: {result.workspace}\ntry: {_program()} ask 'gift card expiration' -w {path}"
     )
+
+
+def _program() -> str:
+    """How to call datawheel from here: its name when the shell finds this one by it (an
+    activated virtualenv), else its path (after ``make demo``, ``.venv/bin/datawheel``)."""
+    import os
+    import shutil
+    import sys
+
+    me = Path(sys.argv[0]).resolve()
+    found = shutil.which("datawheel")
+    if found and Path(found).resolve() == me or me.name != "datawheel":
+        return "datawheel"
+    return os.path.relpath(me) if me.is_relative_to(Path.cwd()) else str(me)
