@@ -102,3 +102,16 @@ def test_evaluate_questions_reports_answers(kb: Path) -> None:
     assert 0 < result["latency_p50_ms"] <= result["latency_p95_ms"]
     with Workspace.open(kb) as ws:
         assert ws.interactions.interactions() == []  # evaluation asks are not logged
+
+
+def test_ask_says_which_earlier_question_its_sources_come_from(kb: Path) -> None:
+    ws = ["-w", str(kb)]
+    first = _json(["ask", QUESTION, *ws, "--json"])
+    uncited = [s["chunk_id"] for s in first["sources"] if not s["cited"]]
+    assert uncited
+    _json(["feedback", first["id"], "up", "--helpful", f"chunk:{uncited[-1]}", *ws, "--json"])
+    _json(["improve", *ws, "--json"])
+    shown = runner.invoke(app, ["ask", QUESTION, *ws])
+    assert shown.exit_code == 0, shown.output
+    text = " ".join(shown.output.split())
+    assert f"led by the sources marked helpful for a similar question: {QUESTION}" in text

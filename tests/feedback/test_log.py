@@ -289,10 +289,11 @@ def test_a_source_marked_helpful_leads_when_the_question_comes_again(ws: Workspa
 
     again = ws.ask(IN_DOMAIN)
     assert again.answered_from != "memory"  # its text cited other sources: not curated
+    assert again.helped_question == IN_DOMAIN and again.memory_question is None
     assert again.sources[0].chunk_id == helpful
     assert again.confidence >= ws.config.improve.memory_similarity
     assert _cited_numbers(again.text) <= {1}
     assert len({s.chunk_id for s in again.sources}) == len(again.sources)
     # a question nothing like it keeps its own sources
     other = ws.ask("gift card expiration")
-    assert other.sources[0].chunk_id != helpful
+    assert other.sources[0].chunk_id != helpful and other.helped_question is None

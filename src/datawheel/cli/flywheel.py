@@ -70,6 +70,11 @@ def ask(
             f"[dim]answered from a curated answer to a similar question: "
             f"{escape(answer.memory_question)}[/]"
         )
+    elif answer.helped_question:
+        out.print(
+            f"[dim]led by the sources marked helpful for a similar question: "
+            f"{escape(answer.helped_question)}[/]"
+        )
     out.print(escape(answer.text), highlight=False)
     out.print()
     if answer.sources:

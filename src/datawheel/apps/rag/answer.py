@@ -66,6 +66,7 @@ class Answer:
     latency_ms: float
     warnings: list[str] = field(default_factory=list)
     memory_question: str | None = None  # the curated question answered from, if any
+    helped_question: str | None = None  # the past question whose helpful sources lead, if any
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -126,6 +127,7 @@ def ask(
     else:
         confidence = calibration.confidence(ranking.parts, n_tokens)
     vouched_sources = 0
+    helped_question = None
     vouched = model.memory.vouched(qvec, ws.config.improve.memory_similarity)
     if vouched is not None:  # asked before: the sources its asker marked helpful go first
         entry, similarity = vouched
@@ -141,6 +143,7 @@ def ask(
             hits = hits[:k]
             confidence = max(confidence, similarity)
             vouched_sources = min(len(helpful), k)
+            helped_question = entry.question
     warnings: list[str] = []
     memory_question = None
     curated = model.memory.closest_curated(qvec)
@@ -200,6 +203,7 @@ def ask(
         0.0,
         warnings,
         memory_question,
+        helped_question if memory_question is None else None,
     )
     answer.latency_ms = (time.perf_counter() - started) * 1000
     if record:
