@@ -145,6 +145,25 @@ def test_ask_shows_the_answer_with_citation_links_to_the_passage(client: TestCli
     assert re.search(r'data-interaction="[0-9a-f]{32}"', page)
 
 
+def test_ask_says_when_an_earlier_question_answered_it(client: TestClient, kb: Kb) -> None:
+    """After a 👍 with a source marked helpful and improve, the same question says which
+    earlier question its sources come from (or its curated answer)."""
+    sign_in(client, "root")
+    question = "How many weeks of parental leave do employees get?"
+    first = ask(client, question)
+    assert 'id="provenance"' not in first
+    interaction = re.search(r'data-interaction="([0-9a-f]{32})"', first)
+    assert interaction is not None
+    answer = kb.ws.interactions.get(interaction.group(1))
+    helpful = [s["chunk_id"] for s in answer.sources]
+    vote = {"interaction_id": interaction.group(1), "vote": "up", "helpful": helpful[:1]}
+    assert client.post("/api/feedback", json=vote).status_code == 200
+    assert client.post("/api/improve").json()["promoted"]
+    again = ask(client, question)
+    assert re.search(r'id="provenance">(answered from a curated answer|led by the sources)', again)
+    assert f"similar question: {question}</p>" in again
+
+
 def test_a_passage_outside_the_callers_groups_is_not_found(client: TestClient, kb: Kb) -> None:
     sign_in(client, "vic")
     hidden = client.get(f"/passage/{kb.secret_chunk}")
