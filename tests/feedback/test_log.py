@@ -297,3 +297,23 @@ def test_a_source_marked_helpful_leads_when_the_question_comes_again(ws: Workspa
     # a question nothing like it keeps its own sources
     other = ws.ask("gift card expiration")
     assert other.sources[0].chunk_id != helpful and other.helped_question is None
+
+
+def test_the_same_documents_anywhere_get_the_same_answer_calibration(
+    sample: Path, tmp_path: Path
+) -> None:
+    """Chunk ids hash the files' paths; the confidence calibration samples by content, so
+    the same knowledge base ingested from another folder is calibrated the same."""
+    from datawheel.apps.rag.calibrate import fit
+    from datawheel.demo import SAMPLE_KB
+
+    fits = []
+    for where in ("here", "there/deeper"):
+        kb = tmp_path / where / "kb"
+        shutil.copytree(SAMPLE_KB, kb)
+        with Workspace.init(tmp_path / where / "ws") as ws:
+            ws.ingest([kb])
+            fits.append(fit(ws))
+    a, b = fits
+    assert a is not None and b is not None
+    assert a.coef == pytest.approx(b.coef, abs=1e-9) and a.intercept == pytest.approx(b.intercept)

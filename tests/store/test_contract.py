@@ -62,6 +62,7 @@ def test_write_replace_delete(store: SQLStore) -> None:
     store.write_documents([_write("d1", "/x/a.md", "fp1", ["a", "b"])], vec, "m")
     assert store.document_states() == {"/x/a.md": ("d1", "fp1")}
     assert store.chunk_ids() == {"d1-0", "d1-1"}
+    assert store.chunk_text_hashes() == {"d1-0": "h-a", "d1-1": "h-b"}
     # replacing a document replaces all its chunks
     store.write_documents([_write("d1", "/x/a.md", "fp2", ["c"])], {}, "m")
     assert store.document_states()["/x/a.md"] == ("d1", "fp2")

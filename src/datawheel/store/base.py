@@ -86,6 +86,10 @@ class Store(Protocol):
 
     def chunk_ids(self) -> set[str]: ...
 
+    def chunk_text_hashes(self) -> dict[str, str]:
+        """Every chunk id with the hash of its indexed text (the same wherever it lives)."""
+        ...
+
     def chunk_ids_of(self, doc_ids: Iterable[str]) -> list[str]: ...
 
     def cached_vectors(

@@ -249,6 +249,11 @@ class SQLStore:
         with self.engine.connect() as conn:
             return set(conn.execute(select(t.chunks.c.id)).scalars())
 
+    def chunk_text_hashes(self) -> dict[str, str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.chunks.c.id, t.chunks.c.text_hash))
+            return {cid: th for cid, th in rows}
+
     def chunk_ids_of(self, doc_ids: Iterable[str]) -> list[str]:
         out: list[str] = []
         with self.engine.connect() as conn:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from datawheel.workspace import Workspace
 
 log = logging.getLogger(__name__)
-STATE_KEY = "answer_calibration_v2"
+STATE_KEY = "answer_calibration_v3"
 SAMPLE = 200
 
 
@@ -71,9 +71,13 @@ def fit(ws: Workspace, sample: int = SAMPLE, seed: int = 0) -> Calibration | Non
     from sklearn.linear_model import LogisticRegression
 
     rng = np.random.default_rng(seed)
-    ids = sorted(ws.store.chunk_ids())
+    # ordered by content, not by id (ids hash the file's path): the same knowledge base
+    # gets the same calibration wherever it was ingested from
+    hashes = ws.store.chunk_text_hashes()
+    ids = sorted(hashes, key=lambda c: (hashes[c], c))
     picked = [ids[i] for i in rng.choice(len(ids), size=min(sample, len(ids)), replace=False)]
-    views = list(ws.store.chunks(picked))
+    order = {cid: n for n, cid in enumerate(picked)}
+    views = sorted(ws.store.chunks(picked), key=lambda v: order[v.id])
     queries, sources = [], []
     for v in views:
         question = _pseudo_question(v.text, rng)
