@@ -225,9 +225,7 @@ def run_improve(
             f"{name}: held-out nDCG@10 {base_score:.4f} -> {best_score:.4f} "
             f"on {len(test)} questions"
         )
-    elif _curated(memory_all) > _curated(current.memory) or _vouching(memory_all) > _vouching(
-        current.memory
-    ):
+    elif _memory_grew(memory_all, current.memory):
         chosen = RagModel(
             version,
             current.dense_weight,
@@ -238,8 +236,8 @@ def run_improve(
         )
         best_score = base_score
         note = (
-            f"answer memory refreshed: {_curated(memory_all)} curated answers, "
-            f"{_vouching(memory_all)} questions with sources marked helpful; ranking unchanged "
+            f"answer memory refreshed: {len(memory_all.curated)} curated answers, "
+            f"{len(memory_all.vouching)} questions with sources marked helpful; ranking unchanged "
             f"(no candidate beat held-out nDCG@10 {base_score:.4f} by {settings.margin})"
         )
     else:
@@ -260,7 +258,7 @@ def run_improve(
                 "ranker": chosen.ranker is not None,
                 "features": list(FEATURES) if chosen.ranker is not None else [],
                 "memory": len(chosen.memory),
-                "curated_answers": _curated(chosen.memory),
+                "curated_answers": len(chosen.memory.curated),
                 "embedder": chosen.embedder,
             },
             metrics={"holdout_ndcg@10": best_score, "before": base_score, "questions": len(test)},
@@ -388,13 +386,10 @@ def _eval_sets(ws: Workspace, model: RagModel, current: RagModel, margin: float)
     return out
 
 
-def _curated(memory: FeedbackMemory) -> int:
-    return len(memory.curated)
-
-
-def _vouching(memory: FeedbackMemory) -> int:
-    """Past questions whose sources were marked helpful: asked again, those sources lead."""
-    return len(memory.vouching)
+def _memory_grew(new: FeedbackMemory, old: FeedbackMemory) -> bool:
+    """More curated answers, or more questions with sources marked helpful (asked again,
+    those sources lead): worth serving even with the ranking unchanged."""
+    return len(new.curated) > len(old.curated) or len(new.vouching) > len(old.vouching)
 
 
 def _without(memory: FeedbackMemory, ids: set[str]) -> FeedbackMemory:
