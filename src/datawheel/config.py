@@ -168,6 +168,12 @@ class ImproveConfig(_Section):
         default_factory=list,
         description="Question files (JSON lines) every candidate is also scored on.",
     )
+    corrections: Literal["review", "trusted"] = Field(
+        "review",
+        description="review: a correction becomes a curated answer only once an editor or "
+        "admin approves it (datawheel corrections approve); trusted: every correction not "
+        "rejected does (simulations, single-user workspaces).",
+    )
 
 
 class SourceConfig(TableSource):

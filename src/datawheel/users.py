@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -82,6 +83,12 @@ def _check_password(password: str, stored: str) -> bool:
     except ValueError:
         return False
     return hmac.compare_digest(again.hex(), digest)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash no password matches, checked against when a user has none."""
+    return _hash_password(secrets.token_urlsafe(16))
 
 
 def _now() -> datetime:
@@ -198,6 +205,9 @@ class UserDirectory:
         if values:
             with self.engine.begin() as conn:
                 conn.execute(update(t.users).where(t.users.c.name == name).values(**values))
+                # A new role, new groups or a new password take effect at once: the
+                # user's browser sessions end and they sign in again.
+                conn.execute(delete(t.sessions).where(t.sessions.c.user == name))
         return self.get(name)
 
     def disable(self, name: str) -> None:
@@ -232,11 +242,18 @@ class UserDirectory:
     def revoke(self, key_id: str) -> None:
         key_id = key_id.removeprefix("dw_").split("_")[0]
         with self.engine.begin() as conn:
+            owner = conn.execute(
+                select(t.api_keys.c.user).where(
+                    t.api_keys.c.id == key_id, t.api_keys.c.revoked_at.is_(None)
+                )
+            ).scalar()
             done = conn.execute(
                 update(t.api_keys)
                 .where(t.api_keys.c.id == key_id, t.api_keys.c.revoked_at.is_(None))
                 .values(revoked_at=_now())
             ).rowcount
+            if owner is not None:  # a session signed in with this key ends with it
+                conn.execute(delete(t.sessions).where(t.sessions.c.user == owner))
         if not done:
             raise NotFoundError(f"no active key {key_id!r}; list keys with: datawheel users list")
 
@@ -276,12 +293,11 @@ class UserDirectory:
     def check_password(self, name: str, password: str) -> User:
         with self.engine.connect() as conn:
             row = conn.execute(select(t.users).where(t.users.c.name == name)).first()
-        if (
-            row is None
-            or row.disabled
-            or not row.password_hash
-            or not _check_password(password, row.password_hash)
-        ):
+        # The same scrypt work whether the user exists or not, so the time taken does not
+        # tell a guesser which names are real.
+        stored = row.password_hash if row is not None and row.password_hash else _dummy_hash()
+        matches = _check_password(password, stored)
+        if row is None or row.disabled or not row.password_hash or not matches:
             raise AuthError("wrong user name or password (or sign in with an API key)")
         return User(row.name, row.role, tuple(row.groups))
 

@@ -480,8 +480,20 @@ class Workspace(FeedbackMixin, TablesMixin, PredictionsMixin, StorageMixin):
             "counts": self.store.counts(),
             "version": self._current_version(),
             "embedder": self.embedder.model_id,  # name:weights:runtime, as auto resolved it
+            "cpu": self._cpu_status(),
             "runs": self.store.list_runs(limit=5),
         }
+
+    def _cpu_status(self) -> dict[str, Any]:
+        """The CPU features that decide the runtimes, and whether the local LLM runs here."""
+        from datawheel.models.cpu import reported_features
+
+        status: dict[str, Any] = {"features": reported_features()}
+        check = getattr(getattr(self.generator, "primary", None), "check", None)
+        if check is not None:  # a local llama.cpp model: tried once in a child process
+            verdict = check()
+            status["llama_cpp"] = "runs here" if verdict.ok else verdict.reason
+        return status
 
     def roi(self, days: int = 30) -> Any:
         """Annual value from measured usage against the investment (``roi:`` in the config).

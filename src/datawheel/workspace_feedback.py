@@ -15,11 +15,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from datawheel.errors import ConfigError
 from datawheel.ingest import Progress
 from datawheel.workspace_part import WorkspacePart
+
+if TYPE_CHECKING:
+    from datawheel.feedback.visibility import Visibility
+    from datawheel.users import User
+
+
+class _Asked(NamedTuple):
+    id: str
+    user: str
+
 
 _KINDS = ("rag", "leads", "forecast")  # the apps with versions in the registry
 
@@ -65,6 +75,7 @@ class FeedbackMixin(WorkspacePart):
         correction: str | None = None,
         helpful: Sequence[str] = (),
         failure: str | None = None,
+        own_only: bool = False,
     ) -> Any:
         """Record a 👍/👎 on an answer; a user's latest vote replaces their earlier one.
 
@@ -72,7 +83,9 @@ class FeedbackMixin(WorkspacePart):
             vote: ``up`` or ``down``.
             helpful: chunk ids (``chunk:`` prefix allowed) of the sources that helped.
             failure: ``wrong_source`` (retrieval failed) or ``wrong_answer``.
-            correction: the right answer; it becomes a curated answer at the next improve.
+            correction: the right answer; once an editor approves it (``datawheel
+                corrections approve``) it becomes a curated answer at the next improve.
+            own_only: only on an answer ``user`` was shown, by its full id (the service).
         """
         return self._ws.interactions.vote(
             interaction_id,
@@ -82,21 +95,90 @@ class FeedbackMixin(WorkspacePart):
             correction=correction,
             helpful=helpful,
             failure=failure,
+            own_only=own_only,
         )
 
-    def recent_interactions(self, *, limit: int = 50, user: str | None = None) -> list[Any]:
-        """The newest interactions first; ``user`` limits them to one asker's."""
-        return self._ws.interactions.recent(limit, user)
+    def visibility(self, reader: User | None) -> Visibility:
+        """The visibility rule for ``reader`` (None: the workspace's owner sees everything)."""
+        from datawheel.feedback.visibility import Visibility
 
-    def interaction(self, interaction_id: str, *, user: str | None = None) -> dict[str, Any]:
-        """One interaction with its votes; with ``user``, only if that user asked it."""
+        return Visibility(reader, self.store.doc_groups)
+
+    def _audit(self, reader: User | None, action: str, items: Sequence[Any]) -> None:
+        """Record an editor's or admin's read of other users' content."""
+        from datawheel.feedback.audit import AuditLog
+
+        if reader is not None:
+            AuditLog(self.store.engine).record(
+                reader.name, action, self.visibility(reader).others(items)
+            )
+
+    def recent_interactions(
+        self, *, limit: int = 50, user: str | None = None, reader: User | None = None
+    ) -> list[Any]:
+        """The newest interactions first that ``reader`` may see; ``user`` limits them to
+        one asker's. Reads of other users' interactions are recorded in the audit log."""
+        rule = self.visibility(reader)
+        if rule.sees_all or (reader is not None and reader.has_role("editor")):
+            found = self._ws.interactions.recent(limit, user)
+        else:  # a viewer: their own, whatever ``user`` says
+            found = self._ws.interactions.recent(limit, reader.name if reader else user)
+        items = rule.visible(found)
+        self._audit(reader, "list_interactions", items)
+        return items
+
+    def interaction(self, interaction_id: str, *, reader: User | None = None) -> dict[str, Any]:
+        """One interaction with its votes, if ``reader`` may see it (else "not found", so an
+        id reveals nothing). Reads of another user's interaction are audited."""
         from datawheel.errors import NotFoundError
 
-        item = self._ws.interactions.get(interaction_id)
-        if user is not None and item.user != user:
-            raise NotFoundError(f"no interaction {interaction_id!r} of yours")
+        try:
+            item = self._ws.interactions.get(interaction_id)
+        except NotFoundError:
+            item = None
+        if (
+            item is None
+            or (reader is not None and len(interaction_id.strip()) != 32)
+            or (not self.visibility(reader).sees(item))
+        ):
+            raise NotFoundError(  # the same words whether it exists or not
+                "no interaction with this id that you may read; use the full id (32 hex "
+                "characters) that ask returned"
+            )
+        self._audit(reader, "read_interaction", [item])
         votes = self._ws.interactions.feedback([item.id])
         return {**item.to_dict(), "feedback": [v.__dict__ for v in votes]}
+
+    def corrections(self, status: str | None = "pending", *, reader: User | None = None) -> Any:
+        """The review queue (corrections and 👎 comments) that ``reader`` may see."""
+        from datawheel.feedback.review import ReviewQueue
+
+        items = self.visibility(reader).visible(ReviewQueue(self.store.engine).items(status))
+        self._audit(reader, "list_corrections", [_Asked(i.interaction_id, i.asker) for i in items])
+        return items
+
+    def review(self, item_id: str, decision: str, *, by: User | None = None) -> Any:
+        """Approve or reject a correction or comment; approved corrections become curated
+        answers at the next improve. An editor may decide only on what they may read."""
+        from datawheel.errors import AccessError, NotFoundError
+        from datawheel.feedback.review import ReviewQueue
+
+        queue = ReviewQueue(self.store.engine)
+        if by is not None:
+            by.require("editor")
+            if not self.visibility(by).sees(queue.get(item_id)):
+                raise NotFoundError(f"no correction or comment {item_id!r} that you may read")
+            if queue.get(item_id).author == by.name and by.role != "admin":
+                raise AccessError(
+                    "an editor cannot approve their own correction; ask another editor or an admin"
+                )
+        return queue.decide(item_id, decision, by=by.name if by else "owner")
+
+    def audit(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Who read other users' questions and answers, newest first (for admins)."""
+        from datawheel.feedback.audit import AuditLog
+
+        return AuditLog(self.store.engine).recent(limit)
 
     def improve(self, *, progress: Progress | None = None, **overrides: Any) -> Any:
         """Build candidates from feedback, judge them on held-out feedback, promote a winner."""
@@ -189,16 +271,21 @@ class FeedbackMixin(WorkspacePart):
         registry.promote(target)
         return target
 
-    def report(self, *, weeks: int = 1) -> Any:
+    def report(
+        self, *, weeks: int = 1, reader: User | None = None, auto_improve: bool = True
+    ) -> Any:
         """Weekly satisfaction, volume, answer rate, p95 latency and content gaps.
 
-        When satisfaction is below ``improve.satisfaction_threshold`` and
-        ``improve.auto_improve`` is on, improve runs and its report is attached.
+        ``reader`` sees the questions behind the gaps only where the visibility rule lets
+        them (viewers: aggregates only). When satisfaction is below
+        ``improve.satisfaction_threshold`` and ``improve.auto_improve`` is on (and
+        ``auto_improve``), improve runs and its report is attached.
         """
         from datawheel.feedback.report import weekly_report
 
-        report = weekly_report(self._ws, weeks=weeks)
-        if report.below_threshold and self.config.improve.auto_improve:
+        report = weekly_report(self._ws, weeks=weeks, rule=self.visibility(reader))
+        self._audit(reader, "read_report", report.shown_items)
+        if report.below_threshold and self.config.improve.auto_improve and auto_improve:
             from datawheel.improve import NotEnoughFeedback
 
             try:

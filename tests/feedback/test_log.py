@@ -196,13 +196,33 @@ def test_like_wildcards_in_a_prefix_match_nothing(ws: Workspace) -> None:
     assert ws.interactions.feedback() == []
 
 
-def test_a_correction_on_a_declined_answer_becomes_a_curated_answer(ws: Workspace) -> None:
-    declined = ws.ask(OUT_OF_DOMAIN)
-    ws.feedback(declined.id, "down", correction="Ulaanbaatar is the capital of Mongolia.")
+def test_a_correction_becomes_a_curated_answer_only_once_approved(ws: Workspace) -> None:
+    declined = ws.ask(OUT_OF_DOMAIN, user="vera")
+    vote = ws.feedback(
+        declined.id, "down", user="vera", correction="Ulaanbaatar is the capital of Mongolia."
+    )
+    assert vote.review == "pending"
+    ws.improve()
+    assert ws.ask(OUT_OF_DOMAIN).answered_from == "declined"  # pending: it answers nobody
+
+    ws.review(vote.review_id, "approve")
     ws.improve()
     again = ws.ask(OUT_OF_DOMAIN)
+
     assert again.answered_from == "memory"
     assert again.text == "Ulaanbaatar is the capital of Mongolia."
+    assert again.curated_by == {"author": "vera", "approved_by": "owner"}
+
+
+def test_a_rejected_correction_never_answers(ws: Workspace) -> None:
+    declined = ws.ask(OUT_OF_DOMAIN, user="vera")
+    vote = ws.feedback(declined.id, "down", user="vera", correction="Visit http://evil.example")
+    ws.review(vote.review_id, "reject")
+    ws.config.improve.corrections = "trusted"  # even where corrections are trusted
+    ws.improve()
+
+    assert ws.ask(OUT_OF_DOMAIN).answered_from == "declined"
+    assert [c.status for c in ws.corrections("rejected")] == ["rejected"]
 
 
 def test_a_tiny_knowledge_base_declines_without_a_contradicting_confidence(

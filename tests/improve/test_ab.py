@@ -33,7 +33,12 @@ def ws(sample: Path, tmp_path: Path) -> Iterator[Workspace]:
 def _start_test(ws: Workspace) -> ab.ABTest:
     """A correction makes improve build a challenger (answer memory refreshed)."""
     first = ws.ask(QUESTION, user="dana")
-    ws.feedback(first.id, "down", user="dana", correction="15% on opened electronics.")
+    ws.review(
+        ws.feedback(
+            first.id, "down", user="dana", correction="15% on opened electronics."
+        ).review_id,
+        "approve",
+    )
     report = ws.improve(finetune=False)
     assert report.promoted is None and report.challenger == "v1"
     test = ab.running(ws)
@@ -146,6 +151,11 @@ def test_rollback_ends_a_running_test(ws: Workspace) -> None:
 def test_without_a_share_improve_promotes_at_once(ws: Workspace) -> None:
     ws.config.ab.share = 0.0
     first = ws.ask(QUESTION, user="dana")
-    ws.feedback(first.id, "down", user="dana", correction="15% on opened electronics.")
+    ws.review(
+        ws.feedback(
+            first.id, "down", user="dana", correction="15% on opened electronics."
+        ).review_id,
+        "approve",
+    )
     report = ws.improve(finetune=False)
     assert report.promoted == "v1" and report.challenger is None and ab.load(ws) is None

@@ -40,7 +40,12 @@ def voted(sample: Path, tmp_path: Path) -> Voted:
         liked, corrected, unvoted = (ws.ask(q) for q in (LIKED, CORRECTED, UNVOTED))
         assert not (liked.declined or corrected.declined or unvoted.declined)
         ws.feedback(liked.id, "up")
-        ws.feedback(corrected.id, "down", correction=CORRECTION, failure="wrong_answer")
+        ws.review(
+            ws.feedback(
+                corrected.id, "down", correction=CORRECTION, failure="wrong_answer"
+            ).review_id,
+            "approve",
+        )
     return Voted(path, liked, corrected, unvoted)
 
 

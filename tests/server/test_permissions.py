@@ -81,6 +81,9 @@ def test_a_curated_answer_is_only_given_to_those_who_may_read_its_sources(client
         },
         headers=bearer(keys.bob),
     )
+    (pending,) = c.get("/api/corrections", headers=bearer(keys.admin)).json()["corrections"]
+    approved = c.post(f"/api/corrections/{pending['id']}/approve", headers=bearer(keys.admin))
+    assert approved.json()["correction"]["status"] == "approved"
     report = c.post("/api/improve", headers=bearer(keys.admin)).json()
     assert report["promoted"], report
     for key, may_read in [(keys.bob, True), (keys.carol, True), (keys.alice, False)]:

@@ -159,7 +159,7 @@ def _original_key(data: bytes, name: str) -> str:
 def _promote(ws: Workspace) -> str:
     """A correction makes improve promote a version (answer memory refreshed)."""
     first = ws.ask(QUESTION)
-    ws.feedback(first.id, "down", correction=CORRECTION)
+    ws.review(ws.feedback(first.id, "down", correction=CORRECTION).review_id, "approve")
     report = ws.improve(finetune=False)
     assert report.promoted and report.warnings == [], report.to_dict()
     return str(report.promoted)
@@ -292,7 +292,7 @@ def test_a_version_never_uploaded_and_gone_here_is_a_clear_error(
         monkeypatch.setenv(SECRET_VAR, "wrong")
         with Workspace.open(kb) as ws:
             first = ws.ask(QUESTION)
-            ws.feedback(first.id, "down", correction=CORRECTION)
+            ws.review(ws.feedback(first.id, "down", correction=CORRECTION).review_id, "approve")
             version = ws.improve(finetune=False).promoted
         shutil.rmtree(kb / "models" / str(version))
         monkeypatch.setenv(SECRET_VAR, s3.secret)
@@ -371,7 +371,7 @@ def test_a_failed_model_upload_keeps_the_version_and_a_later_run_retries(
     monkeypatch.setenv(SECRET_VAR, "wrong")
     with Workspace.open(kb) as ws:
         first = ws.ask(QUESTION)
-        ws.feedback(first.id, "down", correction=CORRECTION)
+        ws.review(ws.feedback(first.id, "down", correction=CORRECTION).review_id, "approve")
         report = ws.improve(finetune=False)
         version = report.promoted
         assert version is not None

@@ -68,7 +68,7 @@ def ask(
     if answer.memory_question:
         out.print(
             f"[dim]answered from a curated answer to a similar question: "
-            f"{escape(answer.memory_question)}[/]"
+            f"{escape(answer.memory_question)}{escape(_curated_by(answer.curated_by))}[/]"
         )
     elif answer.helped_question:
         out.print(
@@ -343,3 +343,9 @@ def export(
         print_json({"path": str(path), "format": fmt, "pairs": count})
         return
     out.print(f"wrote {count} question/answer pairs to {path} ({fmt} format)")
+
+
+def _curated_by(who: dict[str, str | None] | None) -> str:
+    if not who or not who.get("author"):
+        return ""
+    return f" (written by {who['author']}, approved by {who.get('approved_by') or 'nobody'})"

@@ -18,6 +18,7 @@ from datawheel.cli import (
     migrate,
     monitor,
     replay,
+    review,
     roi,
     search,
     serve,
@@ -52,6 +53,7 @@ replay.register(app)
 serve.register(app)
 storage.register(app)
 roi.register(app)
+review.register(app)
 migrate.register(app)
 
 

@@ -48,6 +48,12 @@ def status(workspace: WorkspaceOpt = None, json_: JsonOpt = False) -> None:
         out.print(f"  {name:<18} {n:>10,}")
     out.print(f"  {'model version':<18} {info['version'] or 'baseline':>10}")
     out.print(f"  {'embedder':<18} {info['embedder']}", highlight=False)
+    cpu = info["cpu"]
+    out.print(
+        f"  {'cpu features':<18} {' '.join(cpu['features']) or '(none of the vector extensions)'}"
+    )
+    if "llama_cpp" in cpu:
+        out.print(f"  {'llama.cpp':<18} {cpu['llama_cpp']}", highlight=False)
     table = Table("run", "kind", "status", "started", "seconds", title="latest runs")
     for r in info["runs"]:
         dur = f"{r['duration_s']:.1f}" if r["duration_s"] is not None else ""

@@ -68,13 +68,15 @@ def replay(
             ws.feedback(answer.id, "up", user="simulated", helpful=helpful)
             votes["up"] += 1
         else:
-            ws.feedback(
+            record = ws.feedback(
                 answer.id,
                 "down",
                 user="simulated",
                 failure="wrong_source",
                 correction=(corrections or {}).get(qid),
             )
+            if record.correction:  # the workspace's owner reviews the simulated user's words
+                ws.review(record.review_id, "approve")
             votes["down"] += 1
         if progress and (i % 20 == 0 or i == len(questions) - 1):
             progress("feedback", i + 1, len(questions))

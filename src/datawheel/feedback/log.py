@@ -6,6 +6,7 @@ A user has one vote per interaction; voting again replaces it (the latest counts
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from collections.abc import Iterable, Sequence
@@ -58,6 +59,23 @@ class FeedbackRecord:
     correction: str | None
     helpful: list[str]
     created_at: datetime
+    review: str | None = None  # pending, approved, rejected; None: nothing to review
+    reviewed_by: str | None = None
+    reviewed_at: datetime | None = None
+
+    @property
+    def review_id(self) -> str:
+        """The short id the review queue knows this vote by."""
+        return review_id(self.interaction_id, self.user)
+
+
+def review_id(interaction_id: str, user: str) -> str:
+    return hashlib.sha256(f"{interaction_id}\0{user}".encode()).hexdigest()[:12]
+
+
+def needs_review(vote: str, comment: str | None, correction: str | None) -> bool:
+    """A correction, or a 👎 with a comment: words a person wrote, for an editor to read."""
+    return bool((correction or "").strip()) or (vote == "down" and bool((comment or "").strip()))
 
 
 def new_interaction_id() -> str:
@@ -151,14 +169,17 @@ class InteractionLog:
         correction: str | None = None,
         helpful: Sequence[str] = (),
         failure: str | None = None,
+        own_only: bool = False,
     ) -> FeedbackRecord:
+        """Record ``user``'s vote. ``own_only`` (the service): only on an answer ``user`` was
+        shown, named by its full id; any other id is "not found", whoever asked it."""
         if vote not in VOTES:
             raise ConfigError(f"unknown vote {vote!r}; valid votes: up, down")
         if failure is not None and failure not in FAILURES:
             raise ConfigError(
                 f"unknown failure kind {failure!r}; valid kinds: {', '.join(FAILURES)}"
             )
-        item = self.get(interaction_id)
+        item = self._own(interaction_id, user) if own_only else self.get(interaction_id)
         known = {s["chunk_id"] for s in item.sources}
         full = []
         for mark in helpful:
@@ -172,11 +193,34 @@ class InteractionLog:
                 )
             full.append(matches[0])
         record = FeedbackRecord(
-            item.id, user, vote, failure, comment, correction, full, datetime.now(UTC)
+            item.id,
+            user,
+            vote,
+            failure,
+            comment,
+            correction,
+            full,
+            datetime.now(UTC),
+            "pending" if needs_review(vote, comment, correction) else None,
         )
         with self.engine.begin() as conn:
             conn.execute(_upsert_vote(self.engine.dialect.name, record.__dict__))
         return record
+
+    def _own(self, interaction_id: str, user: str) -> Interaction:
+        ident = interaction_id.strip().lower()
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(t.interactions).where(
+                    t.interactions.c.id == ident, t.interactions.c.user == user
+                )
+            ).first()
+        if row is None or len(ident) != 32:
+            raise NotFoundError(  # the same words whoever asked it: the id reveals nothing
+                "no answer with this id was shown to you; vote with the full id (32 hex "
+                "characters) that ask returned for one of your own answers"
+            )
+        return _interaction(row._mapping)
 
     def feedback(self, interaction_ids: Iterable[str] | None = None) -> list[FeedbackRecord]:
         query = select(t.feedback).order_by(t.feedback.c.created_at)

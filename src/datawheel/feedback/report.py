@@ -7,6 +7,7 @@ rather than a list of 40 questions.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import numpy as np
 from datawheel.errors import ConfigError
 
 if TYPE_CHECKING:
+    from datawheel.feedback.visibility import Visibility
     from datawheel.workspace import Workspace
 
 LOW_CONFIDENCE = 0.6
@@ -40,9 +42,9 @@ class WeekStats:
 @dataclass
 class ContentGap:
     size: int
-    example: str  # the most central question
+    example: str | None  # the most central question the reader may see (None: none)
     terms: list[str]
-    questions: list[str]
+    questions: list[str]  # at most five the reader may see
 
 
 @dataclass
@@ -54,6 +56,7 @@ class Report:
     message: str
     improve: dict[str, Any] | None = None
     low_confidence: list[dict[str, Any]] = field(default_factory=list)
+    shown_items: list[Any] = field(default_factory=list)  # interactions whose words are shown
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,7 +70,11 @@ class Report:
         }
 
 
-def weekly_report(ws: Workspace, weeks: int = 1, now: datetime | None = None) -> Report:
+def weekly_report(
+    ws: Workspace, weeks: int = 1, now: datetime | None = None, rule: Visibility | None = None
+) -> Report:
+    """The report as ``rule``'s reader may see it: the numbers are aggregates of everyone's
+    questions, the questions shown (gap examples, low confidence) only those they may read."""
     if weeks < 1:
         raise ConfigError(f"weeks must be at least 1, got {weeks}")
     now = now or datetime.now(UTC)
@@ -109,7 +116,19 @@ def weekly_report(ws: Workspace, weeks: int = 1, now: datetime | None = None) ->
         for i in items
         if i.declined or i.confidence < LOW_CONFIDENCE or "down" in votes.get(i.id, {}).values()
     ]
-    gaps = _gaps(ws, [i.question for i in poor])
+    visible = poor if rule is None else rule.visible(poor)
+    readable = {i.question for i in visible}
+    gaps = [
+        ContentGap(
+            g.size,
+            g.example
+            if g.example in readable
+            else next((q for q in g.questions if q in readable), None),
+            g.terms,
+            [q for q in g.questions if q in readable][:5],
+        )
+        for g in _cached_gaps(ws, [i.question for i in poor])
+    ]
     threshold = ws.config.improve.satisfaction_threshold
     latest = stats[-1]
     below = latest.satisfaction is not None and latest.satisfaction < threshold
@@ -124,9 +143,28 @@ def weekly_report(ws: Workspace, weeks: int = 1, now: datetime | None = None) ->
         message = f"satisfaction {latest.satisfaction:.0%} in {latest.week} meets {threshold:.0%}"
     low = [
         {"id": i.id, "question": i.question, "confidence": round(i.confidence, 3)}
-        for i in sorted(poor, key=lambda i: i.confidence)[:10]
+        for i in sorted(visible, key=lambda i: i.confidence)[:10]
     ]
-    return Report(stats, gaps, threshold, below, message, None, low)
+    shown = [i for i in visible if i.question in {q for g in gaps for q in g.questions}]
+    shown += [i for i in visible if i.id in {row["id"] for row in low}]
+    return Report(stats, gaps, threshold, below, message, None, low, shown)
+
+
+_GAP_CACHE: dict[tuple[str, str], list[ContentGap]] = {}
+_GAP_CACHE_SIZE = 32
+
+
+def _cached_gaps(ws: Workspace, questions: list[str]) -> list[ContentGap]:
+    """The clusters of these questions, computed once per set of questions: a repeat call
+    (the same week's data) costs a hash, not an embedding and a clustering."""
+    digest = hashlib.sha256("\0".join(questions).encode()).hexdigest()
+    key = (ws.store.engine.url.render_as_string(hide_password=True), digest)
+    if key not in _GAP_CACHE:
+        if len(_GAP_CACHE) >= _GAP_CACHE_SIZE:
+            _GAP_CACHE.pop(next(iter(_GAP_CACHE)))
+        # every question of a cluster is kept here; readers get the ones they may see
+        _GAP_CACHE[key] = _gaps(ws, questions, keep=10**9)
+    return _GAP_CACHE[key]
 
 
 def _words(text: str) -> list[str]:
@@ -142,7 +180,7 @@ def _week(moment: datetime) -> str:
     return f"{year}-W{week:02d}"
 
 
-def _gaps(ws: Workspace, questions: list[str], limit: int = 10) -> list[ContentGap]:
+def _gaps(ws: Workspace, questions: list[str], limit: int = 10, keep: int = 5) -> list[ContentGap]:
     questions = list(dict.fromkeys(questions))
     if not questions:
         return []
@@ -173,7 +211,7 @@ def _gaps(ws: Workspace, questions: list[str], limit: int = 10) -> list[ContentG
                 len(idx),
                 example,
                 [w for w, _ in words.most_common(4)],
-                [questions[m] for m in idx[:5]],
+                [questions[m] for m in idx[:keep]],
             )
         )
     gaps.sort(key=lambda g: -g.size)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +24,8 @@ class Example:
     doc_of: dict[str, str]  # chunk id -> document id, for shown chunks
     answer: str | None  # curated answer text (a 👍 answer or a correction), if any
     citations: list[dict[str, str]] = field(default_factory=list)
+    author: str | None = None  # who wrote the curated answer (a correction's voter)
+    approved_by: str | None = None  # who approved it (a 👍 answer: who voted it up)
 
     @property
     def helpful_docs(self) -> list[str]:
@@ -37,7 +39,18 @@ class Example:
 
 
 def collect(ws: Workspace) -> list[Example]:
-    """Every interaction with feedback; several users' marks are merged, the latest vote wins."""
+    """Every interaction with feedback; several users' marks are merged, the latest vote wins.
+
+    A correction counts once an editor approved it (``improve.corrections: review``, the
+    default), or unless one rejected it (``trusted``).
+    """
+    trusted = ws.config.improve.corrections == "trusted"
+
+    def usable(mark: Any) -> bool:
+        if not mark.correction:
+            return False
+        return mark.review != "rejected" if trusted else mark.review == "approved"
+
     log = ws.interactions
     votes = log.feedback()
     by_interaction: dict[str, list] = {}
@@ -53,11 +66,14 @@ def collect(ws: Workspace) -> list[Example]:
         cited = [s["chunk_id"] for s in item.sources if s.get("cited")]
         if latest.vote == "up" and not helpful:
             helpful = cited  # a plain 👍: the cited sources helped
-        correction = next((m.correction for m in reversed(marks) if m.correction), None)
+        corrected = next((m for m in reversed(marks) if usable(m)), None)
+        correction = corrected.correction if corrected else None
         answer, citations = None, []
-        if correction:
+        author = approved_by = None
+        if corrected:
             answer = correction
             citations = [s for s in item.sources if s["chunk_id"] in (helpful or cited)]
+            author, approved_by = corrected.user, corrected.reviewed_by or "trusted"
         elif (
             latest.vote == "up"
             and not item.declined
@@ -66,6 +82,7 @@ def collect(ws: Workspace) -> list[Example]:
         ):
             answer = item.answer
             citations = [s for s in item.sources if s.get("cited")]
+            author, approved_by = item.versions.get("generator", "datawheel"), latest.user
         if answer and citations:
             renumber = {s["n"]: i for i, s in enumerate(citations, start=1)}
             for old, new in renumber.items():
@@ -84,6 +101,8 @@ def collect(ws: Workspace) -> list[Example]:
                     {"n": str(i), "chunk_id": s["chunk_id"], "title": s["title"]}
                     for i, s in enumerate(citations, start=1)
                 ],
+                author,
+                approved_by,
             )
         )
     return examples
@@ -109,6 +128,8 @@ def build_memory(examples: list[Example], vectors: np.ndarray) -> FeedbackMemory
                 failed,
                 ex.answer,
                 ex.citations,
+                ex.author if ex.answer else None,
+                ex.approved_by if ex.answer else None,
             )
         )
     return FeedbackMemory(entries, vectors)

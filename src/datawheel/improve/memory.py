@@ -28,6 +28,8 @@ class MemoryEntry:
     shown_docs: list[str] = field(default_factory=list)  # shown but not marked helpful
     answer: str | None = None  # the curated answer: a 👍 answer or a correction
     citations: list[dict[str, str]] = field(default_factory=list)  # {n, chunk_id, title}
+    author: str | None = None  # who wrote the curated answer
+    approved_by: str | None = None  # who approved it
 
 
 class FeedbackMemory:

@@ -48,6 +48,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 from datawheel.errors import ConfigError, ModelError  # noqa: E402
+from datawheel.models.cpu import cpu_flags  # noqa: E402
 
 logger = logging.getLogger(__name__)
 #: One-time model preparation (export, conversion, quantisation) that makes a first run
@@ -193,16 +194,6 @@ def resolve_runtime(runtime: str) -> str:
     if "avx512_vnni" not in flags and "amx_int8" not in flags:
         return "openvino"
     return "openvino-int8" if importlib.util.find_spec("nncf") is not None else "openvino"
-
-
-def cpu_flags() -> set[str]:
-    """The CPU feature flags Linux reports (empty elsewhere or when unreadable)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return set()
-    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
-    return set(line.partition(":")[2].split())
 
 
 def weights_sha256(path: Path) -> str:

@@ -14,6 +14,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from datawheel.errors import AuthError
 from datawheel.feedback.log import MAX_QUESTION_CHARS
 from datawheel.server.service import SESSION_COOKIE, admin, editor, service, viewer
 from datawheel.users import User
@@ -102,11 +103,18 @@ def health(request: Request) -> dict[str, Any]:
 @router.post("/session", summary="Sign in (web UI): sets an HttpOnly session cookie")
 def sign_in(body: SessionRequest, request: Request, response: Response) -> dict[str, Any]:
     svc = service(request)
+    address = request.client.host if request.client else "unknown"
+    name = "" if body.key else (body.name or "")
+    svc.before_sign_in(name, address)
     users = svc.ws.users
-    if body.key:
-        user = users.authenticate(body.key)
-    else:
-        user = users.check_password(body.name or "", body.password or "")
+    try:
+        if body.key:
+            user = users.authenticate(body.key)
+        else:
+            user = users.check_password(body.name or "", body.password or "")
+    except AuthError:
+        svc.failed_sign_in(name or "(API key)", address)
+        raise
     cfg = svc.ws.config.server
     token = users.start_session(user, cfg.session_hours)
     response.set_cookie(
@@ -163,28 +171,50 @@ def feedback(body: FeedbackRequest, request: Request, user: User = viewer) -> An
             correction=body.correction,
             helpful=body.helpful,
             failure=body.failure,
+            own_only=True,
         )
     return {"ok": True, "feedback": out(record)}
 
 
-@router.get("/interactions", summary="Recent questions and answers (viewers see their own)")
+@router.get("/interactions", summary="Recent questions and answers the caller may read")
 def interactions(
     request: Request, limit: int = Query(50, ge=1, le=1000), user: User = viewer
 ) -> Any:
-    ws = service(request).ws
-    mine = None if user.has_role("editor") else user.name
-    return {"interactions": out(ws.recent_interactions(limit=limit, user=mine))}
+    items = service(request).ws.recent_interactions(limit=limit, reader=user)
+    return {"interactions": out(items)}
 
 
 @router.get("/interactions/{interaction_id}", summary="One interaction with its votes")
 def interaction(interaction_id: str, request: Request, user: User = viewer) -> Any:
-    ws = service(request).ws
-    return out(ws.interaction(interaction_id, user=None if user.has_role("editor") else user.name))
+    return out(service(request).ws.interaction(interaction_id, reader=user))
 
 
 @router.get("/report", summary="Weekly satisfaction, volume, latency and content gaps")
-def report(request: Request, weeks: int = Query(1, ge=1, le=52), _: User = viewer) -> Any:
-    return out(service(request).ws.report(weeks=weeks))
+def report(request: Request, weeks: int = Query(1, ge=1, le=52), user: User = viewer) -> Any:
+    # A read never runs improve: the scheduler's weekly report job does that.
+    return out(service(request).ws.report(weeks=weeks, reader=user, auto_improve=False))
+
+
+@router.get("/corrections", summary="The review queue: corrections and 👎 comments")
+def corrections(
+    request: Request,
+    status: Literal["pending", "approved", "rejected", "all"] = "pending",
+    user: User = editor,
+) -> Any:
+    items = service(request).ws.corrections(None if status == "all" else status, reader=user)
+    return {"corrections": out(items)}
+
+
+@router.post("/corrections/{item_id}/{decision}", summary="Approve or reject a correction")
+def review(
+    item_id: str, decision: Literal["approve", "reject"], request: Request, user: User = editor
+) -> Any:
+    return {"ok": True, "correction": out(service(request).ws.review(item_id, decision, by=user))}
+
+
+@router.get("/audit", summary="Who read other users' questions and answers, and when")
+def audit(request: Request, limit: int = Query(100, ge=1, le=1000), _: User = admin) -> Any:
+    return {"audit": service(request).ws.audit(limit)}
 
 
 @router.get("/dashboard", summary="The dashboard's numbers: usage, quality, data, alerts, ROI")

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -63,6 +64,68 @@ class _TooLarge(Exception):
     pass
 
 
+_UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+_API_HEADERS = [(b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")]
+
+
+class SameOrigin:
+    """Refuse state-changing requests that a browser sends from another origin.
+
+    A signed-in browser sends its session cookie with a form post from any page of the same
+    site (another port of the same host included, which SameSite does not stop). So a POST,
+    PUT, PATCH or DELETE that carries no API key must come from this service's own origin
+    (the Origin header's host:port equals the Host header's) or one in
+    ``server.allowed_origins``; without an Origin header, ``Sec-Fetch-Site`` must say
+    same-origin. Clients that send neither (curl, SDKs) are not browsers and carry no
+    ambient cookie of a victim. JSON under /api and /v1 is also marked no-store and nosniff.
+    """
+
+    def __init__(self, app: ASGIApp, allowed: list[str]) -> None:
+        self.app = app
+        self.allowed = {urlsplit(o).netloc.lower() for o in allowed}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        if scope["method"] in _UNSAFE and "authorization" not in headers:
+            problem = self._cross_site(headers)
+            if problem:
+                response = errors.error(
+                    403,
+                    f"cross-site request refused ({problem}): post from the service's own "
+                    "pages, send an API key, or add the origin to server.allowed_origins",
+                )
+                await response(scope, receive, send)
+                return
+        if not scope["path"].startswith(("/api/", "/v1/")):
+            await self.app(scope, receive, send)
+            return
+
+        async def marked(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {k.lower() for k, _ in message.get("headers", [])}
+                extra = [(k, v) for k, v in _API_HEADERS if k not in names]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, marked)
+
+    def _cross_site(self, headers: dict[str, str]) -> str | None:
+        origin = headers.get("origin")
+        host = headers.get("x-forwarded-host", headers.get("host", "")).lower()
+        if origin is not None:
+            netloc = urlsplit(origin).netloc.lower()
+            if origin == "null" or (netloc != host and netloc not in self.allowed):
+                return f"Origin {origin} is not this service"
+            return None
+        site = headers.get("sec-fetch-site")
+        if site is not None and site not in ("same-origin", "none"):
+            return f"Sec-Fetch-Site {site}"
+        return None
+
+
 def create_app(
     ws: Workspace,
     *,
@@ -107,6 +170,7 @@ def create_app(
     ui.install(app)
     limit = int(ws.config.server.max_request_mb * 2**20)
     app.add_middleware(BodyLimit, max_bytes=limit)  # type: ignore[arg-type]
+    app.add_middleware(SameOrigin, allowed=ws.config.server.allowed_origins)  # type: ignore[arg-type]
     return app
 
 

@@ -35,10 +35,14 @@ def status_of(exc: DatawheelError) -> int:
     return next(code for kind, code in _STATUS if isinstance(exc, kind))
 
 
-def error(status: int, message: str, **extra: object) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+def error(
+    status: int, message: str, headers: dict[str, str] | None = None, **extra: object
+) -> JSONResponse:
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     if status == 503:
-        headers = {"Retry-After": "5"}
+        headers["Retry-After"] = "5"
     body = {"ok": False, "error": message, "status": status, **extra}
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -50,7 +54,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:
-        return error(exc.status_code, str(exc.detail))
+        return error(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

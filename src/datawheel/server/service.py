@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import math
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
@@ -20,6 +23,7 @@ if TYPE_CHECKING:
     from datawheel.workspace import Workspace
 
 SESSION_COOKIE = "datawheel_session"
+log = logging.getLogger(__name__)
 
 
 class Service:
@@ -39,6 +43,10 @@ class Service:
         else:
             self._limiter = MovingWindowRateLimiter(MemoryStorage())
         self._rate = parse(ws.config.server.rate_limit)
+        # Failed sign-ins: per account (slows guessing one password) and per address (slows
+        # trying many accounts). Past either, even the right password waits the window out.
+        self._per_account = parse(ws.config.server.sign_in_limit)
+        self._per_address = parse(ws.config.server.sign_in_address_limit)
         self.scheduler: Any = None
         self.jobs_elsewhere = False  # another worker of this service runs the scheduled jobs
 
@@ -97,13 +105,44 @@ class Service:
                 "(an admin creates one with: datawheel users add NAME)"
             )
         if not self._limiter.hit(self._rate, bucket):
-            reset = int(self._limiter.get_window_stats(self._rate, bucket).reset_time)
+            wait = self._wait(self._rate, bucket)
             raise HTTPException(
                 429,
-                f"rate limit of {self.ws.config.server.rate_limit} reached; retry after {reset}"
-                " (epoch seconds)",
+                f"rate limit of {self.ws.config.server.rate_limit} reached; retry in {wait} s",
+                headers={"Retry-After": str(wait)},
             )
         return user
+
+    # -- sign-in backoff --------------------------------------------------------------------
+
+    def before_sign_in(self, name: str, address: str) -> None:
+        """Refuse a sign-in (429, even with the right password) while the account or the
+        address has too many recent failures; say how long to wait."""
+        for limit, bucket, who in self._sign_in_buckets(name, address):
+            if not self._limiter.test(limit, bucket):
+                wait = self._wait(limit, bucket)
+                log.warning("sign-in refused: too many failed tries for %s; wait %d s", who, wait)
+                raise HTTPException(
+                    429,
+                    f"too many failed sign-ins for {who}; try again in {wait} s "
+                    "(an admin can set a new password: datawheel users set NAME --password)",
+                    headers={"Retry-After": str(wait)},
+                )
+
+    def failed_sign_in(self, name: str, address: str) -> None:
+        log.warning("failed sign-in for %r from %s", name, address)
+        for limit, bucket, _ in self._sign_in_buckets(name, address):
+            self._limiter.hit(limit, bucket)
+
+    def _sign_in_buckets(self, name: str, address: str) -> list[tuple[Any, str, str]]:
+        buckets = [(self._per_address, f"signin-address:{address}", f"address {address}")]
+        if name:
+            buckets.append((self._per_account, f"signin-user:{name}", f"user {name!r}"))
+        return buckets
+
+    def _wait(self, limit: Any, bucket: str) -> int:
+        reset = self._limiter.get_window_stats(limit, bucket).reset_time
+        return max(1, math.ceil(reset - time.time()))
 
 
 def service(request: Request) -> Service:

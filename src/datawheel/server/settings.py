@@ -30,8 +30,22 @@ class ServerConfig(_Section):
     secure_cookies: bool = Field(
         False, description="Mark the session cookie Secure (turn on behind HTTPS)."
     )
+    sign_in_limit: str = Field(
+        "5/15minutes",
+        description="Failed sign-ins per account before it must wait (even the right "
+        "password is refused until the window passes).",
+    )
+    sign_in_address_limit: str = Field(
+        "20/15minutes", description="Failed sign-ins per client address before it must wait."
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Other origins (https://host:port) whose pages may post to the service "
+        "with a signed-in browser, e.g. behind a proxy that rewrites Host; the service's own "
+        "origin is always allowed.",
+    )
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "sign_in_limit", "sign_in_address_limit")
     @classmethod
     def _parse_rate(cls, value: str) -> str:
         from limits import parse

@@ -1,7 +1,8 @@
 """The web UI: server-rendered pages over the Workspace, for people with a browser.
 
 Pages (role needed): ``/login`` and ``/logout``; ``/ask`` and ``/passage/{chunk_id}``,
-``/dashboard`` (viewer); ``/data`` and ``/models`` (editor; acting on models needs admin);
+``/dashboard`` (viewer); ``/data``, ``/models`` and ``/review`` (editor; acting on models needs
+admin);
 ``/admin/users`` (admin). A page asked for without a session redirects to ``/login``; one
 the caller's role does not allow is a 403 page.
 
@@ -138,10 +139,22 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> Re
 
 
 def _next(target: str | None) -> str:
-    """Where to go after signing in: a path on this site only (no open redirect)."""
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
-        return target
-    return "/ask"
+    r"""Where to go after signing in: a path on this site only (no open redirect).
+
+    Browsers drop tabs and newlines from URLs and read a backslash as a slash, so
+    ``/\t/evil.example`` and ``/\\evil.example`` would leave the site: any control
+    character, whitespace or backslash, and anything with a scheme or host, gives /ask.
+    """
+    from urllib.parse import urlsplit
+
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return "/ask"
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F or ch == "\\" for ch in target):
+        return "/ask"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return "/ask"
+    return target
 
 
 # -- pages ----------------------------------------------------------------------------------
@@ -229,6 +242,14 @@ def data(request: Request, source: str | None = None, _: User = editor) -> Respo
 def models(request: Request, _: User = editor) -> Response:
     ws = service(request).ws
     return render(request, "models.html", versions=ws.versions(), ab=ws.ab_status().to_dict())
+
+
+@router.get("/review")
+def review(request: Request, status: str = "pending", user: User = editor) -> Response:
+    chosen = status if status in ("pending", "approved", "rejected", "all") else "pending"
+    ws = service(request).ws
+    items = ws.corrections(None if chosen == "all" else chosen, reader=user)
+    return render(request, "review.html", items=items, shown=chosen)
 
 
 @router.get("/admin/users")

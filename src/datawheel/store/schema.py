@@ -149,6 +149,22 @@ feedback = Table(
     Column("correction", Text),
     Column("helpful", JSON, nullable=False),  # chunk ids
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # A correction or a 👎 comment waits for an editor: pending, approved, rejected (NULL:
+    # nothing to review). Only an approved correction becomes a curated answer.
+    Column("review", String(10)),
+    Column("reviewed_by", String(100)),
+    Column("reviewed_at", DateTime(timezone=True)),
+)
+
+audit_log = Table(  # who read other users' questions and answers, and when
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("action", String(40), nullable=False),  # read_interaction, list_interactions, ...
+    Column("target", Text, nullable=False),  # interaction ids or a description
+    Index("ix_audit_log_at", "at"),
 )
 
 model_versions = Table(
@@ -318,6 +334,25 @@ def _copy_checkpoints(conn: Connection) -> None:
 @migration(8, "service: rate-limit counters shared by the workers")
 def _rate_limits(conn: Connection) -> None:
     metadata.create_all(conn, tables=[rate_limits])
+
+
+@migration(9, "security: corrections wait for review; an audit log of reads of others' content")
+def _review(conn: Connection) -> None:
+    from sqlalchemy import inspect, text, update
+
+    have = {c["name"] for c in inspect(conn).get_columns("feedback")}
+    for column in ("review", "reviewed_by", "reviewed_at"):
+        if column not in have:  # workspaces made before this migration
+            kind = feedback.c[column].type.compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE feedback ADD COLUMN {column} {kind}"))
+    # Nothing users wrote is lost: earlier corrections and 👎 comments wait for review.
+    written = (feedback.c.correction.is_not(None) & (feedback.c.correction != "")) | (
+        (feedback.c.vote == "down") & feedback.c.comment.is_not(None) & (feedback.c.comment != "")
+    )
+    conn.execute(
+        update(feedback).where(written, feedback.c.review.is_(None)).values(review="pending")
+    )
+    metadata.create_all(conn, tables=[audit_log])
 
 
 def migrate(conn: Connection) -> list[int]:

@@ -287,6 +287,18 @@ class SQLStore:
                 ]
             }
 
+    def doc_groups(self, doc_ids: Iterable[str]) -> dict[str, list[str]]:
+        """The groups allowed to read each document (a deleted document is absent)."""
+        ids = list(dict.fromkeys(doc_ids))
+        out: dict[str, list[str]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                query = select(t.documents.c.id, t.documents.c.groups).where(
+                    t.documents.c.id.in_(ids[start : start + 500])
+                )
+                out.update({r.id: list(r.groups or []) for r in conn.execute(query)})
+        return out
+
     def documents(self, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
         query = select(t.documents).order_by(t.documents.c.uri).limit(limit).offset(offset)
         with self.engine.connect() as conn:

@@ -67,6 +67,7 @@ class Answer:
     warnings: list[str] = field(default_factory=list)
     memory_question: str | None = None  # the curated question answered from, if any
     helped_question: str | None = None  # the past question whose helpful sources lead, if any
+    curated_by: dict[str, str | None] | None = None  # a curated answer's author and approver
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -146,6 +147,7 @@ def ask(
             helped_question = entry.question
     warnings: list[str] = []
     memory_question = None
+    curated_by = None
     curated = model.memory.closest_curated(qvec)
     if curated is not None and curated[1] >= ws.config.improve.memory_similarity:
         entry, similarity = curated
@@ -156,6 +158,7 @@ def ask(
         }
         if len(readable) == len(entry.citations):
             memory_question = entry.question
+            curated_by = {"author": entry.author, "approved_by": entry.approved_by}
             hits = [(readable[c["chunk_id"]], similarity) for c in entry.citations]
             generation = Generation(entry.answer or "", list(range(1, len(hits) + 1)), "memory")
             answered_from = "memory"
@@ -204,6 +207,7 @@ def ask(
         warnings,
         memory_question,
         helped_question if memory_question is None else None,
+        curated_by,
     )
     answer.latency_ms = (time.perf_counter() - started) * 1000
     if record:

