@@ -94,8 +94,10 @@ def test_viewers_see_only_their_own_interactions(client) -> None:  # type: ignor
     listed = c.get("/api/interactions", headers=bearer(keys.bob)).json()["interactions"]
     assert [i["id"] for i in listed] == [mine.json()["id"]]
     _error(c.get(f"/api/interactions/{theirs.json()['id']}", headers=bearer(keys.bob)), 404)
-    everyone = c.get("/api/interactions", headers=bearer(keys.alice)).json()["interactions"]
+    everyone = c.get("/api/interactions", headers=bearer(keys.admin)).json()["interactions"]
     assert len(everyone) == 2
+    # an editor sees other people's only where they may read every source shown (alice: sales)
+    assert c.get("/api/interactions", headers=bearer(keys.alice)).json()["interactions"] == []
 
 
 def test_bad_input_gets_one_clear_error(client) -> None:  # type: ignore[no-untyped-def]
@@ -112,7 +114,7 @@ def test_bad_input_gets_one_clear_error(client) -> None:  # type: ignore[no-unty
     unknown = c.post(
         "/api/feedback", json={"interaction_id": "abcdef123456", "vote": "up"}, headers=h
     )
-    assert "no interaction" in _error(unknown, 404)
+    assert "no answer with this id was shown to you" in _error(unknown, 404)
     assert "not found" in _error(c.get("/api/nothing-here", headers=h), 404).lower()
 
 

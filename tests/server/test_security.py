@@ -347,3 +347,27 @@ def test_rate_limited_requests_say_when_to_retry(kb: tuple[Workspace, Keys]) -> 
         limited = httpx.get(url + "/api/me", headers=bearer(keys.bob))
     assert codes[:3] == [200, 200, 200] and limited.status_code == 429
     assert 0 < int(limited.headers["Retry-After"]) <= 60
+
+
+def test_sources_show_paths_relative_to_the_ingested_folder(world: World) -> None:
+    question = {"question": "How many weeks of parental leave do employees get?"}
+    answer = world.post("carol", "/api/ask", json=question).json()
+    hits = world.post("carol", "/api/search", json={"query": "parental leave", "k": 3}).json()
+    chat = world.post(
+        "carol",
+        "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": question["question"]}]},
+    ).json()
+    page = world.post("carol", "/ask", data=question).text
+    passage = world.get("carol", f"/passage/{answer['sources'][0]['chunk_id']}").text
+
+    shown = [s["uri"] for s in answer["sources"]] + [h["uri"] for h in hits["hits"]]
+    assert "hr/parental-leave.md" in shown
+    assert all(not uri.startswith("/") for uri in shown), shown
+    roots = world.ws.store.ingest_roots()
+    assert len(roots) == 4  # the three group folders and the secret's
+    for text in [str(answer), str(hits), str(chat), page, passage]:
+        assert not [root for root in roots if root in text], text[
+            text.find("/tmp") - 300 : text.find("/tmp") + 100
+        ]
+    assert "(hr/parental-leave.md)" in chat["choices"][0]["message"]["content"]

@@ -148,15 +148,19 @@ def me(user: User = viewer) -> dict[str, Any]:
 
 @router.post("/ask", summary="Answer a question with citations; logged for feedback")
 def ask(body: AskRequest, request: Request, user: User = viewer) -> Any:
-    with service(request).reading() as ws:
+    svc = service(request)
+    with svc.reading() as ws:
         answer = ws.ask(body.question, user=user.name, groups=user.filter_groups, k=body.k)
+    svc.show_paths(answer.sources)
     return out(answer)
 
 
 @router.post("/search", summary="Rank passages the caller may read")
 def search(body: SearchRequest, request: Request, user: User = viewer) -> Any:
-    with service(request).reading() as ws:
+    svc = service(request)
+    with svc.reading() as ws:
         hits = ws.search(body.query, k=body.k, mode=body.mode, groups=user.filter_groups)
+    svc.show_paths(hits)
     return {"hits": out(hits)}
 
 

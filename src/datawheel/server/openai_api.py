@@ -59,8 +59,10 @@ def models(_: User = viewer) -> dict[str, Any]:
 
 @router.post("/chat/completions", summary="Answer the last user message from the knowledge base")
 def chat(body: ChatRequest, request: Request, user: User = viewer) -> Any:
-    with service(request).reading() as ws:
+    svc = service(request)
+    with svc.reading() as ws:
         answer = ws.ask(_question(body.messages), user=user.name, groups=user.filter_groups)
+    svc.show_paths(answer.sources)
     content = answer.with_sources()
     ident, created = f"chatcmpl-{answer.id}", int(time.time())
     extra = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -60,6 +60,18 @@ class Service:
     def writing(self) -> Iterator[Workspace]:
         with self.lock.write():
             yield self.ws
+
+    def show_paths(self, items: Iterable[Any]) -> None:
+        """Show each item's ``uri`` relative to the folder that was ingested, not as the
+        server's absolute path (see ``datawheel.server.paths``)."""
+        from datawheel.server.paths import shown_path
+
+        roots = self.ws.store.ingest_roots()
+        for item in items:
+            item.uri = shown_path(item.uri, roots)
+            fields = getattr(item, "fields", None)
+            if isinstance(fields, dict) and isinstance(fields.get("uri"), str):
+                item.fields = {**fields, "uri": shown_path(fields["uri"], roots)}
 
     def warm(self) -> None:
         """Load the model, indexes and calibration before the first request needs them."""

@@ -191,11 +191,13 @@ def ask_page(request: Request, _: User = viewer) -> Response:
 
 @router.post("/ask")
 def ask(request: Request, question: Annotated[str, Form()] = "", user: User = viewer) -> Response:
+    svc = service(request)
     try:
-        with service(request).reading() as ws:
+        with svc.reading() as ws:
             answer = ws.ask(question, user=user.name, groups=user.filter_groups)
     except DatawheelError as exc:
         return render(request, "ask.html", 400, question=question, answer=None, error=str(exc))
+    svc.show_paths(answer.sources)
     return render(request, "ask.html", question=question, answer=answer)
 
 
@@ -205,6 +207,7 @@ def passage(chunk_id: str, request: Request, user: User = viewer) -> Response:
         chunk = service(request).ws.passage(chunk_id, groups=user.filter_groups)
     except NotFoundError as exc:
         return render(request, "error.html", 404, title="Not found", message=str(exc))
+    service(request).show_paths([chunk])
     return render(request, "passage.html", chunk=chunk)
 
 

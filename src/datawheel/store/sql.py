@@ -402,6 +402,15 @@ class SQLStore:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
+    def ingest_roots(self) -> list[str]:
+        """Every folder or file an ingest run was given (absolute paths)."""
+        query = select(t.runs.c.params).where(t.runs.c.kind == "ingest")
+        with self.engine.connect() as conn:
+            found = {
+                p for (params,) in conn.execute(query) for p in (params or {}).get("paths", [])
+            }
+        return sorted(found)
+
     def list_runs(self, kind: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         query = select(t.runs).order_by(t.runs.c.id.desc()).limit(limit)
         if kind:
