@@ -41,6 +41,7 @@ class IngestReport:
     updated: int = 0
     unchanged: int = 0
     removed: int = 0
+    gone: int = 0  # documents whose files are gone, kept because --sync was not given
     chunks_added: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)  # file type -> files not read
@@ -213,18 +214,19 @@ def _ingest(
         if in_flight is not None and in_flight.vectors is not None:
             in_flight.vectors.cancel()
         raise
-    if sync:
-        gone = [
-            doc_id
-            for uri, (doc_id, _) in states.items()
-            if uri not in seen and any(_under(uri, root) for root in roots)
-        ]
-        if gone:
-            with store.writing():
-                old = store.chunk_ids_of(gone)
-                store.delete_documents(gone)
-                ws.indexes.delete(old)
-            report.removed = len(gone)
+    gone = [
+        doc_id
+        for uri, (doc_id, _) in states.items()
+        if uri not in seen and any(_under(uri, root) for root in roots)
+    ]
+    if not sync:
+        report.gone = len(gone)
+    elif gone:
+        with store.writing():
+            old = store.chunk_ids_of(gone)
+            store.delete_documents(gone)
+            ws.indexes.delete(old)
+        report.removed = len(gone)
     ws.indexes.save()
     report.failed = [(u, r) for u, r, _ in failures]
     store.record_failures(report.run_id or 0, failures)

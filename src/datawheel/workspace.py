@@ -362,6 +362,18 @@ class Workspace(FeedbackMixin, TablesMixin, PredictionsMixin, StorageMixin):
             )
         return hits
 
+    def hidden_matches(
+        self, query: str, groups: Sequence[str] | None, filters: Mapping[str, str] | None = None
+    ) -> int:
+        """How many of the top 10 passages for ``query`` the caller's ``groups`` may not read
+        (a count, never which): why a search as that caller found nothing."""
+        if groups is None:
+            return 0
+        hits = self.search(query, k=10, filters=filters)
+        groups_of = self.store.doc_groups(h.doc_id for h in hits)
+        flt = Filter.build(None, groups)
+        return sum(not flt.matches({}, groups_of.get(h.doc_id, [])) for h in hits)
+
     def _check_filter_fields(self, filters: Mapping[str, str] | None) -> None:
         """A filter on a field no document has can match nothing: say so, with the fields."""
         if not filters:

@@ -44,6 +44,27 @@ def test_ingest_names_the_files_it_passed_over(kb: Path, tmp_path: Path) -> None
     assert "passed over: 1 file: .csv (1); tables go in with: datawheel sources add" in text
 
 
+def test_ingest_takes_the_workspace_like_every_other_command(
+    kb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    more = tmp_path / "more"
+    more.mkdir()
+    (more / "boots.md").write_text("# Boots\n\nWax leather boots twice a season.")
+    (more / "stoves.md").write_text("# Stoves\n\nClean the stove jet after each trip.")
+
+    by_option = runner.invoke(app, ["ingest", "-w", str(kb), str(more / "boots.md"), "--json"])
+    assert by_option.exit_code == 0, by_option.output
+    assert json.loads(by_option.stdout.splitlines()[-1])["added"] == 1
+    monkeypatch.setenv("DATAWHEEL_WORKSPACE", str(kb))
+    by_env = runner.invoke(app, ["ingest", str(more), "--json"])
+    assert by_env.exit_code == 0, by_env.output
+    assert json.loads(by_env.stdout.splitlines()[-1])["added"] == 1  # stoves; boots unchanged
+
+    alone = runner.invoke(app, ["ingest", str(kb)])
+    assert alone.exit_code == 2
+    assert "is a workspace; say what to ingest into it" in " ".join(alone.output.split())
+
+
 def test_search_json_and_table(kb: Path) -> None:
     result = runner.invoke(
         app, ["search", "enterprise returns", "-w", str(kb), "--k", "1", "--json"]
@@ -192,3 +213,99 @@ def test_the_demo_hint_is_a_command_that_runs_here(
     assert _program() == ".venv/bin/datawheel"
     monkeypatch.setenv("PATH", f"{exe.parent}:/usr/bin:/bin")  # an activated venv
     assert _program() == "datawheel"
+
+
+def test_everyone_means_every_caller_and_hidden_matches_are_counted(
+    kb: Path, tmp_path: Path
+) -> None:
+    hr = tmp_path / "hr"
+    hr.mkdir()
+    (hr / "salary.md").write_text("# Salary bands\n\nSalary bands are reviewed every March.")
+    assert runner.invoke(app, ["ingest", "-w", str(kb), str(hr), "--groups", "hr"]).exit_code == 0
+
+    # documents ingested without --groups are shared with everyone: a sales caller reads them
+    shared = runner.invoke(
+        app, ["search", "enterprise refund", "-w", str(kb), "--groups", "sales", "--json"]
+    )
+    assert json.loads(shared.stdout)["results"][0]["title"] == "Refund policy"
+
+    hidden = runner.invoke(
+        app, ["search", "salary bands March", "-w", str(kb), "--groups", "sales", "--mode",
+              "bm25"],
+    )  # fmt: skip
+    text = " ".join(hidden.output.split())
+    assert "no results: 1 passage matches but is shared only with groups other than sales" in text
+    assert "Salary" not in text  # counted, never named
+    as_json = runner.invoke(
+        app, ["search", "salary bands March", "-w", str(kb), "--groups", "sales", "--mode",
+              "bm25", "--json"],
+    )  # fmt: skip
+    assert json.loads(as_json.stdout) == {
+        "query": "salary bands March", "mode": "bm25", "results": [], "hidden": 1
+    }  # fmt: skip
+
+
+def test_ingest_says_which_files_are_gone_and_follows_linked_folders_once(
+    kb: Path, tmp_path: Path
+) -> None:
+    docs = tmp_path / "docs"
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "travel.md").write_text("# Travel\n\nBook economy class for flights under 6 hours.")
+    (docs / "shared").symlink_to(shared, target_is_directory=True)
+    (docs / "loop").symlink_to(docs, target_is_directory=True)
+    (docs / "tents.txt").unlink()
+
+    result = runner.invoke(app, ["ingest", "-w", str(kb), str(docs)])
+    text = " ".join(result.output.split())
+
+    assert "1 file is gone since the last ingest and still searchable; re-run with --sync" in text
+    assert f"failed {docs / 'loop'}: symbolic link to a folder read already" in text
+    report = json.loads(
+        runner.invoke(app, ["ingest", "-w", str(kb), str(docs), "--sync", "--json"]).stdout
+    )
+    assert report["removed"] == 1 and report["gone"] == 0 and report["unchanged"] == 2
+    found = runner.invoke(app, ["search", "economy flights", "-w", str(kb), "--json"]).stdout
+    assert json.loads(found)["results"][0]["uri"] == str(docs / "shared" / "travel.md")
+
+
+def test_interactions_lists_the_ids_to_vote_on(kb: Path) -> None:
+    asked = runner.invoke(app, ["ask", "enterprise refund window?", "-w", str(kb), "--user",
+                                "ann", "--json"])  # fmt: skip
+    ident = json.loads(asked.stdout)["id"]
+    runner.invoke(app, ["ask", "tent storage?", "-w", str(kb), "--user", "ben"])
+
+    listed = runner.invoke(app, ["interactions", "-w", str(kb), "--user", "ann", "--json"])
+
+    assert [i["id"] for i in json.loads(listed.stdout)] == [ident]
+    table = runner.invoke(app, ["interactions", "-w", str(kb), "--limit", "5"]).output
+    assert ident in table and "vote with: datawheel feedback ID up|down" in table
+    missing = runner.invoke(app, ["feedback", "abcdef123456", "up", "-w", str(kb)])
+    assert "datawheel interactions lists recent ones" in " ".join(missing.output.split())
+
+
+def test_narrow_terminals_keep_the_file_name_and_the_note(kb: Path, tmp_path: Path) -> None:
+    deep = tmp_path / "a-long-folder-name" / "another-long-folder-name" / "docs" / "tutorial"
+    deep.mkdir(parents=True)
+    (deep / "cross-origin-resource-sharing.md").write_text(
+        "# CORS\n\nAllow the front-end origin with the CORS middleware and list its methods."
+    )
+    runner.invoke(app, ["ingest", "-w", str(kb), str(deep)])
+
+    shown = (
+        CliRunner()
+        .invoke(
+            app,
+            ["search", "CORS middleware origin", "-w", str(kb), "-k", "1"],
+            env={"COLUMNS": "80"},
+        )
+        .output
+    )
+
+    source = "".join(
+        line.split("│")[3].strip() for line in shown.splitlines() if line.count("│") == 5
+    )  # the title / source cell, its wrapped lines joined
+    assert source.startswith("CORS…/") and source.endswith(
+        "tutorial/cross-origin-resource-sharing.md"
+    )
+    assert max(len(line) for line in shown.splitlines()) <= 80

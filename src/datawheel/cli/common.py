@@ -128,3 +128,17 @@ def progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int], None] | No
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, default=str, ensure_ascii=False) + "\n")
+
+
+def short_path(path: str, width: int = 40) -> str:
+    """``path`` cut from the left to about ``width`` characters, keeping whole trailing
+    parts: ``…/tutorial/cors.md``. The file name is the useful end: it is never cut."""
+    if len(path) <= width:
+        return path
+    parts = path.split("/")
+    kept = parts[-1]
+    for part in reversed(parts[:-1]):
+        if len(part) + 1 + len(kept) + 2 > width:
+            break
+        kept = f"{part}/{kept}"
+    return "…/" + kept  # the file name stays whole, even when it alone is wider

@@ -169,7 +169,7 @@ def report(
             out.print("\n[bold]content gaps[/] (questions not served well, grouped)")
             for gap in result.gaps:
                 out.print(
-                    f"  {gap.size:>3} × {escape(gap.example)}  [dim]{', '.join(gap.terms)}[/]"
+                    f"  {gap.size:>3} × {escape(gap.example or '')}  [dim]{', '.join(gap.terms)}[/]"
                 )
         if result.improve:
             out.print(f"\nimprove ran: {escape(str(result.improve.get('candidates', [])[-1:]))}")
@@ -280,26 +280,19 @@ def versions(
             out.print(f"no {app_name} versions yet; train one with: datawheel {app_name} train")
         return
     label, key = METRIC.get(app_name, ("WAPE", "wape"))
-    table = Table("", "version", "status", "created", label, "note")
-    cells = [
-        [
+    table = Table()
+    for name in ("", "version", "status", "created", label):
+        table.add_column(name, no_wrap=True)
+    table.add_column("note", min_width=16)  # the note wraps; the columns before it never do
+    for r in rows:
+        table.add_row(
             "*" if r["current"] else "",
             r["id"],
             r["status"],
             r["created_at"][:16].replace("T", " "),
             _metric(r["metrics"].get(key)),
-        ]
-        for r in rows
-    ]
-    # the note is cut to the room left, so a narrow terminal never squeezes the version out
-    used = sum(
-        max(len(str(c.header)), *(len(row[i]) for row in cells)) + 3
-        for i, c in enumerate(table.columns[:5])
-    )
-    room = max(12, out.width - used - 4)
-    for r, row in zip(rows, cells, strict=True):
-        note = r["note"] if len(r["note"]) <= room else r["note"][: room - 1] + "…"
-        table.add_row(*row, escape(note))
+            escape(r["note"]),
+        )
     out.print(table)
 
 

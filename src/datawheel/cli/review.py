@@ -30,6 +30,36 @@ def register(app: typer.Typer) -> None:
     corrections_app.command("approve", cls=Command)(approve)
     corrections_app.command("reject", cls=Command)(reject)
     app.command("audit", cls=Command)(audit)
+    app.command("interactions", cls=Command)(interactions)
+
+
+def interactions(
+    user: Annotated[str | None, typer.Option("--user", help="Only this asker's.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Newest to show.")] = 20,
+    workspace: WorkspaceOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """List recent questions with their interaction ids (to vote on, or to look up).
+
+    Example: datawheel interactions --user alice --limit 5
+    """
+    with opened(workspace) as ws:
+        items = ws.recent_interactions(limit=limit, user=user)
+    if json_:
+        print_json([i.to_dict() for i in items])
+        return
+    if not items:
+        out.print("no questions asked yet" + (f" by {user}" if user else ""), highlight=False)
+        return
+    table = Table(title="recent questions")
+    table.add_column("id", no_wrap=True)  # whole, to copy into feedback
+    for name in ("asked", "user", "question", "answered from"):
+        table.add_column(name)
+    for i in items:
+        table.add_row(i.id, i.created_at.isoformat()[:16], i.user, escape(i.question[:90]),
+                      i.answered_from)  # fmt: skip
+    out.print(table)
+    out.print("vote with: datawheel feedback ID up|down", highlight=False)
 
 
 def list_corrections(

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from datawheel.apps.rag.retrieve import MODES
-from datawheel.cli.common import Command, JsonOpt, WorkspaceOpt, opened, out, print_json
+from datawheel.cli.common import Command, JsonOpt, WorkspaceOpt, opened, out, print_json, short_path
 from datawheel.errors import ConfigError
 
 
@@ -50,21 +50,37 @@ def search(
         group_list = [g.strip() for g in groups.split(",")] if groups else None
         hits = ws.search(query, k=k, mode=mode, filters=parse_filters(filter_), groups=group_list)
         empty = not hits and ws.store.counts().get("documents", 0) == 0
+        hidden = 0 if hits else ws.hidden_matches(query, group_list, parse_filters(filter_))
     if json_:
         print_json(
             {
                 "query": query,
                 "mode": mode or ws.config.search.mode,
                 "results": [h.to_dict() for h in hits],
+                "hidden": hidden,
             }
         )
         return
     if not hits:
-        hint = f": the workspace holds no documents yet; datawheel ingest {ws.path} DOCS/"
-        out.print("no results" + (hint if empty else ""), highlight=False)
+        hint = f": the workspace holds no documents yet; datawheel ingest -w {ws.path} DOCS/"
+        if hidden:
+            many = hidden > 1
+            hint = (
+                f": {hidden} passage{'s' if many else ''} match{'' if many else 'es'} but "
+                f"{'are' if many else 'is'} shared only with groups other than "
+                f"{', '.join(group_list or [])} and everyone; an admin can share "
+                f"{'them' if many else 'it'} (datawheel ingest --groups) or add the caller to "
+                "a group (datawheel users set NAME --groups ...)"
+            )
+        out.print("no results" + (hint if empty or hidden else ""), highlight=False)
         return
-    table = Table("#", "score", "title / source", "snippet", show_lines=True)
+    table = Table(show_lines=True)
+    table.add_column("#", no_wrap=True)
+    table.add_column("score", no_wrap=True)
+    table.add_column("title / source", overflow="fold")  # a long file name wraps, never cut
+    table.add_column("snippet")
     for h in hits:
-        where = f"[bold]{h.title}[/]\n[dim]{h.uri}[/]" + (f"\n{h.heading}" if h.heading else "")
+        uri = short_path(h.uri, max(20, out.width // 3))
+        where = f"[bold]{h.title}[/]\n[dim]{uri}[/]" + (f"\n{h.heading}" if h.heading else "")
         table.add_row(str(h.rank), f"{h.score:.3f}", where, h.snippet())
     out.print(table)

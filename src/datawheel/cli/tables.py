@@ -18,6 +18,7 @@ from datawheel.cli.common import (
     opened,
     out,
     print_json,
+    short_path,
 )
 from datawheel.errors import DatawheelError
 
@@ -104,6 +105,7 @@ def sources_list(workspace: WorkspaceOpt = None, json_: JsonOpt = False) -> None
     table = Table("name", "where", "rules", "latest run", "clean rows", "quarantined")
     for name, src in sources.items():
         where = src.get("path") or f"{src.get('url')} {src.get('table') or src.get('query')}"
+        where = short_path(str(where), max(20, out.width // 3))
         run = latest.get(name)
         table.add_row(
             name,

@@ -113,7 +113,7 @@ class InteractionLog:
         if not _HEX.fullmatch(ident):
             raise ConfigError(
                 f"{interaction_id!r} is not an interaction id; use the hexadecimal id that "
-                "ask printed (datawheel report lists recent ones)"
+                "ask printed (datawheel interactions lists recent ones)"
             )
         with self.engine.connect() as conn:
             if len(ident) < 32:
@@ -134,7 +134,7 @@ class InteractionLog:
         if not rows:
             raise NotFoundError(
                 f"no interaction {interaction_id!r}; use the id that ask printed "
-                "(datawheel report lists recent ones)"
+                "(datawheel interactions lists recent ones)"
             )
         if len(rows) > 1:
             raise ConfigError(f"interaction id {interaction_id!r} is ambiguous; give more of it")

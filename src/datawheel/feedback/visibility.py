@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
+from datawheel.store.catalog import EVERYONE
 from datawheel.users import User
 
 DocGroups = Callable[[Iterable[str]], dict[str, list[str]]]
@@ -58,7 +59,7 @@ class Visibility:
             return list(items)
         others = [i for i in items if i.user != self.user.name]
         groups = self._doc_groups(s["doc_id"] for i in others for s in i.sources)
-        allowed = set(self.user.groups)
+        allowed = set(self.user.groups) | {EVERYONE}
         readable = {doc for doc, g in groups.items() if not allowed.isdisjoint(g)}
         return [
             i

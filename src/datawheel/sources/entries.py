@@ -78,13 +78,14 @@ def file_entry(path: Path, rel: str | None = None) -> Entry:
 def walk_folder(root: Path) -> Iterator[Entry | SourceFailure]:
     """Every non-hidden file under ``root``, sorted by relative path.
 
-    Symbolic links to files are followed; links to folders are not (they could loop).
-    A file or folder that cannot be inspected becomes a ``SourceFailure``.
+    Symbolic links are followed, a linked folder once: a link back to a folder already
+    being read (a loop) or read before is reported and skipped. A file or folder that
+    cannot be inspected becomes a ``SourceFailure``.
     """
-    yield from _walk(root, "")
+    yield from _walk(root, "", {os.path.realpath(root)})
 
 
-def _walk(folder: Path, prefix: str) -> Iterator[Entry | SourceFailure]:
+def _walk(folder: Path, prefix: str, walked: set[str]) -> Iterator[Entry | SourceFailure]:
     try:
         with os.scandir(folder) as it:
             # Sorting a folder as "name/" gives the order of full paths, as in a zip.
@@ -99,7 +100,20 @@ def _walk(folder: Path, prefix: str) -> Iterator[Entry | SourceFailure]:
         path = Path(child.path)
         try:
             if child.is_dir(follow_symlinks=False):
-                yield from _walk(path, f"{rel}/")
+                walked.add(os.path.realpath(path))
+                yield from _walk(path, f"{rel}/", walked)
+                continue
+            if child.is_symlink() and path.is_dir():
+                target = os.path.realpath(path)
+                if _overlaps(target, walked):
+                    yield SourceFailure(
+                        os.path.abspath(path),
+                        f"symbolic link to a folder read already ({target}): skipped so that "
+                        "nothing is read twice or forever (a loop)",
+                    )
+                    continue
+                walked.add(target)
+                yield from _walk(path, f"{rel}/", walked)
                 continue
             if child.is_symlink() and not path.exists():
                 yield SourceFailure(
@@ -110,13 +124,22 @@ def _walk(folder: Path, prefix: str) -> Iterator[Entry | SourceFailure]:
                 continue
             if child.is_file():
                 yield file_entry(path, rel)
-            elif not path.is_dir():  # a link to a folder is skipped quietly (loops)
+            else:
                 yield SourceFailure(
                     os.path.abspath(path),
                     "not a regular file (a pipe, socket or device); remove it from the folder",
                 )
         except OSError as exc:
             yield SourceFailure(os.path.abspath(path), f"cannot read: {os_reason(exc)}")
+
+
+def _overlaps(target: str, walked: set[str]) -> bool:
+    """Whether a linked folder is, holds or lies inside a folder of this walk."""
+
+    def inside(a: str, b: str) -> bool:
+        return a == b or a.startswith(b.rstrip(os.sep) + os.sep)
+
+    return any(inside(target, w) or inside(w, target) for w in walked)
 
 
 def _is_folder(entry: os.DirEntry[str]) -> bool:

@@ -13,6 +13,9 @@ from typing import Any
 
 import numpy as np
 
+#: The group every caller belongs to: a document shared with it is readable by all.
+EVERYONE = "everyone"
+
 
 @dataclass(frozen=True)
 class Filter:
@@ -30,9 +33,11 @@ class Filter:
     def build(
         cls, equals: Mapping[str, str] | None = None, groups: Iterable[str] | None = None
     ) -> Filter:
+        """``groups`` are the caller's; every caller is also in ``everyone`` (the group
+        documents get when ingested without ``--groups``), as its name says."""
         return cls(
             equals=tuple(sorted((equals or {}).items())),
-            groups=None if groups is None else frozenset(groups),
+            groups=None if groups is None else frozenset(groups) | {EVERYONE},
         )
 
     @property
