@@ -163,6 +163,18 @@ def test_content_gaps_group_paraphrases_largest_first(ws: Workspace) -> None:
     assert "parking" in gaps[0].terms and "sourdough" in gaps[1].terms
 
 
+def test_a_question_voted_up_is_no_content_gap(ws: Workspace) -> None:
+    for question in PARKING:
+        _log(ws, question, declined=True, confidence=0.3)
+    liked = _log(ws, "How long do sourdough starters keep in the fridge?", confidence=0.45)
+    ws.feedback(liked, "up")  # low confidence, but the asker says it was served well
+
+    gaps = weekly_report(ws).gaps
+
+    assert [g.size for g in gaps] == [3]
+    assert all("sourdough" not in q for g in gaps for q in g.questions)
+
+
 def test_auto_improve_runs_when_satisfaction_is_low(ws_path: Path) -> None:
     cfg_path = ws_path / CONFIG_FILE
     config = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}

@@ -81,7 +81,10 @@ def test_openai_format_is_system_user_assistant(voted: Voted, tmp_path: Path) ->
     assert f"[{len(cited) + 1}]" not in liked[1]["content"]  # uncited sources are not sent
     assert "Cite every claim" in liked[0]["content"]
 
-    assert by_question[CORRECTED][2]["content"] == CORRECTION
+    # the correction cites the sources it was given, as the system prompt asks
+    given = len([s for s in voted.corrected.sources if s.cited])
+    cites = "".join(f"[{i}]" for i in range(1, given + 1))
+    assert by_question[CORRECTED][2]["content"] == f"{CORRECTION} {cites}"
 
 
 def test_hf_format_is_question_context_answer(voted: Voted, tmp_path: Path) -> None:
@@ -93,7 +96,7 @@ def test_hf_format_is_question_context_answer(voted: Voted, tmp_path: Path) -> N
     assert set(rows) == {LIKED, CORRECTED}
     assert all(list(r) == ["question", "context", "answer"] for r in rows.values())
     assert rows[LIKED]["answer"] == _renumbered(voted.liked)
-    assert rows[CORRECTED]["answer"] == CORRECTION
+    assert rows[CORRECTED]["answer"].startswith(f"{CORRECTION} [1]")
     first_cited = next(s for s in voted.corrected.sources if s.cited)
     assert rows[CORRECTED]["context"].startswith(f"[1] {first_cited.title}\n")
 

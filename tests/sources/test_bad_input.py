@@ -208,3 +208,21 @@ def test_unexpected_parser_crash_becomes_a_source_error(
     path = tmp_path / "a.txt"
     path.write_text("text", "utf-8")
     assert "could not parse (ValueError: parser bug)" in load_error(path)
+
+
+def test_pypdf_warnings_go_to_the_log_not_the_terminal(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import logging
+
+    import datawheel.sources.pdf  # noqa: F401  (installs the routing)
+
+    logging.basicConfig(level=logging.WARNING)  # as the CLI does: warnings on stderr
+    with caplog.at_level(logging.INFO, logger="datawheel.sources.pdf"):
+        # what pypdf logs about a damaged file it still reads
+        logging.getLogger("pypdf._reader").warning("Ignoring wrong pointing object 6 0")
+
+    assert "Ignoring wrong pointing object" not in capsys.readouterr().err
+    assert [r.getMessage() for r in caplog.records if r.name == "datawheel.sources.pdf"] == [
+        "pypdf: Ignoring wrong pointing object 6 0"
+    ]

@@ -226,9 +226,16 @@ def improve(
     if json_:
         print_json(result.to_dict())
         return
+    unjudged = result.examples - result.train - result.holdout
     out.print(
         f"{result.examples} answers with feedback: {result.train} to train, "
         f"{result.holdout} held out to judge"
+        + (
+            f", {unjudged} held out with no helpful source to judge by (👎 without a correct "
+            "source shown)"
+            if unjudged
+            else ""
+        )
     )
     table = Table("candidate", "held-out nDCG@10", "fusion weight")
     for c in result.candidates:

@@ -111,11 +111,15 @@ def weekly_report(
                 float(np.percentile(latencies, 95)) if latencies else None,
             )
         )
-    poor = [
-        i
-        for i in items
-        if i.declined or i.confidence < LOW_CONFIDENCE or "down" in votes.get(i.id, {}).values()
-    ]
+    def served_poorly(i: Any) -> bool:
+        marks = set(votes.get(i.id, {}).values())
+        if "down" in marks:
+            return True
+        if "up" in marks:  # a 👍 says it was served well, whatever the confidence
+            return False
+        return i.declined or i.confidence < LOW_CONFIDENCE
+
+    poor = [i for i in items if served_poorly(i)]
     visible = poor if rule is None else rule.visible(poor)
     readable = {i.question for i in visible}
     gaps = [

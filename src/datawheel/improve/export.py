@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from datawheel.errors import ConfigError
 from datawheel.improve.examples import collect
-from datawheel.models.generators.base import Passage, prompt_messages
+from datawheel.models.generators.base import Passage, cited_numbers, prompt_messages
 from datawheel.store._files import write_atomic
 
 if TYPE_CHECKING:
@@ -35,13 +35,18 @@ def export_pairs(ws: Workspace, path: Path, fmt: str = "openai") -> int:
             for c in ex.citations
             if (v := views.get(c["chunk_id"])) is not None
         ]
+        answer = ex.answer
+        if passages and not cited_numbers(answer, len(passages)):
+            # A correction is written without [n]; the prompt asks for citations, so the
+            # pair cites the sources it was given (those marked helpful, else those cited).
+            answer = f"{answer.rstrip()} " + "".join(f"[{p.n}]" for p in passages)
         if fmt == "openai":
             messages = prompt_messages(ex.question, passages)
-            messages.append({"role": "assistant", "content": ex.answer})
+            messages.append({"role": "assistant", "content": answer})
             record: dict[str, object] = {"messages": messages}
         else:
             context = "\n\n".join(f"[{p.n}] {p.title}\n{p.text}" for p in passages)
-            record = {"question": ex.question, "context": context, "answer": ex.answer}
+            record = {"question": ex.question, "context": context, "answer": answer}
         lines.append(json.dumps(record, ensure_ascii=False))
     payload = ("\n".join(lines) + "\n" if lines else "").encode("utf-8")
     write_atomic(path, lambda fh: fh.write(payload))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import warnings
 from typing import Any
 
 from pypdf import PdfReader
@@ -17,6 +18,19 @@ from datawheel.sources.sections import SectionBuilder, squash
 
 logger = logging.getLogger(__name__)
 
+
+class _ToOurLog(logging.Handler):
+    """pypdf's own warnings about damaged files ("Ignoring wrong pointing object", ...) go
+    to datawheel's log at INFO (shown with --verbose), not to the user's terminal."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logger.info("pypdf: %s", record.getMessage())
+
+
+_pypdf_log = logging.getLogger("pypdf")
+_pypdf_log.addHandler(_ToOurLog())
+_pypdf_log.propagate = False
+
 _HYPHENATED = re.compile(r"(\w)-\n(?=[a-z])")
 _SENTENCE_END = (".", "!", "?", ":", '."', ".)")
 
@@ -27,8 +41,12 @@ def parse(data: bytes, entry: Entry) -> SourceDocument:
     Raises:
         SourceError: the file is not a readable PDF, is encrypted, or has no text layer.
     """
-    reader = _open(data)
-    pages = [_page_text(reader, number) for number in range(len(reader.pages))]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reader = _open(data)
+        pages = [_page_text(reader, number) for number in range(len(reader.pages))]
+    for warning in caught:
+        logger.info("pypdf: %s (%s)", warning.message, entry.uri)
     if not any(text.strip() for text in pages):
         raise SourceError(
             "no text layer; scanned PDFs need OCR - run it through OCR (e.g. ocrmypdf) "
