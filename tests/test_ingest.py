@@ -287,3 +287,88 @@ def test_another_runtime_re_embeds_once_and_says_so(
     with caplog.at_level("WARNING"), Workspace.open(tmp_path / "kb") as ws:
         assert ws.search("shipping zone 3 warehouse", k=3, mode="dense")
     assert "embedding" not in caplog.text
+
+
+_SMALL_STEPS = """
+import sys
+from datawheel import ingest
+from datawheel.cli.main import app
+ingest._LARGE, ingest._STEP = 50, 20  # a 400-chunk file is a large one here
+sys.argv = ["datawheel", *sys.argv[1:]]
+app()
+"""
+
+
+def test_a_large_file_killed_mid_embedding_resumes_where_it_stopped(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    paragraphs = [
+        f"Paragraph {i} of the handbook says that shipment {i} leaves dock {i % 9} at hour "
+        f"{i % 24} and that its crate number {i * 7} is checked twice before loading. " * 7
+        for i in range(400)
+    ]
+    (docs / "handbook.txt").write_text("\n\n".join(paragraphs), encoding="utf-8")
+    kb = tmp_path / "kb"
+    Workspace.init(kb).close()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SMALL_STEPS, "ingest", "-w", str(kb), str(docs)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    db = kb / "datawheel.db"
+    deadline, kept = time.time() + 300, 0
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            with sqlite3.connect(db, timeout=1) as conn:
+                kept = conn.execute("select count(*) from embeddings").fetchone()[0]
+        except sqlite3.OperationalError:
+            kept = 0
+        if kept >= 60:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "ingest finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    ws = Workspace.open(kb)
+    assert ws.store.list_runs("ingest")[0]["status"] == "interrupted"  # said at once
+    assert ws.store.counts()["documents"] == 0  # the document itself was not written yet
+    with sqlite3.connect(db) as conn:
+        kept = conn.execute("select count(*) from embeddings").fetchone()[0]
+    embedded: list[int] = []
+    embed = ws.embedder.embed
+    ws.embedder.embed = lambda texts: embedded.append(len(texts)) or embed(texts)  # type: ignore[method-assign]
+    report = ws.ingest([docs])
+
+    total = report.chunks_added
+    assert report.added == 1 and total > 300
+    assert sum(embedded) == total - kept  # only what the killed run had not kept
+    assert ws.search("crate number 2730", k=1, mode="bm25")[0].title == "handbook"
+    _consistent(ws)
+    ws.close()
+
+
+def test_a_large_file_warns_with_its_chunk_count_and_shows_progress_per_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from datawheel import ingest
+
+    monkeypatch.setattr(ingest, "_WARN_CHUNKS", 30)
+    monkeypatch.setattr(ingest, "_LARGE", 30)
+    monkeypatch.setattr(ingest, "_STEP", 8)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    text = "\n\n".join(
+        f"Rule {i}: pallets of kind {i} are stacked {i % 5} high. " * 9 for i in range(60)
+    )
+    (docs / "rules.txt").write_text(text, encoding="utf-8")
+    seen: list[tuple[str, int, int]] = []
+    with Workspace.init(tmp_path / "kb") as ws, caplog.at_level("WARNING"):
+        report = ws.ingest([docs], progress=lambda *step: seen.append(step))
+
+    steps = [(done, total) for stage, done, total in seen if stage == "embed"]
+    assert len(steps) == -(-report.chunks_added // 8) and steps[-1] == (report.chunks_added,) * 2
+    assert [d for d, _ in steps] == sorted(d for d, _ in steps)
+    (warning,) = [r.getMessage() for r in caplog.records if "chunks to embed" in r.getMessage()]
+    assert f"rules.txt: {report.chunks_added:,} chunks to embed, roughly" in warning
+    assert "a stopped ingest resumes where it stopped" in warning

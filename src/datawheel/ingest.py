@@ -211,8 +211,8 @@ def _ingest(
         if in_flight is not None:
             _commit(ws, in_flight, states, report, progress, total)
     except BaseException:
-        if in_flight is not None and in_flight.vectors is not None:
-            in_flight.vectors.cancel()
+        if in_flight is not None:
+            in_flight.cancel()
         raise
     gone = [
         doc_id
@@ -232,6 +232,15 @@ def _ingest(
     store.record_failures(report.run_id or 0, failures)
 
 
+#: From this many chunks to embed, a batch is embedded in steps of ``_STEP`` chunks whose
+#: vectors are kept in the embedding cache as each step finishes, with progress: a large
+#: document stopped half way (Ctrl-C, kill -9) resumes where it stopped on the next run.
+_LARGE = 2_000
+_STEP = 512
+#: From this many chunks a warning says how long the embedding may take.
+_WARN_CHUNKS = 10_000
+
+
 @dataclass
 class _Batch:
     """A batch of parsed documents whose new chunk texts are being embedded."""
@@ -239,9 +248,16 @@ class _Batch:
     writes: list[DocumentWrite]
     texts: dict[str, str]  # text hash -> what is embedded and keyword-indexed
     cached: dict[str, np.ndarray]
-    missing: list[str]  # text hashes to embed, in the order of ``vectors``
-    vectors: Future[np.ndarray] | None
+    parts: list[tuple[list[str], Future[np.ndarray]]]  # text hashes and their vectors
     done: int  # documents handled once this batch is committed (for progress)
+
+    @property
+    def in_steps(self) -> bool:
+        return len(self.parts) > 1
+
+    def cancel(self) -> None:
+        for _, future in self.parts:
+            future.cancel()
 
 
 def _start_batch(ws: Workspace, writes: list[DocumentWrite], done: int) -> _Batch:
@@ -254,8 +270,23 @@ def _start_batch(ws: Workspace, writes: list[DocumentWrite], done: int) -> _Batc
     }
     cached = ws.store.cached_vectors(texts, embedder.model_id) if texts else {}
     missing = [h for h in texts if h not in cached]
-    vectors = embedder.embed_async([texts[h] for h in missing]) if missing else None
-    return _Batch(writes, texts, cached, missing, vectors, done)
+    if len(missing) >= _WARN_CHUNKS:
+        largest = max(writes, key=lambda w: len(w.chunks))
+        log.warning(
+            "%s: %s chunks to embed, roughly %d-%d minutes on a 2-core CPU (100-25 chunks/s); "
+            "they are kept every %d chunks, so a stopped ingest resumes where it stopped",
+            largest.document.uri,
+            f"{len(missing):,}",
+            max(1, len(missing) // 6000),
+            max(1, len(missing) // 1500),
+            _STEP,
+        )
+    step = _STEP if len(missing) >= _LARGE else max(1, len(missing))
+    parts = [
+        (part, embedder.embed_async([texts[h] for h in part]))
+        for part in (missing[i : i + step] for i in range(0, len(missing), step))
+    ]
+    return _Batch(writes, texts, cached, parts, done)
 
 
 def _commit(
@@ -271,8 +302,14 @@ def _commit(
     if writes:
         embedder = ws.embedder
         fresh: dict[str, np.ndarray] = {}
-        if batch.vectors is not None:
-            fresh = dict(zip(batch.missing, batch.vectors.result(), strict=True))
+        total_new = sum(len(hashes) for hashes, _ in batch.parts)
+        for hashes, future in batch.parts:
+            part = dict(zip(hashes, future.result(), strict=True))
+            fresh.update(part)
+            if batch.in_steps:  # kept now: a re-run after a stop finds these in the cache
+                ws.store.cache_vectors(part, embedder.model_id)
+                if progress:
+                    progress("embed", len(fresh), total_new)
         vectors_by_hash = {**batch.cached, **fresh}
         with ws.store.writing():  # PostgreSQL: other workers may write the same documents
             replaced = [w.document.id for w in writes if w.document.uri in states]

@@ -13,7 +13,14 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from typer.core import TyperCommand
 
 try:  # typer >= 0.20 vendors click
@@ -112,6 +119,7 @@ def progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int], None] | No
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),  # from the rate so far: embedding a large file takes minutes
         console=console,
         transient=False,
     )

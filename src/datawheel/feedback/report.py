@@ -111,6 +111,7 @@ def weekly_report(
                 float(np.percentile(latencies, 95)) if latencies else None,
             )
         )
+
     def served_poorly(i: Any) -> bool:
         marks = set(votes.get(i.id, {}).values())
         if "down" in marks:

@@ -83,6 +83,21 @@ class SQLStore:
             ) from exc
         if applied:
             log.info("applied migrations %s", applied)
+        self._mark_dead_runs()
+
+    def _mark_dead_runs(self) -> None:
+        """A run still "running" whose process is gone (kill -9, a crash, a reboot) is
+        recorded as interrupted as soon as the workspace is opened again. SQLite only: its
+        runs all come from this machine, so a pid that is not alive here is dead."""
+        with self.engine.begin() as conn:
+            running = conn.execute(
+                select(t.runs.c.id, t.runs.c.pid).where(t.runs.c.status == "running")
+            ).all()
+            dead = [r.id for r in running if r.pid is not None and not _alive(r.pid)]
+            if dead:
+                conn.execute(
+                    update(t.runs).where(t.runs.c.id.in_(dead)).values(status="interrupted")
+                )
 
     @property
     def is_postgres(self) -> bool:
@@ -272,6 +287,18 @@ class SQLStore:
                 for text_hash, blob in conn.execute(query):
                     out[text_hash] = np.frombuffer(blob, dtype=np.float32)
         return out
+
+    def cache_vectors(self, vectors: Mapping[str, np.ndarray], model_id: str) -> None:
+        """Keep vectors in the embedding cache ahead of their documents (a large document
+        embedded in steps); rows already there are left as they are."""
+        if not vectors:
+            return
+        rows = [
+            {"text_hash": h, "model_id": model_id, "vector": _to_blob(v)}
+            for h, v in vectors.items()
+        ]
+        with self.engine.begin() as conn:
+            self._insert_ignore(conn, t.embeddings, rows)
 
     def counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:
@@ -499,3 +526,13 @@ def _to_blob(vector: np.ndarray) -> bytes:
 def _batches(items: list[str], size: int = _BATCH) -> Iterator[list[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
