@@ -371,3 +371,13 @@ def test_sources_show_paths_relative_to_the_ingested_folder(world: World) -> Non
             text.find("/tmp") - 300 : text.find("/tmp") + 100
         ]
     assert "(hr/parental-leave.md)" in chat["choices"][0]["message"]["content"]
+
+
+def test_a_search_that_groups_hide_says_how_many_not_which(world: World) -> None:
+    query = {"query": "Nightingale code phrase restructuring folder", "mode": "bm25"}
+    hidden = world.post("dave", "/api/search", json=query).json()
+    shown = world.post("carol", "/api/search", json=query).json()
+
+    assert hidden["hits"] == [] and hidden["hidden"] >= 1
+    assert "Nightingale" not in str(hidden) and SECRET not in str(hidden)
+    assert shown["hits"] and shown["hidden"] == 0

@@ -161,7 +161,9 @@ def search(body: SearchRequest, request: Request, user: User = viewer) -> Any:
     with svc.reading() as ws:
         hits = ws.search(body.query, k=body.k, mode=body.mode, groups=user.filter_groups)
     svc.show_paths(hits)
-    return {"hits": out(hits)}
+    # nothing the caller may read: say how many matches their groups hide, never which
+    hidden = 0 if hits else svc.ws.hidden_matches(body.query, user.filter_groups)
+    return {"hits": out(hits), "hidden": hidden}
 
 
 @router.post("/feedback", summary="👍/👎 on an answer, with an optional comment or correction")
