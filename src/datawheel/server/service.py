@@ -136,8 +136,8 @@ class Service:
                 log.warning("sign-in refused: too many failed tries for %s; wait %d s", who, wait)
                 raise HTTPException(
                     429,
-                    f"too many failed sign-ins for {who}; try again in {wait} s "
-                    "(an admin can set a new password: datawheel users set NAME --password)",
+                    f"too many failed sign-ins for {who}; try again in {wait} s, or sign in "
+                    "with your API key",
                     headers={"Retry-After": str(wait)},
                 )
 
