@@ -123,6 +123,20 @@ def test_status_names_the_runtime_auto_picked(tmp_path: Path) -> None:
     assert data["embedder"].endswith(":" + resolve_runtime("auto"))
 
 
+def test_status_shows_the_cpu_features_that_decide_the_runtimes(tmp_path: Path) -> None:
+    from datawheel.models.cpu import cpu_flags
+
+    assert runner.invoke(app, ["init", str(tmp_path / "kb")]).exit_code == 0
+    data = json.loads(runner.invoke(app, ["status", "-w", str(tmp_path / "kb"), "--json"]).output)
+    flags = cpu_flags()
+    assert data["cpu"]["features"] == [f for f in data["cpu"]["features"] if f in flags]
+    assert ("avx2" in data["cpu"]["features"]) is ("avx2" in flags)
+    assert ("avx512_vnni" in data["cpu"]["features"]) is ("avx512_vnni" in flags)
+    assert "llama_cpp" not in data["cpu"]  # the extractive generator: nothing native to try
+    shown = runner.invoke(app, ["status", "-w", str(tmp_path / "kb")]).output
+    assert "cpu features" in shown
+
+
 def test_help_has_examples() -> None:
     """Every command and command group, walked from the app itself, shows an example."""
     import typer

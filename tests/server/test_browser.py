@@ -248,3 +248,31 @@ def test_sign_in_errors_an_api_key_and_sign_out(site: Site) -> None:
     expect(page).to_have_url(site.url + "/login")
     site.go("/data")
     expect(page).to_have_url(site.url + "/login?next=/data")
+
+
+def test_an_editor_approves_a_viewers_correction_on_the_review_page(site: Site) -> None:
+    page = site.page
+    site.sign_in("vic")
+    expect(page).to_have_url(site.url + "/ask")
+    site.ask("How many weeks of parental leave do employees get?")
+    page.fill("textarea[name=correction]", "Sixteen weeks, paid, in the first year.")
+    page.click("#vote-down")
+    expect(page.locator("#feedback-status")).to_have_text("Thanks: your 👎 is recorded.")
+    site.go("/review")
+    expect(page.locator("h1")).to_have_text("Forbidden")  # viewers do not review
+
+    site.go("/logout")
+    site.sign_in("erin")
+    expect(page).to_have_url(site.url + "/ask")
+    site.go("/review")
+    row = page.locator("#review tr[data-id]")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("Sixteen weeks, paid, in the first year.")
+    expect(row).to_contain_text("vic")
+    row.locator("button", has_text="Approve").click()
+    expect(page.locator("#action-status")).to_contain_text("done")
+    site.go("/review?status=approved")
+    expect(page.locator("#review tr[data-id]")).to_contain_text("approved by erin")
+    (item,) = site.kb.ws.corrections("approved")
+    assert item.reviewed_by == "erin" and item.author == "vic"
+    assert site.errors == []
