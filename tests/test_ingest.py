@@ -28,6 +28,24 @@ def _docs(folder: Path, n: int, start: int = 0) -> None:
         )
 
 
+def _kill_once(proc: subprocess.Popen[bytes], db: Path, count: str, at_least: int) -> int:
+    """kill -9 the ingest ``proc`` once ``count`` (SQL) reaches ``at_least``; the count."""
+    deadline, seen = time.time() + 300, 0
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            with sqlite3.connect(db, timeout=1) as conn:
+                seen = conn.execute(count).fetchone()[0]
+        except sqlite3.OperationalError:
+            seen = 0
+        if seen >= at_least:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "ingest finished before it could be killed; give it more work"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return int(seen)
+
+
 def _consistent(ws: Workspace) -> None:
     store_ids = ws.store.chunk_ids()
     assert ws.indexes.vectors.ids() == store_ids
@@ -185,20 +203,7 @@ def test_kill_9_mid_ingest_then_rerun_finishes_without_duplicates(tmp_path: Path
         stderr=subprocess.DEVNULL,
     )
     db = kb / "datawheel.db"
-    deadline = time.time() + 240
-    committed = 0
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            with sqlite3.connect(db, timeout=1) as conn:
-                committed = conn.execute("select count(*) from documents").fetchone()[0]
-        except sqlite3.OperationalError:
-            committed = 0
-        if committed >= 16:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "ingest finished before it could be killed; use more documents"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    committed = _kill_once(proc, db, "select count(*) from documents", 16)
     assert 0 < committed < 400
 
     ws = Workspace.open(kb)
@@ -316,19 +321,7 @@ def test_a_large_file_killed_mid_embedding_resumes_where_it_stopped(tmp_path: Pa
         stderr=subprocess.DEVNULL,
     )
     db = kb / "datawheel.db"
-    deadline, kept = time.time() + 300, 0
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            with sqlite3.connect(db, timeout=1) as conn:
-                kept = conn.execute("select count(*) from embeddings").fetchone()[0]
-        except sqlite3.OperationalError:
-            kept = 0
-        if kept >= 60:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "ingest finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    _kill_once(proc, db, "select count(*) from embeddings", 60)
 
     ws = Workspace.open(kb)
     assert ws.store.list_runs("ingest")[0]["status"] == "interrupted"  # said at once
