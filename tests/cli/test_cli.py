@@ -321,3 +321,20 @@ def test_narrow_terminals_keep_the_file_name_and_the_note(kb: Path, tmp_path: Pa
     )  # the title / source cell, its wrapped lines joined
     assert source.startswith("CORS…/") and source.endswith("/cross-origin-resource-sharing.md")
     assert max(len(line) for line in shown.splitlines()) <= 80
+
+
+def test_the_command_line_starts_without_the_optional_pandas() -> None:
+    """A bare `pip install datawheel` has no pandas (it comes with extras): the CLI, its
+    help and the workspace settings must load without it."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; sys.modules['pandas'] = None\n"
+        "from datawheel.cli.main import app\n"
+        "import datawheel.config\n"
+        "sys.argv = ['datawheel', '--version']; app()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("datawheel ")

@@ -6,10 +6,23 @@ Example:
     >>> result = score_leads(ws, ws.config.leads)  # the open deals of leads.source
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+# Only the settings load with the package: config.py reads them, and a bare install (no
+# pandas) must still start. Training and scoring load on first use.
 from datawheel.apps.leads.config import JoinConfig, LeadsConfig, LeadsImproveConfig
-from datawheel.apps.leads.evidence import OutcomeReport, import_lead_outcomes, wilson, win_rates
-from datawheel.apps.leads.score import ScoreResult, score_leads
-from datawheel.apps.leads.train import TrainReport, backtest_leads, train_leads
+
+if TYPE_CHECKING:
+    from datawheel.apps.leads.evidence import (
+        OutcomeReport,
+        import_lead_outcomes,
+        wilson,
+        win_rates,
+    )
+    from datawheel.apps.leads.score import ScoreResult, score_leads
+    from datawheel.apps.leads.train import TrainReport, backtest_leads, train_leads
 
 __all__ = [
     "JoinConfig",
@@ -25,3 +38,23 @@ __all__ = [
     "wilson",
     "win_rates",
 ]
+
+_LAZY = {
+    "OutcomeReport": "evidence",
+    "import_lead_outcomes": "evidence",
+    "wilson": "evidence",
+    "win_rates": "evidence",
+    "ScoreResult": "score",
+    "score_leads": "score",
+    "TrainReport": "train",
+    "backtest_leads": "train",
+    "train_leads": "train",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f"datawheel.apps.leads.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
