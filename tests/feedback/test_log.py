@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from datawheel.apps.rag.answer import Answer
-from datawheel.demo import SAMPLE_QUESTIONS
+from datawheel.demo import SAMPLE_KB, SAMPLE_QUESTIONS
 from datawheel.errors import ConfigError
 from datawheel.evaluate.questions import load_questions
 from datawheel.feedback.log import Interaction, InteractionLog
@@ -292,8 +292,13 @@ def test_asking_an_empty_knowledge_base_says_so(tmp_path: Path) -> None:
 
 
 def test_a_caller_who_may_read_nothing_gets_no_sources(ws: Workspace) -> None:
-    answer = ws.ask(IN_DOMAIN, groups=["nobody-has-this-group"])
-    assert answer.declined and answer.sources == []
+    # The sample is shared with `everyone`, which every caller is in, whatever their groups.
+    shared = ws.ask(IN_DOMAIN, groups=["nobody-has-this-group"])
+    assert not shared.declined and shared.sources
+    # Shared with one group only, it is hidden from a caller outside that group.
+    ws.ingest([SAMPLE_KB], groups=["finance"])
+    hidden = ws.ask(IN_DOMAIN, groups=["nobody-has-this-group"])
+    assert hidden.declined and hidden.sources == []
 
 
 def test_a_source_marked_helpful_leads_when_the_question_comes_again(ws: Workspace) -> None:
