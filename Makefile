@@ -25,7 +25,7 @@ demo: $(STAMP)
 	$(BIN)/datawheel demo
 
 test: $(STAMP) llm browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 bench: $(STAMP)
 	@for script in benchmarks/[!_]*.py; do \
