@@ -86,7 +86,8 @@ ANSWER_IN_A_CHILD = textwrap.dedent(
 
     passages = [Passage(*row) for row in json.loads(sys.argv[1])]
     config = GenerationConfig(provider="llamacpp", model="builtin:smollm2", max_tokens=48)
-    gen = load_generator(config, ExtractiveGenerator(str.split))
+    words = lambda texts: [t.lower().split() for t in texts]  # noqa: E731
+    gen = load_generator(config, ExtractiveGenerator(words))
     result = gen.generate(sys.argv[2], passages)
     print(json.dumps({"text": result.text, "generator": result.generator,
                       "warnings": result.warnings, "cited": result.cited}))
