@@ -235,8 +235,8 @@ def _ingest(
 #: From this many chunks to embed, a batch is embedded in steps of ``_STEP`` chunks whose
 #: vectors are kept in the embedding cache as each step finishes, with progress: a large
 #: document stopped half way (Ctrl-C, kill -9) resumes where it stopped on the next run.
-_LARGE = 2_000
-_STEP = 512
+_LARGE = 512
+_STEP = 256
 #: From this many chunks a warning says how long the embedding may take.
 _WARN_CHUNKS = 10_000
 
