@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -338,3 +339,21 @@ def test_the_command_line_starts_without_the_optional_pandas() -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("datawheel ")
+
+
+def test_improve_counts_add_up(kb: Path) -> None:
+    questions = [f"question number {i} about enterprise refunds and tents" for i in range(12)]
+    for q in questions:
+        asked = json.loads(runner.invoke(app, ["ask", q, "-w", str(kb), "--json"]).stdout)
+        voted = runner.invoke(app, ["feedback", asked["id"], "down", "-w", str(kb)])
+        assert voted.exit_code == 0, voted.output
+    shown = " ".join(runner.invoke(app, ["improve", "-w", str(kb)]).output.split())
+
+    match = re.search(
+        r"(\d+) answers with feedback: (\d+) to train, (\d+) held out to judge"
+        r"(?:, (\d+) held out with no helpful source)?",
+        shown,
+    )
+    assert match, shown
+    total, train, judged, unjudged = (int(g or 0) for g in match.groups())
+    assert total == 12 and train + judged + unjudged == total and unjudged > 0
