@@ -164,15 +164,16 @@ class FeedbackMixin(WorkspacePart):
         from datawheel.feedback.review import ReviewQueue
 
         queue = ReviewQueue(self.store.engine)
+        item = queue.get(item_id)
         if by is not None:
             by.require("editor")
-            if not self.visibility(by).sees(queue.get(item_id)):
+            if not self.visibility(by).sees(item):
                 raise NotFoundError(f"no correction or comment {item_id!r} that you may read")
-            if queue.get(item_id).author == by.name and by.role != "admin":
+            if item.author == by.name and by.role != "admin":
                 raise AccessError(
                     "an editor cannot approve their own correction; ask another editor or an admin"
                 )
-        return queue.decide(item_id, decision, by=by.name if by else "owner")
+        return queue.decide(item, decision, by=by.name if by else "owner")
 
     def audit(self, limit: int = 100) -> list[dict[str, Any]]:
         """Who read other users' questions and answers, newest first (for admins)."""

@@ -9,7 +9,7 @@ Example:
     >>> queue = ReviewQueue(engine)
     >>> [item.id for item in queue.items("pending")]
     ['4be1c09f2a3d']
-    >>> queue.decide("4be1c09f2a3d", "approve", by="alice").status
+    >>> queue.decide(queue.get("4be1c09f2a3d"), "approve", by="alice").status
     'approved'
 """
 
@@ -85,11 +85,10 @@ class ReviewQueue:
             "datawheel corrections list"
         )
 
-    def decide(self, item_id: str, decision: str, *, by: str) -> ReviewItem:
-        """Approve or reject one item; the latest decision counts."""
+    def decide(self, item: ReviewItem, decision: str, *, by: str) -> ReviewItem:
+        """Approve or reject ``item`` (from ``get``); the latest decision counts."""
         if decision not in DECISIONS:
             raise ConfigError(f"unknown decision {decision!r}; valid: approve, reject")
-        item = self.get(item_id)
         with self.engine.begin() as conn:
             conn.execute(
                 update(t.feedback)
@@ -99,13 +98,7 @@ class ReviewQueue:
                 )
                 .values(review=DECISIONS[decision], reviewed_by=by, reviewed_at=datetime.now(UTC))
             )
-        return self.get(item_id)
-
-    def counts(self) -> dict[str, int]:
-        out = dict.fromkeys(STATUSES, 0)
-        for item in self.items(None, limit=1_000_000):
-            out[item.status] += 1
-        return out
+        return self.get(item.id)
 
 
 def _item(m: Any) -> ReviewItem:
