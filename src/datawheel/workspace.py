@@ -398,31 +398,41 @@ class Workspace(FeedbackMixin, TablesMixin, PredictionsMixin, StorageMixin):
         *,
         split: str = "test",
         mode: str | None = None,
+        squad: bool = False,
+        max_chars: int = 300,
         progress: Progress | None = None,
     ) -> dict[str, Any]:
-        """Score retrieval: nDCG@10, recall@100, MRR@10 and the number of queries.
+        """Score retrieval (nDCG@10, recall@100, MRR@10) and, for question sets, answers.
 
         Args:
             source: a BEIR folder (corpus.jsonl, queries.jsonl, qrels/) whose corpus is
-                ingested here if needed, or a question-set file (JSON lines of
-                ``{"question", "relevant": [path suffixes]}``) over what is ingested.
+                ingested here if needed; a question-set file (JSON lines of ``{"question",
+                "answers", "relevant", "unanswerable"}``) over what is ingested; or, with
+                ``squad``, a SQuAD 1.1/2.0 file whose paragraphs are ingested here.
             split: the BEIR qrels split to score.
             mode: ``bm25``, ``dense`` or ``hybrid`` (default from config).
+            max_chars: the longest answer (citations aside) that can count as right.
 
-        Every result is recorded in the store with the model and index versions.
+        Answers are judged by their text (``datawheel.evaluate.answers``). Every result is
+        recorded in the store with the model and index versions.
         """
         from datawheel.evaluate.beir import evaluate_beir
-        from datawheel.evaluate.questions import evaluate_questions
+        from datawheel.evaluate.questions import evaluate_questions, evaluate_squad
 
         path = Path(source)
         mode = mode or self.config.search.mode
-        if path.is_file():
-            result = evaluate_questions(self, path, mode, answers=True)
+        if squad or path.is_file():
+            if squad:
+                result = evaluate_squad(self, path, mode, max_chars, progress)
+            else:
+                result = evaluate_questions(
+                    self, path, mode, answers=True, max_chars=max_chars, progress=progress
+                )
             self.store.record_evaluation(
                 None,
                 {
                     "dataset": str(path),
-                    "split": "questions",
+                    "split": "squad" if squad else "questions",
                     "mode": mode,
                     "metrics": {k: v for k, v in result.items() if k not in ("mode", "dataset")},
                     "versions": self.provenance(),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -45,10 +45,23 @@ def evaluate(
         Path | None,
         typer.Option(
             "--questions",
-            help='JSON lines {"question", "relevant": [paths]} scored '
-            "against what the workspace holds.",
+            help='JSON lines {"question", "answers": [texts], "relevant": [paths], '
+            '"unanswerable": bool} scored against what the workspace holds.',
         ),
     ] = None,
+    squad: Annotated[
+        Path | None,
+        typer.Option(
+            "--squad",
+            help="SQuAD 1.1/2.0 JSON: paragraphs ingested as documents, every question asked.",
+        ),
+    ] = None,
+    max_chars: Annotated[
+        int,
+        typer.Option(
+            "--max-chars", min=1, help="Longest answer (citations aside) that counts as right."
+        ),
+    ] = 300,
     split: Annotated[
         str, typer.Option("--split", help="Which qrels/<split>.tsv to score.")
     ] = "test",
@@ -56,22 +69,33 @@ def evaluate(
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Measure retrieval: nDCG@10, recall@100 and MRR@10 on a BEIR dataset. Without
-    --workspace the corpus goes into a scratch workspace kept under ~/.cache/datawheel.
+    """Measure retrieval (nDCG@10, recall@100, MRR@10) and answers. Answers are judged by
+    their text: right when not declined, at most --max-chars long (citations aside) and
+    holding an acceptable answer. --beir and --squad load their corpus into a scratch
+    workspace under ~/.cache/datawheel unless --workspace is given; --questions asks the
+    workspace as it is.
 
-    Example: datawheel evaluate --beir ../shared/datasets/beir_scifact --split test --json
+    Example: datawheel evaluate --squad ../shared/datasets/squad2_sample/dev-v2.0-sample.json
     """
     with handled():
-        if (beir is None) == (questions is None):
-            raise ConfigError("pass exactly one of --beir DIR or --questions FILE")
+        given = [s for s in (beir, questions, squad) if s is not None]
+        if len(given) != 1:
+            raise ConfigError("pass exactly one of --beir DIR, --questions FILE or --squad FILE")
+        source = given[0]
         if questions is not None:
             ws = Workspace.open(find_workspace(workspace))
         else:
-            ws = Workspace.init(workspace or scratch_workspace(beir))  # type: ignore[arg-type]
+            ws = Workspace.init(workspace or scratch_workspace(source))
         try:
             with progress_bar(not json_) as progress:
-                source: Path = beir or questions  # type: ignore[assignment]
-                result = ws.evaluate(source, split=split, mode=mode, progress=progress)
+                result = ws.evaluate(
+                    source,
+                    split=split,
+                    mode=mode,
+                    squad=squad is not None,
+                    max_chars=max_chars,
+                    progress=progress,
+                )
         finally:
             ws.close()
     if json_:
@@ -80,7 +104,7 @@ def evaluate(
     table = Table("dataset", "split", "mode", "queries", "nDCG@10", "recall@100", "MRR@10")
     table.add_row(
         result["dataset"],
-        result.get("split", "questions"),
+        result.get("split", "squad" if squad else "questions"),
         result["mode"],
         str(result["queries"]),
         f"{result['ndcg@10']:.4f}",
@@ -88,12 +112,31 @@ def evaluate(
         f"{result['mrr@10']:.4f}",
     )
     out.print(table)
-    if "answered_correctly" in result:
-        out.print(
-            f"answers: {result['answered_correctly']:.0%} correct, "
-            f"{result['declined']:.0%} declined; latency p50 {result['latency_p50_ms']:.0f} ms, "
-            f"p95 {result['latency_p95_ms']:.0f} ms"
-        )
+    if "answered_right" in result:
+        print_answer_metrics(result)
+
+
+def print_answer_metrics(result: dict[str, Any]) -> None:
+    def pct(key: str) -> str:
+        return "n/a" if result.get(key) is None else f"{result[key]:.0%}"
+
+    table = Table("answers", "value", title=f"{result['questions']} questions asked")
+    rows = (
+        (f"answered right (≤ {result['max_chars']} chars, text holds an answer)", "answered_right"),
+        ("answerable questions declined", "answerable_declined"),
+        ("unanswerable questions declined", "unanswerable_declined"),
+        ("a relevant source cited (not counted as right)", "cited_relevant"),
+    )
+    for label, key in rows:
+        table.add_row(label, pct(key))
+    f1 = result.get("token_f1")
+    table.add_row("token F1", "n/a" if f1 is None else f"{f1:.3f}")
+    table.add_row("median answer length", f"{result['median_answer_chars']} chars")
+    table.add_row(
+        "latency p50 / p95",
+        f"{result['latency_p50_ms']:.0f} / {result['latency_p95_ms']:.0f} ms",
+    )
+    out.print(table)
 
 
 def simulate(
