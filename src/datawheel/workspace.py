@@ -187,7 +187,7 @@ class Workspace(FeedbackMixin, TablesMixin, PredictionsMixin, StorageMixin):
             from datawheel.models.generators import load_generator
             from datawheel.models.generators.extractive import ExtractiveGenerator
 
-            extractive = ExtractiveGenerator(self.indexes.bm25.tokenize)
+            extractive = ExtractiveGenerator(self.indexes.bm25.tokenize, self.embedder.embed)
             self._generator = load_generator(self.config.generation, extractive)
         return self._generator
 

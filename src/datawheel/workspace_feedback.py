@@ -52,6 +52,8 @@ class FeedbackMixin(WorkspacePart):
         groups: Sequence[str] | None = None,
         k: int | None = None,
         record: bool = True,
+        conversation: str | None = None,
+        earlier: Sequence[str] | None = None,
     ) -> Any:
         """Answer a question with numbered citations; the interaction is logged first.
 
@@ -60,10 +62,23 @@ class FeedbackMixin(WorkspacePart):
             groups: the caller's groups; only documents shared with them are cited.
             k: sources to retrieve and show (default ``generation.sources``).
             record: log the interaction (evaluation runs pass False).
+            conversation: a conversation id: a follow-up ("and for jackets?") is searched
+                with the user's earlier turns of it, and the turn is stored under it.
+            earlier: the earlier questions of a chat, oldest first, when the client keeps
+                the history (the OpenAI-compatible endpoint).
         """
         from datawheel.apps.rag.answer import ask
 
-        return ask(self._ws, question, user=user, groups=groups, k=k, record=record)
+        return ask(
+            self._ws,
+            question,
+            user=user,
+            groups=groups,
+            k=k,
+            record=record,
+            conversation=conversation,
+            earlier=earlier,
+        )
 
     def feedback(
         self,

@@ -30,16 +30,17 @@ def test_demo_turns_the_flywheel_and_is_idempotent(tmp_path: Path) -> None:
     on_topic, off_topic = first["answers"]
     assert not on_topic["declined"] and "[1]" in on_topic["text"]
     assert off_topic["declined"]
-    # the seed's success criterion on the held-out sample questions
-    assert first["before"]["answered_correctly"] >= 0.8
+    # the held-out sample questions, judged by the answer text (at most 300 characters
+    # holding a reference answer), not by the sources cited
+    assert first["before"]["answered_right"] >= 0.87
     assert first["votes"]["up"] + first["votes"]["down"] == 102
     assert first["improve"]["promoted"] == "v1"
     assert first["after"]["ndcg@10"] >= first["before"]["ndcg@10"]
     # the week's questions, asked again: sources marked helpful lead, corrections answer
     seen_before, seen_after = first["seen_before"], first["seen_after"]
     assert seen_before["questions"] == seen_after["questions"] == 102
-    assert seen_after["answered_correctly"] > seen_before["answered_correctly"]
-    assert seen_after["declined"] < seen_before["declined"]
+    assert seen_after["answered_right"] > seen_before["answered_right"]
+    assert seen_after["answerable_declined"] <= seen_before["answerable_declined"]
     # the questions colleagues corrected (a 👎 when no shown source helped) are now
     # answered from the curated answers
     assert first["asked_again"]

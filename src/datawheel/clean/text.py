@@ -61,6 +61,7 @@ _CJK_ENDS = "\u3002\uff01\uff1f"
 _SENTENCE_END = re.compile(rf"[.!?\u2026{_CJK_ENDS}][.!?\u2026{_CJK_ENDS}{_CLOSERS}]*\s*")
 _ABBREVIATION_WORDS = (
     "al approx ca cf dept dr e.g eq eqs fig figs i.e inc jr ltd mr mrs ms no nos "
+    "jan feb mar apr jun jul aug sep sept oct nov dec "
     "prof ref refs resp sr st vol vols vs viz"
 )
 _ABBREVIATIONS = frozenset(_ABBREVIATION_WORDS.split())

@@ -76,7 +76,7 @@ def demo(
         "",
         "nDCG@10",
         "MRR@10",
-        "correct",
+        "answered right",
         "declined",
         "p95 ms",
         title=f"{result.before['questions']} held-out questions and the week's "
@@ -93,8 +93,8 @@ def demo(
             name,
             f"{e['ndcg@10']:.3f}",
             f"{e['mrr@10']:.3f}",
-            f"{e['answered_correctly']:.0%}",
-            f"{e['declined']:.0%}",
+            f"{e['answered_right']:.0%}",
+            f"{e['answerable_declined']:.0%}",
             f"{e['latency_p95_ms']:.0f}",
             end_section=last,
         )

@@ -47,6 +47,15 @@ def ask(
     groups: Annotated[
         str | None, typer.Option("--groups", help="Answer as a caller in these groups.")
     ] = None,
+    conversation: Annotated[
+        str | None,
+        typer.Option(
+            "--conversation",
+            "-c",
+            help="A name for the conversation: a follow-up question is read with the "
+            "earlier questions asked under the same name.",
+        ),
+    ] = None,
     user: UserOpt = "anonymous",
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,
@@ -56,10 +65,12 @@ def ask(
     Prints the answer, the numbered sources and an interaction id to vote on.
 
     Example: datawheel ask "What does the contract say about termination notice?"
+    Follow-ups: datawheel ask -c returns "How long do I have to return a tent?" then
+    datawheel ask -c returns "and for jackets?"
     """
     with opened(workspace) as ws:
         group_list = [g.strip() for g in groups.split(",")] if groups else None
-        answer = ws.ask(question, user=user, groups=group_list, k=k)
+        answer = ws.ask(question, user=user, groups=group_list, k=k, conversation=conversation)
     if json_:
         print_json(answer.to_dict())
         return
@@ -75,6 +86,8 @@ def ask(
             f"[dim]led by the sources marked helpful for a similar question: "
             f"{escape(answer.helped_question)}[/]"
         )
+    if answer.asked_as:
+        out.print(f"[dim]read as a follow-up: {escape(answer.asked_as)}[/]")
     out.print(escape(answer.text), highlight=False)
     out.print()
     if answer.sources:

@@ -42,6 +42,8 @@ class Interaction:
     sources: list[dict[str, Any]]  # {n, chunk_id, doc_id, title, score, cited}
     versions: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    conversation: str | None = None  # the turns of one conversation share it
+    asked_as: str | None = None  # a follow-up as retrieval saw it
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -150,6 +152,17 @@ class InteractionLog:
             query = query.where(t.interactions.c.created_at < until)
         with self.engine.connect() as conn:
             return [_interaction(r._mapping) for r in conn.execute(query)]
+
+    def conversation(self, conversation: str, user: str, limit: int = 20) -> list[Interaction]:
+        """The last ``limit`` turns of ``user``'s conversation, oldest first."""
+        query = (
+            select(t.interactions)
+            .where(t.interactions.c.conversation == conversation, t.interactions.c.user == user)
+            .order_by(t.interactions.c.created_at.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [_interaction(r._mapping) for r in conn.execute(query)][::-1]
 
     def recent(self, limit: int = 50, user: str | None = None) -> list[Interaction]:
         """The newest interactions first (only one user's, when given)."""

@@ -1,6 +1,7 @@
 """OpenAI-compatible routes: ``/v1/models`` and ``/v1/chat/completions`` (streaming too).
 
-The last user message is the question; the answer comes from the knowledge base with
+The last user message is the question, searched together with the earlier user messages
+when it is a follow-up ("and for jackets?"); the answer comes from the knowledge base with
 numbered sources, limited to the documents the caller's groups may read. The response id is
 ``chatcmpl-<interaction id>`` and the ``datawheel`` field carries the interaction id, the
 sources and the confidence, so a client can post feedback to ``/api/feedback``.
@@ -8,6 +9,7 @@ sources and the confidence, so a client can post feedback to ``/api/feedback``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Iterator
@@ -38,15 +40,26 @@ class ChatRequest(BaseModel):
     stream: bool = False
 
 
-def _question(messages: list[Message]) -> str:
-    for message in reversed(messages):
+def _questions(messages: list[Message]) -> list[str]:
+    """The user messages' text, oldest first: the last is the question, the others the
+    earlier turns a follow-up may lean on."""
+    texts = []
+    for message in messages:
         if message.role != "user":
             continue
         if isinstance(message.content, str):
-            return message.content
-        parts = [p.get("text", "") for p in message.content or [] if p.get("type") == "text"]
-        return "\n".join(parts)
-    raise ConfigError("messages has no user message; send the question as role 'user'")
+            texts.append(message.content)
+        else:
+            parts = [p.get("text", "") for p in message.content or [] if p.get("type") == "text"]
+            texts.append("\n".join(parts))
+    if not texts:
+        raise ConfigError("messages has no user message; send the question as role 'user'")
+    return texts
+
+
+def _conversation(user: str, questions: list[str]) -> str:
+    """One id per chat: the same user and the same opening question."""
+    return hashlib.sha256(f"{user}\n{questions[0]}".encode()).hexdigest()[:32]
 
 
 @router.get("/models", summary="The models this server answers with")
@@ -61,7 +74,14 @@ def models(_: User = viewer) -> dict[str, Any]:
 def chat(body: ChatRequest, request: Request, user: User = viewer) -> Any:
     svc = service(request)
     with svc.reading() as ws:
-        answer = ws.ask(_question(body.messages), user=user.name, groups=user.filter_groups)
+        questions = _questions(body.messages)
+        answer = ws.ask(
+            questions[-1],
+            user=user.name,
+            groups=user.filter_groups,
+            conversation=_conversation(user.name, questions),
+            earlier=questions[:-1],
+        )
     svc.show_paths(answer.sources)
     content = answer.with_sources()
     ident, created = f"chatcmpl-{answer.id}", int(time.time())
@@ -69,6 +89,8 @@ def chat(body: ChatRequest, request: Request, user: User = viewer) -> Any:
         "interaction_id": answer.id,
         "confidence": answer.confidence,
         "declined": answer.declined,
+        "conversation": answer.conversation,
+        "asked_as": answer.asked_as,
         "sources": [s.__dict__ for s in answer.sources],
     }
     headers = {"X-Datawheel-Interaction": answer.id}

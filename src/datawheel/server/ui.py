@@ -16,6 +16,7 @@ works offline.
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -190,15 +191,39 @@ def ask_page(request: Request, _: User = viewer) -> Response:
 
 
 @router.post("/ask")
-def ask(request: Request, question: Annotated[str, Form()] = "", user: User = viewer) -> Response:
+def ask(
+    request: Request,
+    question: Annotated[str, Form()] = "",
+    conversation: Annotated[str, Form()] = "",
+    user: User = viewer,
+) -> Response:
     svc = service(request)
+    conversation = conversation.strip() or uuid.uuid4().hex
     try:
         with svc.reading() as ws:
-            answer = ws.ask(question, user=user.name, groups=user.filter_groups)
+            answer = ws.ask(
+                question, user=user.name, groups=user.filter_groups, conversation=conversation
+            )
+            earlier = ws.interactions.conversation(conversation, user.name)[:-1]
     except DatawheelError as exc:
-        return render(request, "ask.html", 400, question=question, answer=None, error=str(exc))
+        return render(
+            request,
+            "ask.html",
+            400,
+            question=question,
+            answer=None,
+            error=str(exc),
+            conversation=conversation,
+        )
     svc.show_paths(answer.sources)
-    return render(request, "ask.html", question=question, answer=answer)
+    return render(
+        request,
+        "ask.html",
+        question="",
+        answer=answer,
+        conversation=conversation,
+        earlier=earlier,
+    )
 
 
 @router.get("/passage/{chunk_id}")

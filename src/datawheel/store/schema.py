@@ -135,7 +135,10 @@ interactions = Table(
     Column("sources", JSON, nullable=False),  # [{n, chunk_id, doc_id, score, cited}]
     Column("versions", JSON, nullable=False),  # version, retriever, ranker, generator, embedder
     Column("warnings", JSON, nullable=False),
+    Column("conversation", String(64)),  # the turns of one conversation share it
+    Column("asked_as", Text),  # a follow-up as retrieval saw it, with the earlier turn
     Index("ix_interactions_created_at", "created_at"),
+    Index("ix_interactions_conversation", "conversation"),
 )
 
 feedback = Table(
@@ -353,6 +356,22 @@ def _review(conn: Connection) -> None:
         update(feedback).where(written, feedback.c.review.is_(None)).values(review="pending")
     )
     metadata.create_all(conn, tables=[audit_log])
+
+
+@migration(10, "conversations: follow-up questions share a conversation id")
+def _conversations(conn: Connection) -> None:
+    from sqlalchemy import inspect, text
+
+    have = {c["name"] for c in inspect(conn).get_columns("interactions")}
+    for column in ("conversation", "asked_as"):
+        if column not in have:  # workspaces made before this migration
+            kind = interactions.c[column].type.compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE interactions ADD COLUMN {column} {kind}"))
+    indexes = {i["name"] for i in inspect(conn).get_indexes("interactions")}
+    if "ix_interactions_conversation" not in indexes:
+        conn.execute(
+            text("CREATE INDEX ix_interactions_conversation ON interactions (conversation)")
+        )
 
 
 def migrate(conn: Connection) -> list[int]:

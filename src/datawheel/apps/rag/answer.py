@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from datawheel.apps.rag.calibrate import load_or_fit
+from datawheel.apps.rag.followup import TURNS, standalone
 from datawheel.apps.rag.rank import rank
 from datawheel.apps.rag.retrieve import Ranking
 from datawheel.errors import ConfigError
@@ -68,6 +69,8 @@ class Answer:
     memory_question: str | None = None  # the curated question answered from, if any
     helped_question: str | None = None  # the past question whose helpful sources lead, if any
     curated_by: dict[str, str | None] | None = None  # a curated answer's author and approver
+    conversation: str | None = None  # the conversation this turn belongs to
+    asked_as: str | None = None  # a follow-up as it was searched, with the earlier turn
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,9 +109,23 @@ def ask(
     groups: Sequence[str] | None = None,
     k: int | None = None,
     record: bool = True,
+    conversation: str | None = None,
+    earlier: Sequence[str] | None = None,
 ) -> Answer:
+    """Answer ``question``; with ``conversation`` (or the ``earlier`` questions of a chat),
+    a follow-up is searched together with the turn it follows."""
     started = time.perf_counter()
     question = validate_question(question)
+    if conversation is not None and not 0 < len(conversation) <= 64:
+        raise ConfigError("a conversation id is 1 to 64 characters, e.g. returns-2026-12")
+    asked = question
+    if earlier is None and conversation:
+        turns = ws.interactions.conversation(conversation, user, limit=TURNS)
+        earlier = [turn.asked_as or turn.question for turn in turns]
+    if earlier:
+        asked = standalone(question, earlier[-TURNS:], ws.indexes.bm25.tokenize)
+    asked_as = asked if asked != question else None
+    question, shown_question = asked, question
     k = k or ws.config.generation.sources
     flt = Filter.build(None, groups)
     model, variant = ws.model_for(user)
@@ -174,7 +191,7 @@ def ask(
             text = WEAK_EVIDENCE.format(confidence=confidence) if passages else NOTHING_READABLE
             generation = Generation(text, [], "declined", declined=True)
         else:
-            generation = ws.generator.generate(question, passages)
+            generation = ws.generator.generate(question, passages, confidence=confidence)
             warnings.extend(generation.warnings)
         answered_from = "declined" if generation.declined else "generator"
         if generation.declined and generation.text == DECLINE_TEXT:
@@ -195,7 +212,7 @@ def ask(
     ]
     answer = Answer(
         new_interaction_id(),
-        question,
+        shown_question,
         generation.text,
         sources,
         float(confidence),
@@ -208,13 +225,15 @@ def ask(
         memory_question,
         helped_question if memory_question is None else None,
         curated_by,
+        conversation,
+        asked_as,
     )
     answer.latency_ms = (time.perf_counter() - started) * 1000
     if record:
         ws.interactions.record(
             Interaction(
                 answer.id,
-                question,
+                shown_question,
                 answer.text,
                 user,
                 datetime.now(UTC),
@@ -242,6 +261,8 @@ def ask(
                     **variant,
                 },
                 warnings,
+                conversation,
+                asked_as,
             )
         )
     return answer

@@ -65,13 +65,15 @@ class FallbackGenerator:
         self.fallback = fallback
         self.name = primary.name
 
-    def generate(self, question: str, passages: Sequence[Passage]) -> Generation:
+    def generate(
+        self, question: str, passages: Sequence[Passage], *, confidence: float = 1.0
+    ) -> Generation:
         try:
-            return self.primary.generate(question, passages)
+            return self.primary.generate(question, passages, confidence=confidence)
         except (GeneratorError, httpx.HTTPError) as exc:
             reason = exc.reason if isinstance(exc, GeneratorError) else f"{self.name}: {exc}"
             log.warning("%s; answering with %s instead", exc, self.fallback.name)
-            generation = self.fallback.generate(question, passages)
+            generation = self.fallback.generate(question, passages, confidence=confidence)
             generation.warnings.append(
                 f"{reason}; answered with the {self.fallback.name} generator instead"
             )

@@ -41,7 +41,9 @@ class AnthropicGenerator:
             )
         self._client: httpx.Client | None = None
 
-    def generate(self, question: str, passages: Sequence[Passage]) -> Generation:
+    def generate(
+        self, question: str, passages: Sequence[Passage], *, confidence: float = 1.0
+    ) -> Generation:
         if self._client is None:
             self._client = httpx.Client()
         system, user = prompt_messages(question, passages)

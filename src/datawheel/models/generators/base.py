@@ -40,7 +40,11 @@ class Generation:
 class Generator(Protocol):
     name: str
 
-    def generate(self, question: str, passages: Sequence[Passage]) -> Generation: ...
+    def generate(
+        self, question: str, passages: Sequence[Passage], *, confidence: float = 1.0
+    ) -> Generation:
+        """``confidence``: retrieval's calibrated chance that the sources hold the answer."""
+        ...
 
 
 def cited_numbers(text: str, available: int) -> list[int]:

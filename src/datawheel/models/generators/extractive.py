@@ -1,69 +1,46 @@
-"""The offline answerer: quotes the sentences of the sources that best match the question.
+"""The offline answerer: quotes the sentence of the sources that answers the question.
 
-No language model: each sentence of the top sources is scored by the question words it
-shares (rarer words count more, stemmed), with a prior for the better-ranked source. The
-best few sentences are given in source order, each cited. When no sentence shares a
-content word with the question, it declines.
+No language model. ``select.Selector`` scores every sentence, list item and table row of the
+retrieved sources (question words held, closeness in meaning, the kind of thing asked for,
+source rank) and the question itself (the chance the sources do not answer it). The answer
+is the best candidate, plus the runner-up when it is nearly as likely and both fit in
+``max_chars``, each cited; it declines when the question model says the sources do not
+answer.
 """
 
 from __future__ import annotations
 
-import math
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from pathlib import Path
 
-from datawheel.clean.text import sentence_spans
 from datawheel.models.generators.base import DECLINE_TEXT, Generation, Passage
+from datawheel.models.generators.select import Embed, Selector, Tokenize, compose
 
-Tokenize = Callable[[Sequence[str]], list[list[str]]]
-VERSION = "extractive-1"
+VERSION = "extractive-2"
 
 
 class ExtractiveGenerator:
     name = VERSION
 
-    def __init__(self, tokenize: Tokenize, *, max_sentences: int = 3, max_chars: int = 700):
-        self.tokenize = tokenize
-        self.max_sentences = max_sentences
+    def __init__(
+        self,
+        tokenize: Tokenize,
+        embed: Embed | None = None,
+        *,
+        max_chars: int = 300,
+        weights: Path | None = None,
+    ):
+        self.selector = Selector.load(tokenize, embed, weights)
         self.max_chars = max_chars
+        self.name = f"{VERSION}:{self.selector.version}"
 
-    def generate(self, question: str, passages: Sequence[Passage]) -> Generation:
-        sentences: list[tuple[int, int, str]] = []  # (passage index, position, text)
-        for i, p in enumerate(passages):
-            for pos, (start, end) in enumerate(sentence_spans(p.text)):
-                text = " ".join(p.text[start:end].split())
-                if len(text) >= 20:
-                    sentences.append((i, pos, text))
-        query = set(self.tokenize([question])[0])
-        if not sentences or not query:
+    def generate(
+        self, question: str, passages: Sequence[Passage], *, confidence: float = 1.0
+    ) -> Generation:
+        scored = self.selector.score(question, passages, confidence)
+        if scored is None or scored.unanswered > self.selector.decline_above:
             return Generation(DECLINE_TEXT, [], self.name, declined=True)
-        tokens = self.tokenize([s for _, _, s in sentences])
-        df = Counter(t for toks in tokens for t in set(toks))
-        n = len(sentences)
-        scores = []
-        for (i, _, _), toks in zip(sentences, tokens, strict=True):
-            shared = query.intersection(toks)
-            weight = sum(math.log(1 + n / df[t]) for t in shared)
-            coverage = weight / (1 + 0.05 * len(toks))
-            scores.append(coverage * (1.0 / (1 + 0.25 * i)))
-        best = max(scores)
-        if best <= 0:
-            return Generation(DECLINE_TEXT, [], self.name, declined=True)
-        ranked = sorted(range(n), key=lambda j: -scores[j])
-        chosen: list[int] = []
-        length = 0
-        for j in ranked:
-            if len(chosen) == self.max_sentences or scores[j] < 0.5 * best:
-                break
-            if chosen and length + len(sentences[j][2]) > self.max_chars:
-                continue
-            chosen.append(j)
-            length += len(sentences[j][2])
-        chosen.sort(key=lambda j: (sentences[j][0], sentences[j][1]))
-        parts = [f"{sentences[j][2]} [{passages[sentences[j][0]].n}]" for j in chosen]
-        cited: list[int] = []
-        for j in chosen:
-            number = passages[sentences[j][0]].n
-            if number not in cited:
-                cited.append(number)
-        return Generation(" ".join(parts), cited, self.name)
+        parts = compose(scored, self.max_chars, self.selector.runner_up)
+        text = " ".join(f"{p.text} [{passages[p.passage].n}]" for p in parts)
+        cited = list(dict.fromkeys(passages[p.passage].n for p in parts))
+        return Generation(text, cited, self.name)

@@ -51,7 +51,9 @@ class LlamaCppGenerator:
         """Whether this build of llama.cpp runs the model on this CPU (tried in a child)."""
         return check_llama(self.path)
 
-    def generate(self, question: str, passages: Sequence[Passage]) -> Generation:
+    def generate(
+        self, question: str, passages: Sequence[Passage], *, confidence: float = 1.0
+    ) -> Generation:
         with self._lock:
             llama = self._load()
             try:

@@ -34,7 +34,9 @@ class OpenAIGenerator:
             self.headers["Authorization"] = f"Bearer {resolve_secret(config.api_key)}"
         self._client: httpx.Client | None = None
 
-    def generate(self, question: str, passages: Sequence[Passage]) -> Generation:
+    def generate(
+        self, question: str, passages: Sequence[Passage], *, confidence: float = 1.0
+    ) -> Generation:
         if self._client is None:
             self._client = httpx.Client()
         text = post_json(
