@@ -40,6 +40,29 @@ def test_openai_client_gets_a_cited_answer_and_can_vote_on_it(live: Live) -> Non
     assert [f.vote for f in ws.interactions.feedback([interaction_id])] == ["up"]
 
 
+def test_a_chat_follow_up_is_read_with_the_earlier_turn(live: Live) -> None:
+    url, ws, keys = live
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key=keys.alice, max_retries=0)
+    first = QUESTIONS["sales"][2]
+    response = client.chat.completions.create(
+        model="datawheel",
+        messages=[
+            {"role": "user", "content": first},
+            {"role": "assistant", "content": "25 dollars per seat [1]"},
+            {"role": "user", "content": "and the Enterprise plan?"},
+        ],
+    )
+    extra = (response.model_extra or {})["datawheel"]
+    assert extra["asked_as"] == f"{first} the Enterprise plan?"
+    turn = ws.interactions.get(extra["interaction_id"])
+    assert turn.question == "and the Enterprise plan?"  # logged as typed
+    assert turn.asked_as == extra["asked_as"] and turn.conversation == extra["conversation"]
+    alone = client.chat.completions.create(
+        model="datawheel", messages=[{"role": "user", "content": first}]
+    )
+    assert (alone.model_extra or {})["datawheel"]["asked_as"] is None
+
+
 def test_streaming_gives_the_same_answer_in_pieces(live: Live) -> None:
     url, _, keys = live
     client = openai.OpenAI(base_url=f"{url}/v1", api_key=keys.bob, max_retries=0)

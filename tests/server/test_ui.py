@@ -145,6 +145,22 @@ def test_ask_shows_the_answer_with_citation_links_to_the_passage(client: TestCli
     assert re.search(r'data-interaction="[0-9a-f]{32}"', page)
 
 
+def test_the_ask_page_carries_a_conversation(client: TestClient) -> None:
+    sign_in(client, "vic")
+    first = ask(client, "How many weeks of parental leave do employees get?")
+    conversation = re.search(r'name="conversation" id="conversation" value="([0-9a-f]{32})"', first)
+    assert conversation, first
+    response = client.post(
+        "/ask", data={"question": "and when can it be taken?", "conversation": conversation[1]}
+    )
+    assert response.status_code == 200
+    page = response.text
+    assert 'id="earlier-turns"' in page and "How many weeks of parental leave" in page
+    assert "read as a follow-up: How many weeks of parental leave do employees get? when" in page
+    assert f'value="{conversation[1]}"' in page
+    assert "New conversation" in page
+
+
 def test_ask_says_when_an_earlier_question_answered_it(client: TestClient, kb: Kb) -> None:
     """After a 👍 with a source marked helpful and improve, the same question says which
     earlier question its sources come from (or its curated answer)."""

@@ -200,6 +200,8 @@ def load_squad(path: Path) -> SquadSet:
             f"{path} is not a SQuAD file ({exc}); expected the official JSON: "
             '{"data": [{"title", "paragraphs": [{"context", "qas": [...]}]}]}'
         ) from exc
+    if not isinstance(articles, list):
+        raise SourceError(f'{path} is not a SQuAD file: "data" is not a list of articles')
     corpus: list[dict[str, str]] = []
     questions: list[Question] = []
     for a, article in enumerate(articles):

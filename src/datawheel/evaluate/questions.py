@@ -89,7 +89,7 @@ def score_answers(
 ) -> dict[str, Any]:
     """Ask every question (not logged) and score the answers' text."""
     replies = ask_all(lambda q: ask_reply(ws, q), questions, progress)
-    return score(questions, replies, max_chars=max_chars)
+    return {**score(questions, replies, max_chars=max_chars), "generator": ws.generator.name}
 
 
 def evaluate_squad(

@@ -8,7 +8,7 @@ number for "how many", a name for "who"), and where it sits (which source, how e
 
 Two small logistic models turn the features into decisions: one scores each candidate (the
 chance it holds the answer), one scores the question (the chance the sources do not answer
-it). Their weights ship in ``selector.json``, trained by ``benchmarks/train_selector.py``
+it). Their weights ship in ``selector.json``, trained by ``benchmarks/training/selector.py``
 on public question-answering data (SQuAD 2.0 *train* articles), and ``improve`` refits them
 from a workspace's own corrections and helpful-source marks.
 """
@@ -68,7 +68,7 @@ class Candidate:
     position: int  # order within its passage
     text: str
     kind: str  # sentence, item (of a list) or row (of a table)
-    lead: str = ""  # the line that introduces a list or the header of a table
+    lead: str = ""  # what introduces it: a list's opening line, a table's header, an FAQ question
 
 
 def candidates(passages: Sequence[Passage]) -> list[Candidate]:
@@ -76,7 +76,8 @@ def candidates(passages: Sequence[Passage]) -> list[Candidate]:
     out: list[Candidate] = []
     for i, p in enumerate(passages):
         position = 0
-        lead = ""
+        lead = ""  # the sentence that opens a list
+        asked = ""  # the question an FAQ answer follows
         header = ""
         for line in strip_markup(p.text).split("\n"):
             if _TABLE_ROW.match(line):
@@ -98,11 +99,15 @@ def candidates(passages: Sequence[Passage]) -> list[Candidate]:
                 continue
             for start, end in sentence_spans(line):
                 text = line[start:end]
+                if text.endswith("?"):  # an FAQ's question: what follows answers it
+                    asked = text
+                    continue
                 if len(text) >= 12 and any(c.isalpha() for c in text):
                     for piece in clause_windows(text):
-                        out.append(Candidate(i, position, piece, "sentence"))
+                        out.append(Candidate(i, position, piece, "sentence", asked))
                         position += 1
                     lead = text if text.endswith(":") else ""
+                    asked = ""
     return out
 
 
@@ -222,6 +227,73 @@ def _missing_names(question: str, source: str, near: str) -> tuple[float, float]
     )
 
 
+_AMOUNT = r"(\$|€|£)?\s?(\d[\d,]*(?:\.\d+)?)\s?(k|K|m|M|%)?(?!\w)"
+_NUMBER_IN = re.compile(_AMOUNT)
+_RANGES = [  # (pattern, low group, high group); a missing bound is open
+    (re.compile(_AMOUNT + r"\s*(?:-|–|to|through)\s*" + _AMOUNT), 1, 4),
+    (re.compile(r"\bbetween\s+" + _AMOUNT + r"\s+and\s+" + _AMOUNT, re.I), 1, 4),
+    (re.compile(_AMOUNT + r"\s*(?:\+|and (?:above|over|up|more))", re.I), 1, None),
+    (re.compile(r"\b(?:over|above|more than|at least|from)\s+" + _AMOUNT, re.I), 1, None),
+    (re.compile(r"\b(?:under|below|less than|up to|at most)\s+" + _AMOUNT, re.I), None, 1),
+]
+
+
+def _amount(match: re.Match[str], first: int) -> tuple[float, str]:
+    """The value of the amount whose currency group is ``first``, and its unit: a currency
+    sign, % or nothing."""
+    value = float(match.group(first + 1).replace(",", ""))
+    suffix = (match.group(first + 2) or "").lower()
+    value *= {"k": 1e3, "m": 1e6}.get(suffix, 1.0)
+    return value, match.group(first) or ("%" if suffix == "%" else "")
+
+
+_NUMBER_WORDS = {
+    w: str(n)
+    for n, w in enumerate(
+        [
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+        ]
+    )
+}
+_NUMBER_WORD = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", re.I)
+
+
+def question_amounts(question: str) -> list[tuple[float, str]]:
+    """The numbers a question names ("four years", "$80k", "3,000"), and which are money."""
+    digits = _NUMBER_WORD.sub(lambda m: _NUMBER_WORDS[m.group(1).lower()], question)
+    return [_amount(m, 1) for m in _NUMBER_IN.finditer(digits)]
+
+
+def in_range(amounts: list[tuple[float, str]], text: str) -> bool:
+    """Whether ``text`` states a range or threshold ("3-5 years", "$75,000 to $149,999",
+    "over $2,500") that holds one of the question's ``amounts``, in the same unit."""
+    if not amounts:
+        return False
+    for pattern, low_at, high_at in _RANGES:
+        for m in pattern.finditer(text):
+            low = _amount(m, low_at) if low_at else None
+            high = _amount(m, high_at) if high_at else None
+            unit = (low and low[1]) or (high and high[1]) or ""
+            for value, asked_unit in amounts:
+                if asked_unit != unit:
+                    continue
+                if (low is None or value >= low[0]) and (high is None or value <= high[0]):
+                    return True
+    return False
+
+
 def question_type(question: str) -> str:
     q = question.lower()
     for name, rule in _QTYPE_RULES:
@@ -267,6 +339,7 @@ SENTENCE_FEATURES = (
     "item",
     "row",
     "short",  # under 40 characters
+    "in_range",  # states a range or threshold that holds a number of the question
 )
 
 QUESTION_FEATURES = (
@@ -287,7 +360,7 @@ QUESTION_FEATURES = (
 )
 
 
-EMBEDDED = 8  # candidates embedded per question
+EMBEDDED = 12  # candidates embedded per question
 CACHED = 20_000  # sentence vectors kept between questions (~30 MB)
 SOURCE_SCORE = SENTENCE_FEATURES.index("source_score")
 
@@ -385,6 +458,7 @@ class Selector:
         q_set = set(q_terms)
         q_bigrams = set(zip(q_tokens, q_tokens[1:], strict=False))
         qtype = question_type(question)
+        amounts = question_amounts(question)
         q_words = {w.lower() for w in _WORD.findall(question)}
 
         top_score = max((p.score for p in passages), default=1.0) or 1.0
@@ -426,6 +500,7 @@ class Selector:
                 float(c.kind == "item"),
                 float(c.kind == "row"),
                 float(len(c.text) < 40),
+                float(in_range(amounts, c.text)),
             )
         cos = self._cosines(question, texts, coverage + 0.1 * rows[:, SOURCE_SCORE])
         rows[:, SENTENCE_FEATURES.index("cosine")] = cos
@@ -467,9 +542,9 @@ class Chosen:
 
 
 def compose(scored: Scored, max_chars: int, runner_up: float) -> list[Chosen]:
-    """The answer's parts, in reading order: the best candidate (with the list it opens,
-    or the table header it belongs to), then the runner-up when the selector found it
-    nearly as likely and it fits within ``max_chars``."""
+    """The answer's parts: the best candidate (with the list it opens, or the table header
+    it belongs to), then the runner-up when the selector found it nearly as likely and it
+    fits within ``max_chars`` (in the source's order when both come from one source)."""
     cands, chance = scored.candidates, scored.chance
     order = [int(j) for j in np.argsort(-chance, kind="stable")]
     best = order[0]
@@ -484,7 +559,8 @@ def compose(scored: Scored, max_chars: int, runner_up: float) -> list[Chosen]:
         if length + 1 + len(text) <= max_chars:
             parts.append((j, text))
         break
-    parts.sort(key=lambda p: (cands[p[0]].passage, cands[p[0]].position))
+    if len(parts) == 2 and cands[parts[1][0]].passage == cands[best].passage:
+        parts.sort(key=lambda p: cands[p[0]].position)  # one source: in its own order
     return [Chosen(text, cands[j].passage) for j, text in parts]
 
 
