@@ -146,7 +146,9 @@ WIRES = {
 class FixedGenerator:
     name = "fixed"
 
-    def generate(self, question: str, passages: Sequence[Passage]) -> Generation:
+    def generate(
+        self, question: str, passages: Sequence[Passage], *, confidence: float = 1.0
+    ) -> Generation:
         return Generation(text="From the fallback [1].", cited=[1], generator=self.name)
 
 

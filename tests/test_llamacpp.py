@@ -72,7 +72,9 @@ def test_missing_llama_cpp_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> N
 class Extractive:
     name = "extractive"
 
-    def generate(self, question: str, passages: Sequence[Passage]) -> Generation:
+    def generate(
+        self, question: str, passages: Sequence[Passage], *, confidence: float = 1.0
+    ) -> Generation:
         return Generation(f"{passages[0].text} [1]", [1], self.name)
 
 

@@ -85,10 +85,10 @@ def test_ask_commits_the_interaction_before_returning(ws: Workspace) -> None:
 def test_citations_in_the_text_are_the_cited_sources(ws: Workspace) -> None:
     answered = 0
     for q in load_questions(SAMPLE_QUESTIONS):
-        answer = ws.ask(q["question"], record=False)
+        answer = ws.ask(q.question, record=False)
         numbers = _cited_numbers(answer.text)
         cited = {s.n for s in answer.sources if s.cited}
-        assert numbers == cited, (q["question"], answer.text)
+        assert numbers == cited, (q.question, answer.text)
         assert cited <= {s.n for s in answer.sources}
         if answer.declined:
             assert cited == set(), answer.text

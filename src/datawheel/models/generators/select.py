@@ -361,6 +361,7 @@ QUESTION_FEATURES = (
 
 
 EMBEDDED = 12  # candidates embedded per question
+UNRELATED = 0.35  # below this cosine, and sharing no word, a sentence is off the question
 CACHED = 20_000  # sentence vectors kept between questions (~30 MB)
 SOURCE_SCORE = SENTENCE_FEATURES.index("source_score")
 
@@ -414,6 +415,10 @@ class Selector:
             ordered[0] - (ordered[1] if len(ordered) > 1 else 0.0)
         )
         unanswered = float(_sigmoid(np.array([qrow @ self.question_w]))[0])
+        coverage = rows[:, SENTENCE_FEATURES.index("coverage")]
+        cosine = rows[:, SENTENCE_FEATURES.index("cosine")]
+        if coverage.max() == 0 and (self.embed is None or cosine.max() < UNRELATED):
+            unanswered = 1.0  # no candidate shares a word or a meaning with the question
         return Scored(cands, chance, unanswered, qtype, rows, qrow)
 
     def _cosines(self, question: str, texts: list[str], lexical: np.ndarray) -> np.ndarray:
