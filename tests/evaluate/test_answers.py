@@ -53,7 +53,9 @@ def test_citing_the_right_source_is_not_answering() -> None:
     assert result["unanswerable_declined"] == 1.0
     assert result["answerable_declined"] == 0.0
     assert (result["answerable"], result["unanswerable"]) == (3, 1)
-    assert score(questions, replies, max_chars=1000)["answered_right"] == pytest.approx(2 / 3, abs=1e-4)
+    assert score(questions, replies, max_chars=1000)["answered_right"] == pytest.approx(
+        2 / 3, abs=1e-4
+    )
 
 
 def test_question_sets_accept_answers_and_unanswerable(tmp_path: Path) -> None:
