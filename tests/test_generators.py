@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -194,6 +195,26 @@ def test_answer_with_citations(wire: Wire, serve: Callable[..., FakeServer]) -> 
     assert messages[-1]["role"] == "user"
     assert "[2] Geography\nParis has about two million" in messages[-1]["content"]
     assert "Question: What is the capital of France?" in messages[-1]["content"]
+
+
+def test_the_prompt_carries_the_selected_evidence(
+    wire: Wire, serve: Callable[..., FakeServer], tmp_path: Path
+) -> None:
+    """With the extractive generator as the fallback, the LLM is shown the sentence the
+    answer selector would quote, cited, before the question."""
+    from datawheel.models.generators.extractive import ExtractiveGenerator
+    from datawheel.store.keyword import BM25Index
+
+    server = serve(Reply(body=wire.answer("Paris [1].")))
+    extractive = ExtractiveGenerator(BM25Index(tmp_path / "bm25").tokenize)
+    gen = load_generator(wire.config(server), extractive)
+
+    gen.generate("How many people live in Paris?", PASSAGES)
+
+    [sent] = server.requests
+    content = sent.body["messages"][-1]["content"]
+    assert "The sentences most likely to answer:\n- Paris has about two million" in content
+    assert content.index("most likely to answer") < content.index("Question: How many")
 
 
 def test_timeout_is_retried_then_raises(wire: Wire, serve: Callable[..., FakeServer]) -> None:

@@ -68,8 +68,14 @@ class FallbackGenerator:
     def generate(
         self, question: str, passages: Sequence[Passage], *, confidence: float = 1.0
     ) -> Generation:
+        evidence = getattr(self.fallback, "evidence", None)
         try:
-            return self.primary.generate(question, passages, confidence=confidence)
+            return self.primary.generate(
+                question,
+                passages,
+                confidence=confidence,
+                evidence=evidence(question, passages) if evidence else (),
+            )
         except (GeneratorError, httpx.HTTPError) as exc:
             reason = exc.reason if isinstance(exc, GeneratorError) else f"{self.name}: {exc}"
             log.warning("%s; answering with %s instead", exc, self.fallback.name)

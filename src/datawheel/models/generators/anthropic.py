@@ -42,11 +42,16 @@ class AnthropicGenerator:
         self._client: httpx.Client | None = None
 
     def generate(
-        self, question: str, passages: Sequence[Passage], *, confidence: float = 1.0
+        self,
+        question: str,
+        passages: Sequence[Passage],
+        *,
+        confidence: float = 1.0,
+        evidence: Sequence[str] = (),
     ) -> Generation:
         if self._client is None:
             self._client = httpx.Client()
-        system, user = prompt_messages(question, passages)
+        system, user = prompt_messages(question, passages, evidence)
         text = post_json(
             self._client,
             self.url,

@@ -57,8 +57,11 @@ def cited_numbers(text: str, available: int) -> list[int]:
     return seen
 
 
-def prompt_messages(question: str, passages: Sequence[Passage]) -> list[dict[str, str]]:
-    """The chat messages every LLM generator sends: numbered sources, then the question."""
+def prompt_messages(
+    question: str, passages: Sequence[Passage], evidence: Sequence[str] = ()
+) -> list[dict[str, str]]:
+    """The chat messages every LLM generator sends: numbered sources, the sentences the
+    answer selector found most likely to answer (``evidence``, cited), then the question."""
     sources = "\n\n".join(
         f"[{p.n}] {p.title}{' > ' + p.heading if p.heading else ''}\n{p.text}" for p in passages
     )
@@ -67,9 +70,13 @@ def prompt_messages(question: str, passages: Sequence[Passage]) -> list[dict[str
         "its source number in square brackets, like [1] or [2]. Be brief. If the sources do "
         "not contain the answer, say exactly: I don't know based on the available sources."
     )
+    lead = ""
+    if evidence:
+        lines = "\n".join(f"- {e}" for e in evidence)
+        lead = f"The sentences most likely to answer:\n{lines}\n\n"
     return [
         {"role": "system", "content": system},
-        {"role": "user", "content": f"Sources:\n\n{sources}\n\nQuestion: {question}"},
+        {"role": "user", "content": f"Sources:\n\n{sources}\n\n{lead}Question: {question}"},
     ]
 
 

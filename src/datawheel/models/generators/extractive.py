@@ -44,3 +44,11 @@ class ExtractiveGenerator:
         text = " ".join(f"{p.text} [{passages[p.passage].n}]" for p in parts)
         cited = list(dict.fromkeys(passages[p.passage].n for p in parts))
         return Generation(text, cited, self.name)
+
+    def evidence(self, question: str, passages: Sequence[Passage]) -> list[str]:
+        """The answer this generator would give, as cited sentences, for an LLM's prompt."""
+        scored = self.selector.score(question, passages)
+        if scored is None:
+            return []
+        parts = compose(scored, self.max_chars, self.selector.runner_up)
+        return [f"{p.text} [{passages[p.passage].n}]" for p in parts]

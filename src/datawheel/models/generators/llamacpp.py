@@ -52,13 +52,18 @@ class LlamaCppGenerator:
         return check_llama(self.path)
 
     def generate(
-        self, question: str, passages: Sequence[Passage], *, confidence: float = 1.0
+        self,
+        question: str,
+        passages: Sequence[Passage],
+        *,
+        confidence: float = 1.0,
+        evidence: Sequence[str] = (),
     ) -> Generation:
         with self._lock:
             llama = self._load()
             try:
                 answer = llama.create_chat_completion(
-                    messages=prompt_messages(question, passages),
+                    messages=prompt_messages(question, passages, evidence),
                     max_tokens=self.config.max_tokens,
                     temperature=self.config.temperature,
                 )

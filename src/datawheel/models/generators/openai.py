@@ -35,7 +35,12 @@ class OpenAIGenerator:
         self._client: httpx.Client | None = None
 
     def generate(
-        self, question: str, passages: Sequence[Passage], *, confidence: float = 1.0
+        self,
+        question: str,
+        passages: Sequence[Passage],
+        *,
+        confidence: float = 1.0,
+        evidence: Sequence[str] = (),
     ) -> Generation:
         if self._client is None:
             self._client = httpx.Client()
@@ -44,7 +49,7 @@ class OpenAIGenerator:
             self.url,
             {
                 "model": self.model,
-                "messages": prompt_messages(question, passages),
+                "messages": prompt_messages(question, passages, evidence),
                 "max_tokens": self.config.max_tokens,
                 "temperature": self.config.temperature,
             },
