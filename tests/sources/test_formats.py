@@ -85,6 +85,23 @@ def test_markdown_headings_become_heading_paths(tmp_path: Path) -> None:
     assert doc.sections[2].text == "Until January 31."
 
 
+def test_documentation_site_markup_never_reaches_titles_or_text(tmp_path: Path) -> None:
+    path = tmp_path / "settings.md"
+    path.write_text(
+        "# Settings { #settings }\n\n"
+        '<div class="termy">\n\n'
+        "/// tip\n\nUse `debug=True` only in development.\n\n///\n\n"
+        "{!> ../../docs_src/settings/app01.py !}\n\n"
+        "## Debug { #debug .important }\n\nDefaults to `False`.\n\n</div>\n",
+        "utf-8",
+    )
+    doc = load_one(path)
+    assert doc.title == "Settings"
+    assert [s.heading_path for s in doc.sections] == [(), ("Debug",)]
+    assert doc.sections[0].text == "Use `debug=True` only in development."
+    assert doc.sections[1].text == "Defaults to `False`."
+
+
 def test_markdown_without_front_matter_uses_h1_or_stem(tmp_path: Path) -> None:
     (tmp_path / "a.md").write_text("# Real Title\n\nBody.\n", "utf-8")
     (tmp_path / "b.markdown").write_text("No heading here.\n", "utf-8")

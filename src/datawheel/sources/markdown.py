@@ -19,6 +19,13 @@ _ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+# documentation-site markup that is layout, not text: MkDocs/Material admonition fences
+# (/// tip, !!! note), include directives ({!> file !}, {% include %}), lines that are only
+# an HTML tag (<div class="...">), and attribute lists on headings ({ #anchor .class })
+_LAYOUT_LINE = re.compile(
+    r"^\s*(?:///.*|!!!.*|\?\?\?\+?.*|\{!.*!\}|\{%.*%\}|</?[A-Za-z][\w-]*(?:\s[^<>]*)?/?>)\s*$"
+)
+_ATTR_LIST = re.compile(r"\s*\{\s*[#.:][^{}]*\}\s*$")
 _IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
 _LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
 _DATE_KEYS = ("date", "updated", "last_modified", "modified", "created")
@@ -134,13 +141,16 @@ def read_blocks(body: str, builder: SectionBuilder) -> str | None:
             else:
                 paragraph.append(line)
             continue
+        if _LAYOUT_LINE.match(line):
+            flush()
+            continue
         if opening := _FENCE.match(line):
             flush()
             fence = opening.group(1)[0] * 3
             continue
         if atx := _ATX.match(line):
             flush()
-            level, text = len(atx.group(1)), inline(atx.group(2) or "")
+            level, text = len(atx.group(1)), inline(_ATTR_LIST.sub("", atx.group(2) or ""))
             builder.heading(level, text)
             if level == 1 and first_h1 is None and squash(text):
                 first_h1 = squash(text)
