@@ -16,6 +16,7 @@ Usage: python benchmarks/answers.py [--squad FILE] [--demo] [--provider llamacpp
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 from pathlib import Path
 
@@ -34,15 +35,19 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="generation.model for --provider")
     ap.add_argument("--base-url", default=None, help="generation.base_url for --provider")
     ap.add_argument("--max-chars", type=int, default=300)
+    ap.add_argument(
+        "--sample", type=int, default=0, help="ask every n-th question only (slow generators)"
+    )
     ap.add_argument("--workspace", type=Path, default=Path(".bench") / "answers")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
     results = []
-    with Workspace.init(args.workspace / args.squad.stem) as ws:
+    squad = _sampled(args.squad, args.sample, args.workspace) if args.sample > 1 else args.squad
+    with Workspace.init(args.workspace / squad.stem) as ws:
         _configure(ws, args)
         results.append(
-            _row(ws.evaluate(args.squad, squad=True, max_chars=args.max_chars), args.squad.name)
+            _row(ws.evaluate(squad, squad=True, max_chars=args.max_chars), args.squad.name)
         )
     if args.demo:
         from datawheel.demo import SAMPLE_KB, SAMPLE_QUESTIONS
@@ -63,6 +68,24 @@ def main() -> None:
             f"median {r['median_answer_chars']} chars, p95 {r['p95_ms']:.0f} ms"
         )
     emit(results[0] if len(results) == 1 else {**results[0], "more": results[1:]}, args.json)
+
+
+def _sampled(path: Path, every: int, folder: Path) -> Path:
+    """The SQuAD file with every paragraph but only every ``every``-th question."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    n = 0
+    for article in data["data"]:
+        for paragraph in article["paragraphs"]:
+            kept = []
+            for qa in paragraph["qas"]:
+                if n % every == 0:
+                    kept.append(qa)
+                n += 1
+            paragraph["qas"] = kept
+    out = folder / f"{path.stem}-every-{every}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data), encoding="utf-8")
+    return out
 
 
 def _pct(value: float | None) -> str:
