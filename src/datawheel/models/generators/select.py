@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -394,6 +395,7 @@ class Selector:
         self.version = str(weights.get("version", "selector"))
         self._asking = set(tokenize([_ASKING_WORDS])[0])
         self._vectors: dict[str, np.ndarray] = {}  # sentence -> unit vector, oldest first
+        self._lock = threading.Lock()
         self.cache_size = CACHED
 
     @classmethod
@@ -404,7 +406,7 @@ class Selector:
         self, question: str, passages: Sequence[Passage], confidence: float = 1.0
     ) -> Scored | None:
         cands = candidates(passages)
-        q_tokens = [t for t in self.tokenize([question])[0]]
+        q_tokens = list(self.tokenize([question])[0])
         if not cands or not q_tokens:
             return None
         rows, qrow, qtype = self.features(question, q_tokens, cands, passages, confidence)
@@ -428,14 +430,18 @@ class Selector:
             return np.zeros(len(texts))
         top = np.argsort(-lexical, kind="stable")[:EMBEDDED]
         wanted = [question, *(texts[j] for j in top)]
-        missing = [t for t in dict.fromkeys(wanted) if t not in self._vectors]
+        with self._lock:  # the service answers from several threads
+            found = {t: self._vectors[t] for t in wanted if t in self._vectors}
+        missing = [t for t in dict.fromkeys(wanted) if t not in found]
         if missing:
-            for text, vec in zip(missing, self.embed(missing), strict=True):
-                self._vectors[text] = vec
-            while len(self._vectors) > self.cache_size:
-                self._vectors.pop(next(iter(self._vectors)))
-        q = self._vectors[question]
-        some = np.array([float(self._vectors[texts[j]] @ q) for j in top])
+            vectors = self.embed(missing)
+            with self._lock:
+                for text, vec in zip(missing, vectors, strict=True):
+                    self._vectors[text] = found[text] = vec
+                while len(self._vectors) > self.cache_size:
+                    self._vectors.pop(next(iter(self._vectors)))
+        q = found[question]
+        some = np.array([float(found[texts[j]] @ q) for j in top])
         cos = np.full(len(texts), some.min() - 0.05)
         cos[top] = some
         return cos
