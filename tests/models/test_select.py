@@ -27,9 +27,12 @@ def test_markup_never_reaches_an_answer() -> None:
         "## Settings { #settings }\n"
         "/// tip\n"
         "{!> ../docs_src/app.py !}\n"
-        '<div class="note">**Debug** defaults to `False`.</div>'
+        '<div class="note">\n**Debug** defaults to `False`.\n</div>\n'
+        "Paste <script> into the footer."
     )
-    assert strip_markup(text) == "Settings\nDebug defaults to `False`."
+    assert strip_markup(text) == (
+        "Settings\nDebug defaults to `False`.\nPaste <script> into the footer."
+    )
 
 
 def test_sentences_keep_month_abbreviations_and_lists_keep_their_lead() -> None:

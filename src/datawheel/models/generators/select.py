@@ -42,7 +42,9 @@ _MARKUP = [
     (re.compile(r"\{!.*?!\}"), " "),  # {!> ../docs_src/x.py !}
     (re.compile(r"\{[%{].*?[%}]\}"), " "),  # {% raw %} {{ var }}
     (re.compile(r"^\s*(?:///|:::|!!!|\?\?\?)\s*\w*.*$", re.M), " "),  # admonitions
-    (re.compile(r"</?[A-Za-z][^<>]*>"), " "),  # <div class=...>
+    # a line that is only layout tags (<div class=...>); tags inside a sentence are content
+    # ("paste <script> into the footer") and stay, shown as text
+    (re.compile(r"^\s*(?:</?[A-Za-z][\w-]*(?:\s[^<>]*)?/?>\s*)+$", re.M), " "),
     (re.compile(r"^\s{0,3}(?:#{1,6}|>)\s+", re.M), ""),  # heading and quote markers
     (re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1"), r"\2"),  # **bold**
 ]
@@ -55,7 +57,7 @@ def strip_markup(text: str) -> str:
     """Text as a reader should see it: template and layout markup removed.
 
     Example:
-        >>> strip_markup("## Settings { #settings }\\n<div>**Defaults** to `False`</div>")
+        >>> strip_markup("## Settings { #settings }\\n<div>\\n**Defaults** to `False`\\n</div>")
         'Settings\\nDefaults to `False`'
     """
     for pattern, repl in _MARKUP:
