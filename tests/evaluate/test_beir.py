@@ -78,17 +78,35 @@ def test_unknown_split_names_the_valid_ones(beir: Path, tmp_path: Path) -> None:
     assert "valid splits: test" in result.output
 
 
+@pytest.fixture(scope="module")
+def scifact_third(scifact: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SciFact's test split over a third of its corpus: every judged document and every third
+    of the rest (about 1,900 of 5,183), so the test embeds a third as much. The full corpus is
+    measured by benchmarks/quality.py, whose figures the README shows."""
+    root = tmp_path_factory.mktemp("scifact-third")
+    (root / "qrels").mkdir()
+    qrels = (scifact / "qrels" / "test.tsv").read_text()
+    judged = {line.split("\t")[1] for line in qrels.splitlines()[1:] if line}
+    lines = (scifact / "corpus.jsonl").read_text().splitlines(keepends=True)
+    kept = [x for i, x in enumerate(lines) if i % 3 == 0 or json.loads(x)["_id"] in judged]
+    (root / "corpus.jsonl").write_text("".join(kept))
+    (root / "queries.jsonl").write_text((scifact / "queries.jsonl").read_text())
+    (root / "qrels" / "test.tsv").write_text(qrels)
+    return root
+
+
 @pytest.mark.slow
-def test_scifact_hybrid_beats_each_retriever(scifact: Path, tmp_path: Path) -> None:
+def test_scifact_hybrid_beats_each_retriever(scifact_third: Path, tmp_path: Path) -> None:
     ws = Workspace.init(tmp_path / "kb")
     scores = {
-        mode: ws.evaluate(scifact, split="test", mode=mode)["ndcg@10"]
+        mode: ws.evaluate(scifact_third, split="test", mode=mode)["ndcg@10"]
         for mode in ("bm25", "dense", "hybrid")
     }
     ws.close()
-    # the README's figures come from benchmarks/quality.py; this guards against regressions
-    assert scores["bm25"] >= 0.66 and scores["dense"] >= 0.63
-    assert scores["hybrid"] >= 0.72
+    # the README's figures come from benchmarks/quality.py on the whole corpus; this guards
+    # against regressions (measured here: bm25 0.764, dense 0.751, hybrid 0.813)
+    assert scores["bm25"] >= 0.74 and scores["dense"] >= 0.72
+    assert scores["hybrid"] >= 0.79
     assert scores["hybrid"] > max(scores["bm25"], scores["dense"]) + 0.02
 
 
