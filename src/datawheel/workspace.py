@@ -77,6 +77,7 @@ class Workspace(FeedbackMixin, TablesMixin, PredictionsMixin, StorageMixin):
         self._versions_checked = 0.0
         self._chunk_info: dict[str, Any] = {}
         self._generator: Any = None
+        self._adapted: dict[tuple[int, str | None], Any] = {}  # generators per model version
         self._served_embedder: str | None = None
         self._objects: Any = None
 
@@ -190,6 +191,18 @@ class Workspace(FeedbackMixin, TablesMixin, PredictionsMixin, StorageMixin):
             extractive = ExtractiveGenerator(self.indexes.bm25.tokenize, self.embedder.embed)
             self._generator = load_generator(self.config.generation, extractive)
         return self._generator
+
+    def generator_for(self, model: Any) -> Any:
+        """The generator serving ``model``: with its answer selector when it learned one."""
+        generator = self.generator
+        weights = getattr(model, "selector", None)
+        if weights is None:
+            return generator
+        key = (id(generator), model.version)
+        if key not in self._adapted:
+            self._adapted = {k: v for k, v in self._adapted.items() if k[0] == id(generator)}
+            self._adapted[key] = generator.adapted(weights)
+        return self._adapted[key]
 
     @property
     def interactions(self) -> Any:

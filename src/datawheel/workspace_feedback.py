@@ -97,7 +97,8 @@ class FeedbackMixin(WorkspacePart):
         Args:
             vote: ``up`` or ``down``.
             helpful: chunk ids (``chunk:`` prefix allowed) of the sources that helped.
-            failure: ``wrong_source`` (retrieval failed) or ``wrong_answer``.
+            failure: ``wrong_source`` (retrieval failed), ``wrong_answer`` or
+                ``not_in_sources`` (it should have declined).
             correction: the right answer; once an editor approves it (``datawheel
                 corrections approve``) it becomes a curated answer at the next improve.
             own_only: only on an answer ``user`` was shown, by its full id (the service).

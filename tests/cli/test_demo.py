@@ -36,6 +36,13 @@ def test_demo_turns_the_flywheel_and_is_idempotent(tmp_path: Path) -> None:
     assert first["votes"]["up"] + first["votes"]["down"] == 102
     assert first["improve"]["promoted"] == "v1"
     assert first["after"]["ndcg@10"] >= first["before"]["ndcg@10"]
+    # the week's corrections taught the answer selector: the held-out questions, which no
+    # one asked during the week, are answered right more often and declined less
+    [selector] = [c for c in first["improve"]["candidates"] if c["name"] == "selector"]
+    assert selector["candidate"]["right"] > selector["current"]["right"]
+    assert first["after"]["answered_right"] > first["before"]["answered_right"]
+    assert first["after"]["answerable_declined"] < first["before"]["answerable_declined"]
+    assert "answer selector learned from feedback" in first["improve"]["candidates"][-1]["note"]
     # the week's questions, asked again: sources marked helpful lead, corrections answer
     seen_before, seen_after = first["seen_before"], first["seen_after"]
     assert seen_before["questions"] == seen_after["questions"] == 102

@@ -86,11 +86,22 @@ def test_bad_votes_and_questions_exit_2(kb: Path) -> None:
         app, ["feedback", asked["id"], "down", "--wrong-source", "--wrong-answer", "-w", str(kb)]
     )
     assert both.exit_code == 2
-    assert "pass at most one of --wrong-source and --wrong-answer" in both.stderr
+    assert "pass at most one of --wrong-source, --wrong-answer and --not-in-sources" in (
+        both.stderr
+    )
 
     with Workspace.open(kb) as ws:
         assert [i.id for i in ws.interactions.interactions()] == [asked["id"]]
         assert ws.interactions.feedback() == []
+
+
+def test_not_in_sources_marks_an_answer_that_should_have_declined(kb: Path) -> None:
+    asked = _json(["ask", QUESTION, "-w", str(kb), "--json"])
+    voted = runner.invoke(app, ["feedback", asked["id"], "down", "--not-in-sources", "-w", str(kb)])
+    assert voted.exit_code == 0, voted.output
+    with Workspace.open(kb) as ws:
+        [mark] = [f for f in ws.interactions.feedback() if f.interaction_id == asked["id"]]
+        assert mark.failure == "not_in_sources" and mark.vote == "down"
 
 
 def test_evaluate_questions_reports_answers(kb: Path) -> None:

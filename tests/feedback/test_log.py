@@ -137,7 +137,7 @@ BAD_INPUT: dict[str, tuple[Callable[[Workspace, Answer], object], str]] = {
     ),
     "failure other": (
         lambda ws, a: ws.feedback(a.id, "down", user="dana", failure="other"),
-        "unknown failure kind 'other'; valid kinds: wrong_source, wrong_answer",
+        "unknown failure kind 'other'; valid kinds: wrong_source, wrong_answer, not_in_sources",
     ),
     "helpful not shown": (
         lambda ws, a: ws.feedback(a.id, "down", user="dana", helpful=["chunk:0123456789abcdef"]),

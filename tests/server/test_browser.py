@@ -277,3 +277,17 @@ def test_an_editor_approves_a_viewers_correction_on_the_review_page(site: Site) 
     (item,) = site.kb.ws.corrections("approved")
     assert item.reviewed_by == "erin" and item.author == "vic"
     assert site.errors == []
+
+
+def test_a_viewer_marks_an_answer_the_sources_do_not_hold(site: Site) -> None:
+    page = site.page
+    site.sign_in("vic")
+    expect(page).to_have_url(site.url + "/ask")
+    site.ask("How many weeks of parental leave do employees get?")
+    page.check("#not-in-sources")
+    page.click("#vote-down")
+    expect(page.locator("#feedback-status")).to_have_text("Thanks: your 👎 is recorded.")
+    asked = site.kb.ws.interactions.recent(1)[0]
+    [mark] = [f for f in site.kb.ws.interactions.feedback() if f.interaction_id == asked.id]
+    assert mark.failure == "not_in_sources" and mark.user == "vic"
+    assert site.errors == []

@@ -120,6 +120,13 @@ def feedback(
     wrong_answer: Annotated[
         bool, typer.Option("--wrong-answer", help="The sources were right, the answer was not.")
     ] = False,
+    not_in_sources: Annotated[
+        bool,
+        typer.Option(
+            "--not-in-sources",
+            help="The sources do not say this: it should have declined (teaches declining).",
+        ),
+    ] = False,
     user: UserOpt = "anonymous",
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,
@@ -129,9 +136,17 @@ def feedback(
     Example: datawheel feedback 7f3a9c01 down --comment "cites the old contract" --wrong-source
     """
     with opened(workspace) as ws:
-        if wrong_source and wrong_answer:
-            raise ConfigError("pass at most one of --wrong-source and --wrong-answer")
-        failure = "wrong_source" if wrong_source else "wrong_answer" if wrong_answer else None
+        kinds = {
+            "wrong_source": wrong_source,
+            "wrong_answer": wrong_answer,
+            "not_in_sources": not_in_sources,
+        }
+        chosen = [kind for kind, given in kinds.items() if given]
+        if len(chosen) > 1:
+            raise ConfigError(
+                "pass at most one of --wrong-source, --wrong-answer and --not-in-sources"
+            )
+        failure = chosen[0] if chosen else None
         record = ws.feedback(
             interaction,
             vote,

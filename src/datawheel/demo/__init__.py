@@ -84,8 +84,15 @@ def run_demo(
                 corrected.append(qid)
             return helpful
 
+        answers = {str(i): r["answers"] for i, r in enumerate(traffic) if r.get("answers")}
         result.votes = replay(
-            ws, questions, judge, shown=5, corrections=corrections, progress=progress
+            ws,
+            questions,
+            judge,
+            shown=5,
+            corrections=corrections,
+            answers=answers,
+            progress=progress,
         )
         result.report = ws.report()
         on_step("improving: candidates from feedback, judged on held-out feedback")

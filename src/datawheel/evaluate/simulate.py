@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete
 
+from datawheel.evaluate.answers import MAX_CHARS, Question, holds_answer, without_citations
 from datawheel.evaluate.beir import beir_paths, evaluate_beir, load_qrels, load_queries
 from datawheel.improve.registry import CURRENT
 from datawheel.store import schema as t
@@ -55,16 +56,34 @@ def replay(
     *,
     shown: int = SHOWN,
     corrections: dict[str, str] | None = None,
+    answers: dict[str, list[str]] | None = None,
     progress: Progress | None = None,
 ) -> dict[str, int]:
     """Ask each question as a user and vote: 👍 marking the sources ``judge`` finds
     relevant, or 👎 wrong source when none of the shown sources is (with the user's
-    correction, when ``corrections`` has one for the question id)."""
+    correction, when ``corrections`` has one for the question id).
+
+    With ``answers`` (acceptable answers per question id) the user also reads the answer:
+    when the right source was shown but the answer text does not hold an acceptable answer,
+    the vote is 👎 wrong answer, marking the helpful sources, with the first acceptable
+    answer as the correction."""
     votes = {"up": 0, "down": 0}
     for i, (qid, text) in enumerate(questions.items()):
         answer = ws.ask(text, user="simulated", k=shown)
         helpful = judge(qid, answer.sources)
-        if helpful:
+        wanted = (answers or {}).get(qid)
+        if helpful and wanted and not _holds(answer, wanted):
+            record = ws.feedback(
+                answer.id,
+                "down",
+                user="simulated",
+                failure="wrong_answer",
+                helpful=helpful,
+                correction=wanted[0],
+            )
+            ws.review(record.review_id, "approve")
+            votes["down"] += 1
+        elif helpful:
             ws.feedback(answer.id, "up", user="simulated", helpful=helpful)
             votes["up"] += 1
         else:
@@ -81,6 +100,16 @@ def replay(
         if progress and (i % 20 == 0 or i == len(questions) - 1):
             progress("feedback", i + 1, len(questions))
     return votes
+
+
+def _holds(answer: Any, wanted: list[str]) -> bool:
+    """The answer reads as right: not declined, short, holding an acceptable answer."""
+    text = without_citations(answer.text)
+    return (
+        not answer.declined
+        and len(text) <= MAX_CHARS
+        and holds_answer(text, Question(answer.question, answers=wanted))
+    )
 
 
 def simulate(

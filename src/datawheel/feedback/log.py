@@ -21,9 +21,9 @@ from datawheel.errors import ConfigError, NotFoundError
 from datawheel.store import schema as t
 
 Vote = Literal["up", "down"]
-Failure = Literal["wrong_source", "wrong_answer"]
+Failure = Literal["wrong_source", "wrong_answer", "not_in_sources"]
 VOTES = ("up", "down")
-FAILURES = ("wrong_source", "wrong_answer")
+FAILURES = ("wrong_source", "wrong_answer", "not_in_sources")
 MAX_QUESTION_CHARS = 4000
 _HEX = re.compile(r"[0-9a-f]{1,32}")
 

@@ -26,6 +26,9 @@ class Example:
     citations: list[dict[str, str]] = field(default_factory=list)
     author: str | None = None  # who wrote the curated answer (a correction's voter)
     approved_by: str | None = None  # who approved it (a 👍 answer: who voted it up)
+    failure: str | None = None  # the latest vote's failure kind, e.g. not_in_sources
+    confidence: float = 1.0  # retrieval's confidence when it was answered
+    scores: list[float] = field(default_factory=list)  # the shown chunks' retrieval scores
 
     @property
     def helpful_docs(self) -> list[str]:
@@ -103,6 +106,9 @@ def collect(ws: Workspace) -> list[Example]:
                 ],
                 author,
                 approved_by,
+                latest.failure,
+                item.confidence,
+                [float(s.get("score", 0.0)) for s in item.sources],
             )
         )
     return examples

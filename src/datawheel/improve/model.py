@@ -30,6 +30,8 @@ class RagModel:
     ranker: Any = None  # a lightgbm.Booster
     rerank_depth: int = 100
     embedder: str | None = None  # a fine-tuned model folder (relative); None: the config's
+    selector: dict[str, Any] | None = None  # answer selector weights learned from feedback
+    memory_similarity: float | None = None  # calibrated from feedback; None: the config's
 
     @property
     def ranker_name(self) -> str:
@@ -60,6 +62,9 @@ class RagModel:
         if self.ranker is not None:
             text = self.ranker.model_to_string().encode()
             write_atomic(folder / "ranker.txt", lambda fh: fh.write(text))
+        if self.selector is not None:
+            weights = json.dumps(self.selector, indent=1).encode()
+            write_atomic(folder / "selector.json", lambda fh: fh.write(weights))
         meta = json.dumps(
             {
                 "version": self.version,
@@ -67,6 +72,7 @@ class RagModel:
                 "features": list(FEATURES),
                 "rerank_depth": self.rerank_depth,
                 "embedder": self.embedder,
+                "memory_similarity": self.memory_similarity,
             },
             indent=2,
         ).encode()
@@ -89,4 +95,22 @@ class RagModel:
             ranker,
             int(meta.get("rerank_depth", 100)),
             meta.get("embedder"),
+            _selector(folder),
+            meta.get("memory_similarity"),
         )
+
+
+def _selector(folder: Path) -> dict[str, Any] | None:
+    """The learned answer selector's weights, if this version has one and this datawheel
+    knows its features (an older or newer layout falls back to the shipped selector)."""
+    from datawheel.models.generators.select import QUESTION_FEATURES, SENTENCE_FEATURES
+
+    path = folder / "selector.json"
+    if not path.exists():
+        return None
+    weights = json.loads(path.read_text(encoding="utf-8"))
+    if set(weights["sentence"]) != set(SENTENCE_FEATURES) or set(weights["question"]) != set(
+        QUESTION_FEATURES
+    ):
+        return None
+    return weights

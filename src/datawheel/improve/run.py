@@ -26,6 +26,13 @@ import numpy as np
 from datawheel.apps.rag import fuse
 from datawheel.apps.rag.retrieve import Ranking
 from datawheel.errors import ConfigError, DatawheelError, MissingExtraError
+from datawheel.evaluate.answers import MAX_CHARS
+from datawheel.improve.answers import (
+    SelectorOutcome,
+    answer_examples,
+    calibrate_similarity,
+    learn_selector,
+)
 from datawheel.improve.examples import Example, build_memory, collect
 from datawheel.improve.features import FEATURES, candidate_features
 from datawheel.improve.memory import FeedbackMemory
@@ -186,13 +193,30 @@ def run_improve(
     clock["finetune"] = time.perf_counter() - t0
 
     if only is not None:
-        unknown = set(only) - {"fusion", "ranker", "finetune", "finetune+ranker"}
+        unknown = set(only) - {"fusion", "ranker", "finetune", "finetune+ranker", "selector"}
         if unknown:
             raise ConfigError(
                 f"unknown candidate(s) {', '.join(sorted(unknown))}; valid: fusion, ranker, "
-                "finetune, finetune+ranker"
+                "finetune, finetune+ranker, selector"
             )
         candidates = [c for c in candidates if c[0] in only]
+    t0 = time.perf_counter()
+    learned = SelectorOutcome(None, {})
+    if only is None or "selector" in only:
+        learned = _learn_selector(ws, current, examples, held, settings.margin)
+        report.candidates.append(learned.entry)
+    selector = learned.weights if learned.weights is not None else current.selector
+    in_use = current.memory_similarity or cfg.memory_similarity
+    calibrated, line = calibrate_similarity(
+        memory_train,
+        [ex for ex, h in zip(examples, held, strict=True) if h],
+        vectors[[i for i, h in enumerate(held) if h]],
+        in_use,
+    )
+    report.candidates.append(line)
+    similarity = calibrated if calibrated is not None else current.memory_similarity
+    answers_learned = learned.weights is not None or calibrated is not None
+    clock["selector"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     best: tuple[str, RagModel, _Arm] | None = None
     best_score = base_score
@@ -219,13 +243,19 @@ def run_improve(
                 ranker = _train_ranker(arm.cache, everything, arm.memory_all, model.dense_weight)
             clock["refit"] = time.perf_counter() - t0
         chosen = RagModel(
-            version, model.dense_weight, arm.memory_all, ranker, embedder=arm.embedder
+            version,
+            model.dense_weight,
+            arm.memory_all,
+            ranker,
+            embedder=arm.embedder,
+            selector=selector,
+            memory_similarity=similarity,
         )
         note = (
             f"{name}: held-out nDCG@10 {base_score:.4f} -> {best_score:.4f} "
             f"on {len(test)} questions"
         )
-    elif _memory_grew(memory_all, current.memory):
+    elif _memory_grew(memory_all, current.memory) or answers_learned:
         chosen = RagModel(
             version,
             current.dense_weight,
@@ -233,6 +263,8 @@ def run_improve(
             current.ranker,
             current.rerank_depth,
             current.embedder,
+            selector,
+            similarity,
         )
         best_score = base_score
         note = (
@@ -243,6 +275,10 @@ def run_improve(
     else:
         chosen = None
         note = f"no candidate beat held-out nDCG@10 {base_score:.4f} by {settings.margin}"
+    if learned.weights is not None:
+        note += f"; answer selector learned from feedback: {learned.entry['note']}"
+    if calibrated is not None:
+        note += f"; curated answers matched by meaning: {line['note']}"
     folder = f"models/{version}"
     # With ab.share set, a winner first serves that share of users (same embedder only: a
     # fine-tuned one needs its own index, so it is judged offline and promoted at once).
@@ -260,6 +296,8 @@ def run_improve(
                 "memory": len(chosen.memory),
                 "curated_answers": len(chosen.memory.curated),
                 "embedder": chosen.embedder,
+                "selector": (chosen.selector or {}).get("version"),
+                "memory_similarity": chosen.memory_similarity,
             },
             metrics={"holdout_ndcg@10": best_score, "before": base_score, "questions": len(test)},
             artifacts=folder,
@@ -283,6 +321,17 @@ def run_improve(
     report.candidates.append({"name": "decision", "note": note})
     report.seconds = {k: round(v, 2) for k, v in clock.items()}
     return report
+
+
+def _learn_selector(
+    ws: Workspace, current: RagModel, examples: list[Example], held: list[bool], margin: float
+) -> SelectorOutcome:
+    """The answer selector refitted on the training feedback, judged on the held-out part."""
+    chunks = ws.store.chunks
+    train = answer_examples([ex for ex, h in zip(examples, held, strict=True) if not h], chunks)
+    test = answer_examples([ex for ex, h in zip(examples, held, strict=True) if h], chunks)
+    selector = ws.generator_for(current).selector
+    return learn_selector(selector, train, test, margin=margin, max_chars=MAX_CHARS)
 
 
 @dataclass

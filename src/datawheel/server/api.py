@@ -59,7 +59,7 @@ class FeedbackRequest(BaseModel):
     comment: str | None = Field(None, max_length=5000)
     correction: str | None = Field(None, max_length=20000)
     helpful: list[str] = Field(default_factory=list, max_length=20)
-    failure: Literal["wrong_source", "wrong_answer"] | None = None
+    failure: Literal["wrong_source", "wrong_answer", "not_in_sources"] | None = None
 
 
 class SessionRequest(BaseModel):

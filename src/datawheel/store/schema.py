@@ -147,7 +147,7 @@ feedback = Table(
     Column("interaction_id", String(32), ForeignKey("interactions.id"), primary_key=True),
     Column("user", String(200), primary_key=True),  # one vote per user; the latest counts
     Column("vote", String(4), nullable=False),  # up, down
-    Column("failure", String(20)),  # wrong_source, wrong_answer
+    Column("failure", String(20)),  # wrong_source, wrong_answer, not_in_sources
     Column("comment", Text),
     Column("correction", Text),
     Column("helpful", JSON, nullable=False),  # chunk ids

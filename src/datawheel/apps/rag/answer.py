@@ -146,7 +146,8 @@ def ask(
         confidence = calibration.confidence(ranking.parts, n_tokens)
     vouched_sources = 0
     helped_question = None
-    vouched = model.memory.vouched(qvec, ws.config.improve.memory_similarity)
+    similarity = model.memory_similarity or ws.config.improve.memory_similarity
+    vouched = model.memory.vouched(qvec, similarity)
     if vouched is not None:  # asked before: the sources its asker marked helpful go first
         entry, similarity = vouched
         helpful = [
@@ -166,7 +167,7 @@ def ask(
     memory_question = None
     curated_by = None
     curated = model.memory.closest_curated(qvec)
-    if curated is not None and curated[1] >= ws.config.improve.memory_similarity:
+    if curated is not None and curated[1] >= similarity:
         entry, similarity = curated
         readable = {
             v.id: v
@@ -191,7 +192,8 @@ def ask(
             text = WEAK_EVIDENCE.format(confidence=confidence) if passages else NOTHING_READABLE
             generation = Generation(text, [], "declined", declined=True)
         else:
-            generation = ws.generator.generate(question, passages, confidence=confidence)
+            generator = ws.generator_for(model)
+            generation = generator.generate(question, passages, confidence=confidence)
             warnings.extend(generation.warnings)
         answered_from = "declined" if generation.declined else "generator"
         if generation.declined and generation.text == DECLINE_TEXT:

@@ -65,6 +65,15 @@ class FallbackGenerator:
         self.fallback = fallback
         self.name = primary.name
 
+    @property
+    def selector(self) -> Any:
+        """The extractive fallback's answer selector (it also picks the prompt's evidence)."""
+        return self.fallback.selector  # type: ignore[attr-defined]
+
+    def adapted(self, weights: dict[str, Any]) -> FallbackGenerator:
+        """This generator with selector weights learned from feedback (a model version's)."""
+        return FallbackGenerator(self.primary, self.fallback.adapted(weights))  # type: ignore[attr-defined]
+
     def generate(
         self, question: str, passages: Sequence[Passage], *, confidence: float = 1.0
     ) -> Generation:

@@ -10,8 +10,10 @@ answer.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from datawheel.models.generators.base import DECLINE_TEXT, Generation, Passage
 from datawheel.models.generators.select import Embed, Selector, Tokenize, compose
@@ -33,6 +35,13 @@ class ExtractiveGenerator:
         self.selector = Selector.load(tokenize, embed, weights)
         self.max_chars = max_chars
         self.name = f"{VERSION}:{self.selector.version}"
+
+    def adapted(self, weights: dict[str, Any]) -> ExtractiveGenerator:
+        """This generator with selector weights learned from feedback (a model version's)."""
+        other = copy.copy(self)
+        other.selector = self.selector.with_weights(weights)
+        other.name = f"{VERSION}:{other.selector.version}"
+        return other
 
     def generate(
         self, question: str, passages: Sequence[Passage], *, confidence: float = 1.0

@@ -400,6 +400,12 @@ class Selector:
         self._lock = threading.Lock()
         self.cache_size = CACHED
 
+    def with_weights(self, weights: dict[str, Any]) -> Selector:
+        """The same selector with other weights (learned from feedback), sharing the cache."""
+        other = Selector(self.tokenize, self.embed, weights)
+        other._vectors, other._lock = self._vectors, self._lock
+        return other
+
     @classmethod
     def load(cls, tokenize: Tokenize, embed: Embed | None, path: Path | None = None) -> Selector:
         return cls(tokenize, embed, json.loads((path or WEIGHTS).read_text(encoding="utf-8")))

@@ -48,6 +48,7 @@ function feedback(form) {
       vote,
       comment: (f.get("comment") || "").trim() || null,
       correction: (f.get("correction") || "").trim() || null,
+      failure: vote === "down" && f.get("not_in_sources") ? "not_in_sources" : null,
     };
     status.className = "";
     try {
