@@ -211,7 +211,7 @@ def improve(
         typer.Option(
             "--only",
             help="Consider only these candidates: fusion, ranker, finetune, "
-            "finetune+ranker (repeatable).",
+            "finetune+ranker, selector (repeatable).",
         ),
     ] = None,
     app_name: Annotated[
@@ -274,6 +274,9 @@ def improve(
                 str(c.get("dense_weight", "")),
             )
     out.print(table)
+    for c in result.candidates:  # what the answers learned: the selector, the memory
+        if c.get("name") in ("selector", "answer memory") and c.get("note"):
+            out.print(f"{c['name']}: {escape(c['note'])}")
     for note in result.skipped:
         out.print(f"[dim]{escape(note)}[/]")
     for warning in getattr(result, "warnings", []):
