@@ -233,7 +233,7 @@ class Config(_Section):
         if not path.exists():
             return cls()
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            data = read_yaml(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
         if not isinstance(data, dict):
@@ -270,11 +270,33 @@ def add_source_entry(path: Path, name: str, entry: dict[str, Any]) -> Config:
         text = head.sub(lambda _: "sources:\n" + block, text, count=1)
     else:
         text = text.rstrip("\n") + "\n\nsources:\n" + block + "\n"
-    config = Config.from_dict(yaml.safe_load(text) or {}, source=str(path))
+    config = Config.from_dict(read_yaml(text) or {}, source=str(path))
     tmp = path.with_suffix(".yaml.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
     return config
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false. YAML 1.1 also reads on/off/yes/no as booleans,
+    which turned the key of ``dedupe: {on: key}`` and ``known_future: [{on: [date]}]`` into
+    ``True``; settings that want a boolean still take "yes" and "on" (pydantic reads them)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+def read_yaml(text: str) -> Any:
+    """A ``datawheel.yaml`` text as Python values (see :class:`_Loader`)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 def resolve_secret(value: str) -> str:

@@ -152,6 +152,36 @@ class TablesMixin(WorkspacePart):
             }
         )
 
+    def app_table(self, name: str, *, raw: bool = False) -> tuple[Any, str]:
+        """The table an app reads for source ``name``, and a line saying which.
+
+        The clean table of the source's latest clean or readmit run, so every fix made there
+        reaches training; the raw file only when ``raw`` is asked for, or before the first
+        clean run (the line then says how to validate it first).
+        """
+        from datawheel.tables import TableSource
+
+        source = self.table_source(name)
+        raw_name = source.path or "the database table"
+        if raw:
+            return source, f"read {name} raw, as asked: {raw_name}"
+        versions = self.store.table_versions(name)
+        if versions:
+            latest = versions[-1]
+            path = Path(latest["clean_path"])
+            path = path if path.is_absolute() else self.path / path
+            if path.is_file():
+                return TableSource(name=name, path=str(path), format="parquet"), (
+                    f"read the clean table of {name} from {latest['kind']} run "
+                    f"{latest['run']} ({latest['rows_clean']:,} rows; "
+                    f"{latest['rows_quarantined']:,} in quarantine)"
+                )
+        return source, (
+            f"read {name} raw from {raw_name}: it has no clean run yet (datawheel clean "
+            f"{name} validates it and keeps bad rows in quarantine; apps then read the clean "
+            "table)"
+        )
+
     def table_versions(self, name: str | None = None) -> list[dict[str, Any]]:
         """Every clean and readmit run of the table sources, with where its Parquet lives."""
         return self.store.table_versions(name)

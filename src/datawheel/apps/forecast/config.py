@@ -14,6 +14,8 @@ Example::
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
@@ -81,6 +83,17 @@ class ForecastConfig(_Section):
         description="Columns that identify a series; they are also model features.",
     )
     target: str = Field("sales", description="The quantity to forecast.")
+    aggregate: Literal["sum", "mean", "max", "last", "refuse"] = Field(
+        "sum",
+        description="Several rows for one series and day (transactions, a till's lines): "
+        "sum them (default), take their mean, max or last, or refuse (leave the repeats out, "
+        "listed with the rows left out).",
+    )
+    decimal: Literal["auto", ".", ","] = Field(
+        "auto",
+        description="The target's decimal mark; auto: read from its values (3,5 and 1.234,5 "
+        "mean a comma), refused with this fix when they allow both.",
+    )
     horizon: int = Field(7, ge=1, le=366, description="Days ahead to forecast.")
     lags: list[int] = Field(
         default_factory=lambda: [7, 14, 21, 28, 364],

@@ -21,7 +21,7 @@ import duckdb
 
 from datawheel.dates import parse_dates
 from datawheel.errors import ConfigError, MissingExtraError, SourceError
-from datawheel.tables.read import ROW, load
+from datawheel.tables.read import ROW, ident, load
 from datawheel.tables.spec import TableSource
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ class History:
     bad_rows: list[BadRow] = field(default_factory=list)
     gaps_filled: int = 0
     columns: list[str] = field(default_factory=list)  # the source table's, all of them
+    notes: list[str] = field(default_factory=list)  # how it was read (folded rows, numbers)
 
     def bad_summary(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -73,29 +74,45 @@ def series_key(values: Any) -> str:
     return "/".join(str(v) for v in values)
 
 
-def source_of(ws: Workspace, cfg: ForecastConfig, path: str | Path | None = None) -> TableSource:
-    """The table to read: ``path`` if given, else ``forecast.source`` (a source name or file)."""
-    if path is None:
-        if not cfg.source:
-            raise ConfigError(
-                "no sales history configured; set forecast.source in datawheel.yaml to a table "
-                "source under sources: or a CSV path"
-            )
-        if cfg.source in ws.config.sources:
-            return ws.table_source(cfg.source)  # type: ignore[no-any-return]
-        path = cfg.source
-    p = Path(path).expanduser()
+def source_of(
+    ws: Workspace, cfg: ForecastConfig, path: str | Path | None = None, *, raw: bool = False
+) -> tuple[TableSource, str | None]:
+    """The table to read and a line saying which: ``path`` if given (relative to the current
+    folder), else ``forecast.source``: a source's clean table (its raw file with ``raw``, or
+    before its first clean run), or a file (relative to the workspace)."""
+    if path is not None:
+        return TableSource(name="forecast", path=str(Path(path).expanduser().resolve())), None
+    if not cfg.source:
+        raise ConfigError(
+            "no sales history configured; set forecast.source in datawheel.yaml to a table "
+            "source under sources: or a CSV path"
+        )
+    if cfg.source in ws.config.sources:
+        return ws.app_table(cfg.source, raw=raw)  # type: ignore[no-any-return]
+    p = Path(cfg.source).expanduser()
     if not p.is_absolute():
         p = ws.path / p
-    return TableSource(name="forecast", path=str(p))
+    return TableSource(name="forecast", path=str(p)), None
 
 
-def read_rows(
-    source: TableSource, cfg: ForecastConfig
-) -> tuple[pd.DataFrame, list[BadRow], list[str]]:
-    """Read and check a sales table: ``(good rows with ds/y/series columns, bad rows, the
-    table's columns)``."""
+@dataclass
+class Rows:
+    """A sales table read and checked: one row per series and day, and what it took."""
+
+    good: pd.DataFrame  # ds, y and the series columns
+    bad: list[BadRow]
+    columns: list[str]  # the table's, all of them
+    notes: list[str] = field(default_factory=list)  # how it was read, said in every report
+    aggregated: int = 0  # rows folded into another row of the same series and day
+
+
+def read_rows(source: TableSource, cfg: ForecastConfig) -> Rows:
+    """Read and check a sales table. Rows of one series and day are folded by
+    ``cfg.aggregate`` (transactions summed); quantities are read with their decimal mark,
+    thousands separators and currency signs."""
     import pandas as pd
+
+    from datawheel.tables.numeric import read_numbers
 
     con = duckdb.connect()
     try:
@@ -108,9 +125,10 @@ def read_rows(
                 f"{source.name}: column(s) {', '.join(missing)} not found; the table has "
                 f"{', '.join(loaded.columns)}; set forecast.date/series/target to match"
             )
+        types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE raw)").fetchall())
         raw = con.execute(
             f'SELECT "{ROW}", '
-            + ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in need)
+            + ", ".join(f"CAST({ident(c)} AS VARCHAR) AS {ident(c)}" for c in need)
             + f' FROM raw ORDER BY "{ROW}"'
         ).df()
     finally:
@@ -118,8 +136,13 @@ def read_rows(
     bad: list[BadRow] = [
         BadRow(r.line, f"unreadable line: {r.reason}", {}) for r in loaded.rejected
     ]
-    ds = parse_dates(raw[cfg.date], cfg.date_format, "forecast.date_format").dt.normalize()
-    y = pd.to_numeric(raw[cfg.target].str.strip(), errors="coerce")
+    notes: list[str] = []
+    typed = str(types.get(cfg.date, "")).upper().startswith(("DATE", "TIMESTAMP"))
+    fmt = None if typed else cfg.date_format  # a cleaned table's dates are already dates
+    ds = parse_dates(raw[cfg.date], fmt, "forecast.date_format").dt.normalize()
+    y, how = read_numbers(raw[cfg.target], cfg.decimal, column=f"{cfg.target} (forecast.target)")
+    if how:
+        notes.append(f"{cfg.target} read with {how}")
     reasons = pd.Series("", index=raw.index)
     reasons[ds.isna()] = f"{cfg.date} is not a date"
     reasons[(reasons == "") & y.isna()] = f"{cfg.target} is not a number"
@@ -130,8 +153,9 @@ def read_rows(
     uid = keys.iloc[:, 0].str.strip()
     for col in keys.columns[1:]:
         uid = uid + "/" + keys[col].str.strip()
-    dup = (reasons == "") & pd.DataFrame({ID: uid, DS: ds}).duplicated(keep="first")
-    reasons[dup] = "repeats a series and date"
+    if cfg.aggregate == "refuse":
+        dup = (reasons == "") & pd.DataFrame({ID: uid, DS: ds}).duplicated(keep="first")
+        reasons[dup] = "repeats a series and date"
     is_bad = reasons != ""
     for i in raw.index[is_bad]:
         bad.append(BadRow(int(raw.at[i, ROW]), str(reasons[i]), {c: raw.at[i, c] for c in need}))
@@ -139,9 +163,21 @@ def read_rows(
     for col in cfg.series:
         good[col] = raw[col].astype(str).str.strip()
     good = good[~is_bad.to_numpy()].reset_index(drop=True)
+    folded = 0
+    if cfg.aggregate != "refuse" and good.duplicated([ID, DS]).any():
+        before = len(good)
+        how_y = {"sum": "sum", "mean": "mean", "max": "max", "last": "last"}[cfg.aggregate]
+        firsts = {col: "first" for col in cfg.series}
+        good = good.groupby([ID, DS], as_index=False, sort=False).agg({Y: how_y, **firsts})
+        folded = before - len(good)
+        notes.append(
+            f"{before:,} rows are {len(good):,} series-days: rows of one series and day were "
+            f"{'summed' if cfg.aggregate == 'sum' else f'folded by their {cfg.aggregate}'} "
+            "(forecast.aggregate)"
+        )
     if bad:
         log.warning("%s: %d rows left out (%s)", source.name, len(bad), bad[0].reason)
-    return good, bad, list(loaded.columns)
+    return Rows(good, bad, list(loaded.columns), notes, folded)
 
 
 def fill_gaps(frame: pd.DataFrame, series: list[str]) -> tuple[pd.DataFrame, int]:
@@ -255,15 +291,19 @@ def _read_known(ws_path: Path, path: str) -> pd.DataFrame:
 def load_history(ws: Workspace, cfg: ForecastConfig, path: str | Path | None = None) -> History:
     """Read, check and gap-fill the sales history (series columns become categories)."""
     require_pandas()
-    good, bad, columns = read_rows(source_of(ws, cfg, path), cfg)
-    if good.empty:
+    source, which = source_of(ws, cfg, path)
+    rows = read_rows(source, cfg)
+    if which:
+        rows.notes.insert(0, which)
+    if rows.good.empty:
         raise SourceError(
-            f"no usable sales rows ({len(bad)} left out: "
-            f"{bad[0].reason if bad else 'the table is empty'}); fix the source and retry"
+            f"no usable sales rows ({len(rows.bad)} left out: "
+            f"{rows.bad[0].reason if rows.bad else 'the table is empty'}); fix the source and "
+            "retry"
         )
-    check_daily(good)
-    frame, filled = fill_gaps(good, cfg.series)
-    return History(frame, bad, filled, columns)
+    check_daily(rows.good)
+    frame, filled = fill_gaps(rows.good, cfg.series)
+    return History(frame, rows.bad, filled, rows.columns, rows.notes)
 
 
 def check_daily(frame: pd.DataFrame) -> None:

@@ -99,7 +99,7 @@ def _prepare(
     frame, exog, _ = add_known_future(history.frame, ws.path, cfg)
     length = frame.groupby(ID).size()
     short = sorted(length.index[length < cfg.min_history_days])
-    notes = []
+    notes = list(history.notes)
     if short:
         notes.append(
             f"{len(short)} series have under {cfg.min_history_days} days of history and use "
@@ -175,7 +175,7 @@ def train_forecast(
         version,
         status="candidate" if promoted else "rejected",
         parent=current,
-        settings=cfg.model_dump(mode="json") | {"trigger": trigger},
+        settings=cfg.model_dump(mode="json") | {"trigger": trigger, "read": history.notes},
         metrics={
             "calibration_wape": model.calibration_["wape"],
             "series": report.series,
@@ -319,7 +319,8 @@ def import_sales(ws: Workspace, cfg: ForecastConfig, path: str | Path) -> Import
     """
     from datawheel.feedback.outcomes import Outcome
 
-    good, bad, _ = read_rows(source_of(ws, cfg, path), cfg)
+    rows = read_rows(source_of(ws, cfg, path)[0], cfg)
+    good, bad = rows.good, rows.bad
     outcomes = [
         Outcome(APP, f"{uid}@{ds.date().isoformat()}", float(y), ds.date().isoformat())
         for uid, ds, y in zip(good[ID], good[DS], good[Y], strict=True)

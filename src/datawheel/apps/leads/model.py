@@ -22,7 +22,7 @@ from datawheel.apps.leads.columns import leaking_columns, numbered_ids, strong_c
 from datawheel.apps.leads.config import LeadsConfig
 from datawheel.dates import parse_dates
 from datawheel.errors import ConfigError
-from datawheel.tables.read import ROW, load
+from datawheel.tables.read import ROW, ident, load
 from datawheel.tables.spec import TableSource
 
 log = logging.getLogger(__name__)
@@ -45,12 +45,16 @@ PARAMS: dict[str, Any] = {
 
 
 def read_table(source: TableSource) -> pd.DataFrame:
-    """A table source as a DataFrame of strings (types are decided per feature later)."""
+    """A table source as a DataFrame of strings (types are decided per feature later; a
+    clean table's typed columns are read as text too)."""
     con = duckdb.connect()
     try:
         with tempfile.TemporaryDirectory(prefix="datawheel-leads-") as work:
-            load(con, source, "raw", Path(work))
-            frame = con.execute(f"SELECT * FROM raw ORDER BY {ROW}").df()
+            loaded = load(con, source, "raw", Path(work))
+            cols = ", ".join(
+                f"CAST({ident(c)} AS VARCHAR) AS {ident(c)}" for c in loaded.columns if c != ROW
+            )
+            frame = con.execute(f"SELECT {cols}, {ROW} FROM raw ORDER BY {ROW}").df()
     finally:
         con.close()
     return frame.drop(columns=[ROW])
@@ -80,9 +84,9 @@ def read_deals(
                 "no lead source configured; set leads.source in datawheel.yaml to a table "
                 "source under sources: (add one with: datawheel sources add crm deals.csv)"
             )
-        source = ws.table_source(cfg.source)
+        source, which = ws.app_table(cfg.source)
     frame = read_table(source)
-    notes: list[str] = []
+    notes: list[str] = [] if given else [which]
     for join in cfg.joins:
         other = read_table(source_of(ws, join.source or join.path or ""))
         name = join.source or Path(join.path or "").stem

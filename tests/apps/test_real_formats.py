@@ -1,0 +1,147 @@
+"""Sales and deals as people export them: transactions, decimal commas, cleaned tables.
+
+Each test failed on main before these fixes: transactions kept only the first row of a
+series and day, ``3,5`` became a missing value filled with 0, apps read the raw file and
+not the clean table, ``forecast actuals FILE`` looked for FILE in the workspace, and the
+config template's ``dedupe: {on: key}`` did not load.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from datawheel.apps.forecast import ForecastConfig
+from datawheel.apps.forecast.data import load_history
+from datawheel.config import Config
+from datawheel.errors import ConfigError
+from datawheel.workspace import Workspace
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "datasets"
+
+
+@pytest.fixture(scope="module")
+def daily() -> pd.DataFrame:
+    """Four months of store 1's items 1-2 from the public store-item demand data."""
+    frame = pd.read_csv(SHARED / "store_item_demand" / "train.csv", nrows=1826 * 2)
+    frame = frame[(frame["store"] == 1) & frame["item"].isin([1, 2])]
+    return frame[frame["date"] < "2013-05-01"].reset_index(drop=True)
+
+
+@pytest.fixture()
+def ws(tmp_path: Path) -> Any:
+    with Workspace.init(tmp_path / "kb") as workspace:
+        yield workspace
+
+
+def _cfg(path: Path, **kw: Any) -> ForecastConfig:
+    return ForecastConfig(source=str(path), **kw)
+
+
+def _totals(frame: pd.DataFrame) -> pd.Series:
+    out = frame.assign(key=frame["store"].astype(str) + "/" + frame["item"].astype(str))
+    return out.groupby("key")["sales"].sum().sort_index()
+
+
+def test_transactions_are_summed_per_series_and_day(ws: Any, daily: pd.DataFrame, tmp_path):
+    # each day's sales as a till records them: one row per sale of 1 to 3 units
+    rows = []
+    for rec in daily.itertuples(index=False):
+        left = int(rec.sales)
+        while left > 0:
+            units = min(left, 1 + (left + rec.item) % 3)
+            rows.append((rec.date, rec.store, rec.item, units))
+            left -= units
+    till = pd.DataFrame(rows, columns=["date", "store", "item", "sales"])
+    path = tmp_path / "till.csv"
+    till.to_csv(path, index=False)
+    assert len(till) > 5 * len(daily)
+
+    history = load_history(ws, _cfg(path))
+    assert not history.bad_rows and history.gaps_filled == 0
+    assert len(history.frame) == len(daily)  # one row per series and day
+    got = history.frame.groupby("unique_id")["y"].sum().sort_index()
+    assert got.to_numpy() == pytest.approx(_totals(daily).to_numpy())  # every unit reached it
+    assert any("rows of one series and day were summed" in n for n in history.notes)
+
+    refused = load_history(ws, _cfg(path, aggregate="refuse"))  # the old behaviour, on request
+    assert refused.bad_summary() == {"repeats a series and date": len(till) - len(daily)}
+
+
+def test_decimal_commas_are_numbers_not_missing_days(ws: Any, daily: pd.DataFrame, tmp_path):
+    halves = daily.assign(sales=(daily["sales"] / 2).map(lambda v: f"{v:.1f}".replace(".", ",")))
+    path = tmp_path / "sales.csv"
+    halves.to_csv(path, index=False, sep=";")
+    history = load_history(ws, _cfg(path))
+    assert not history.bad_rows
+    got = history.frame.groupby("unique_id")["y"].sum().sort_index()
+    assert got.to_numpy() == pytest.approx((_totals(daily) / 2).to_numpy())
+    assert "sales read with decimal comma" in history.notes
+
+    ambiguous = daily.assign(sales=daily["sales"].map(lambda v: f"1,{v:03d}"))
+    path = tmp_path / "ambiguous.csv"
+    ambiguous.to_csv(path, index=False, sep=";")
+    with pytest.raises(ConfigError, match=r"read as a thousand or as a decimal; say which"):
+        load_history(ws, _cfg(path))
+    history = load_history(ws, _cfg(path, decimal=","))
+    assert history.frame["y"].between(1, 2).all()
+
+
+def test_the_forecast_reads_the_clean_table(ws: Any, daily: pd.DataFrame, tmp_path) -> None:
+    dirty = daily.astype({"sales": str})
+    dirty.loc[3, "sales"] = "ERROR"  # a till's placeholder
+    dirty.loc[5, "sales"] = "-4"
+    path = tmp_path / "sales.csv"
+    dirty.to_csv(path, index=False)
+    ws.add_source("sales", str(path))
+    cfg = ForecastConfig(source="sales")
+    raw = load_history(ws, cfg)
+    assert raw.bad_summary() == {"sales is not a number": 1, "sales is negative": 1}
+    assert "no clean run yet" in raw.notes[0]
+
+    text = (ws.path / "datawheel.yaml").read_text()
+    text = text.replace(
+        f"path: {path}",
+        f"path: {path}\n    clean:\n      types: {{sales: double}}\n      rules: [sales >= 0]",
+    )
+    (ws.path / "datawheel.yaml").write_text(text)
+    ws.config = Config.load(ws.path / "datawheel.yaml")
+    report = ws.clean("sales")
+    assert report.rows_quarantined == 2
+    cleaned = load_history(ws, cfg)
+    assert not cleaned.bad_rows  # the clean step holds them, with its reasons
+    assert cleaned.notes[0].startswith("read the clean table of sales from clean run")
+    assert len(cleaned.frame) == len(daily)  # the two quarantined days: filled, counted
+    assert cleaned.gaps_filled == 2
+
+
+def test_actuals_are_read_from_the_current_folder(
+    ws: Any, daily: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datawheel.apps.forecast.data import source_of
+
+    elsewhere = tmp_path / "exports"
+    elsewhere.mkdir()
+    daily.to_csv(elsewhere / "week.csv", index=False)
+    monkeypatch.chdir(elsewhere)
+    source, _ = source_of(ws, ForecastConfig(source="history.csv"), "week.csv")
+    assert Path(source.path or "") == elsewhere / "week.csv"
+    configured, _ = source_of(ws, ForecastConfig(source="history.csv"))
+    assert Path(configured.path or "") == ws.path / "history.csv"  # config: the workspace's
+
+
+def test_the_config_templates_on_keys_load(tmp_path: Path) -> None:
+    path = tmp_path / "datawheel.yaml"
+    path.write_text(
+        "sources:\n  deals:\n    path: deals.csv\n    key: [id]\n"
+        "    clean:\n      dedupe: {on: key, keep: last}\n"
+        "forecast:\n  known_future:\n    - path: promotions.csv\n      on: [date, store]\n"
+        "improve: {auto_improve: yes}\n"
+    )
+    config = Config.load(path)
+    assert config.sources["deals"].clean.dedupe.on == "key"
+    assert config.forecast.known_future[0].on == ["date", "store"]
+    assert config.improve.auto_improve is True
