@@ -132,7 +132,32 @@ class TablesMixin(WorkspacePart):
             },
         )
         self._register_table_version(report, "clean")
-        return report
+        return self._reapply_fixes(name, report)
+
+    def _reapply_fixes(self, name: str, report: Any) -> Any:
+        """Rows readmitted after earlier runs, quarantined again as they were: readmit the
+        same fixes, so a re-run of clean keeps the decisions made on the quarantine."""
+        import tempfile
+
+        from datawheel.tables import readmit
+        from datawheel.tables.quarantine import reapply_fixes
+
+        with tempfile.TemporaryDirectory(prefix="datawheel-fixes-") as tmp:
+            fixes = Path(tmp) / "fixes.parquet"
+            count = reapply_fixes(self.path / "tables", name, fixes)
+            if not count:
+                return report
+            again = readmit(name, fixes, self.path / "tables")
+        self._register_table_version(again, "readmit")
+        return report.model_copy(
+            update={
+                "run": again.run,
+                "run_dir": again.run_dir,
+                "rows_clean": again.rows_clean,
+                "rows_quarantined": again.rows_quarantined,
+                "reapplied": count,
+            }
+        )
 
     def _register_table_version(self, report: Any, kind: str) -> None:
         def rel(path: Path) -> str:
@@ -194,6 +219,20 @@ class TablesMixin(WorkspacePart):
 
         self.table_source(name)
         return list_quarantined(self.path / "tables", name, rule=rule, limit=limit)
+
+    def quarantine_summary(self, name: str) -> list[dict[str, Any]]:
+        """The quarantine of a source's newest run, by failed check, most rows first."""
+        from datawheel.tables.quarantine import summarise_quarantine
+
+        self.table_source(name)
+        return summarise_quarantine(self.path / "tables", name)
+
+    def export_quarantine(self, name: str, target: str | Path, *, rule: str | None = None) -> int:
+        """Write a source's quarantined rows to a CSV to fix and readmit; returns the count."""
+        from datawheel.tables.quarantine import export_quarantine
+
+        self.table_source(name)
+        return export_quarantine(self.path / "tables", name, Path(target), rule)
 
     def readmit(self, name: str, fixed_rows: str | Path) -> Any:
         """Re-validate fixed quarantined rows; those that pass join the clean table."""

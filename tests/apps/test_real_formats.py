@@ -145,3 +145,16 @@ def test_the_config_templates_on_keys_load(tmp_path: Path) -> None:
     assert config.sources["deals"].clean.dedupe.on == "key"
     assert config.forecast.known_future[0].on == ["date", "store"]
     assert config.improve.auto_improve is True
+
+
+def test_one_series_needs_no_series_columns(ws: Any, daily: pd.DataFrame, tmp_path) -> None:
+    from datawheel.apps.forecast import run_forecast, train_forecast
+
+    path = tmp_path / "shop.csv"
+    daily[daily["item"] == 1][["date", "sales"]].to_csv(path, index=False)
+    cfg = _cfg(path, series=[], n_estimators=30, min_history_days=28, lags=[7, 14])
+    report = train_forecast(ws, cfg)
+    assert report.series == 1 and not report.bad_rows
+    result = run_forecast(ws, cfg)
+    assert [r["series"] for r in result.rows] == ["sales"] * cfg.horizon
+    assert all(r["forecast"] > 0 for r in result.rows)

@@ -122,3 +122,49 @@ def test_sources_add_shows_the_first_rows_and_spots_a_title_line(tmp_path: Path)
     assert down.exit_code == 0 and "cannot read it yet" in down.output
     assert "cannot connect to the database" in down.output
     assert "erp:" in (kb / "datawheel.yaml").read_text()
+
+
+def test_quarantine_summary_and_csv_round_trip_through_readmit(tmp_path: Path) -> None:
+    """Export the quarantine, fix a value in the CSV, readmit it; the summary counts by check,
+    and a clean that keeps nothing exits 1."""
+    import csv as csv_module
+
+    from datawheel import Workspace
+
+    deals = tmp_path / "deals.csv"
+    deals.write_text("id,stage,amount\n1,won,100\n2,lost,-5\n3,maybe,50\n4,won,-1\n")
+    kb = tmp_path / "kb"
+    Workspace.init(kb).close()
+    with (kb / "datawheel.yaml").open("a") as fh:
+        fh.write(
+            f"\nsources:\n  deals:\n    path: {deals}\n    clean:\n"
+            "      types: {amount: double}\n"
+            "      rules: [amount > 0, \"stage in ('won','lost')\"]\n"
+        )
+    assert runner.invoke(app, ["clean", "deals", "-w", str(kb)]).exit_code == 0
+    summary = runner.invoke(
+        app, ["quarantine", "list", "deals", "--summary", "--json", "-w", str(kb)]
+    )
+    checks = {c["check"]: c["rows"] for c in json.loads(summary.stdout)["checks"]}
+    assert checks == {"rule amount > 0": 2, "rule stage in ('won','lost')": 1}
+
+    fix = tmp_path / "fix.csv"
+    exported = runner.invoke(app, ["quarantine", "list", "deals", "--csv", str(fix), "-w", str(kb)])
+    assert exported.exit_code == 0 and "wrote 3 quarantined rows" in exported.stdout
+    rows = list(csv_module.DictReader(fix.open()))
+    assert [r["_row"] for r in rows] == ["2", "3", "4"]
+    assert rows[0]["_reasons"] == "rule amount > 0: failed (amount > 0)"
+    rows[0]["amount"] = "5"
+    with fix.open("w", newline="") as fh:
+        writer = csv_module.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerow(rows[0])
+    readmitted = runner.invoke(
+        app, ["quarantine", "readmit", "deals", "--fixed", str(fix), "--json", "-w", str(kb)]
+    )
+    assert readmitted.exit_code == 0, readmitted.output
+    assert json.loads(readmitted.stdout)["rows_clean"] == 2
+
+    deals.write_text("id,stage,amount\n1,won,-100\n")  # a clean that keeps nothing
+    nothing = runner.invoke(app, ["clean", "deals", "-w", str(kb)])
+    assert nothing.exit_code == 1 and "every row was quarantined" in nothing.stdout

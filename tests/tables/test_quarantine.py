@@ -83,3 +83,43 @@ def test_readmit_a_line_the_reader_could_not_parse(write, out, tmp_path):
     report = readmit("t", fixed, out)
     assert _rows(report.clean_path) == [("1", "won", 100.0), ("2", "lost", 7.0)]
     assert list_quarantined(out, "t") == []
+
+
+def test_a_second_clean_keeps_the_rows_fixed_after_the_first(tmp_path):
+    """Re-running clean (new rows arrived, a rule changed) applies the fixes readmitted
+    after earlier runs again, as long as the raw row is still the one that was fixed."""
+    from datawheel import Workspace
+
+    source = tmp_path / "deals.csv"
+    source.write_text(DEALS)
+    kb = tmp_path / "kb"
+    Workspace.init(kb).close()
+    with (kb / "datawheel.yaml").open("a") as fh:
+        fh.write(
+            f"\nsources:\n  deals:\n    path: {source}\n    clean:\n"
+            "      dedupe: {on: all}\n      types: {amount: double}\n"
+            "      rules: [amount > 0, \"stage in ('won','lost')\"]\n"
+        )
+    with Workspace.open(kb) as ws:
+        first = ws.clean("deals")
+        assert (first.rows_clean, first.rows_quarantined, first.reapplied) == (1, 4, 0)
+        bad = {b["_row"]: b for b in ws.quarantined("deals")}
+        ws.readmit("deals", _write_fixed(tmp_path / "fixed.csv", [dict(bad[2], amount="5")]))
+
+        again = ws.clean("deals")
+        assert again.reapplied == 1 and (again.rows_clean, again.rows_quarantined) == (2, 3)
+        assert "1 rows fixed after earlier runs were applied again" in again.render()
+        assert _rows(again.clean_path) == [("1", "won", 100.0), ("2", "lost", 5.0)]
+        assert ws.table_versions("deals")[-1]["kind"] == "readmit"
+
+        source.write_text(DEALS.replace("2,lost,-5", "2,lost,-7"))  # the raw row changed
+        third = ws.clean("deals")
+        assert third.reapplied == 0 and third.rows_clean == 1
+        assert {b["_row"] for b in ws.quarantined("deals")} == {2, 3, 4, 5}
+
+
+def test_a_clean_that_quarantines_every_row_says_so(write, out):
+    report = run_clean(write("d.csv", DEALS), SPEC.model_copy(update={"rules": [
+        Rule(name="never", expr="amount > 1000")]}), out)  # fmt: skip
+    assert report.rows_clean == 0
+    assert "warning: every row was quarantined" in report.render()

@@ -145,20 +145,53 @@ def clean(
         print_json(report.model_dump(mode="json"))
     else:
         out.print(escape(report.render()), highlight=False)
+    if report.rows_in and not report.rows_clean:  # nothing for the apps to read
+        raise typer.Exit(1)
 
 
 def quarantine_list(
     name: Annotated[str, typer.Argument(help="The source.")],
     rule: Annotated[str | None, typer.Option("--rule", help="Only rows failing this rule.")] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many rows.")] = 50,
+    summary: Annotated[
+        bool, typer.Option("--summary", help="Rows per failed check instead of the rows.")
+    ] = False,
+    csv_: Annotated[
+        Path | None,
+        typer.Option(
+            "--csv",
+            help="Write every quarantined row (or those failing --rule) to this CSV, with "
+            "_row and _reasons: fix the values, then quarantine readmit --fixed it.",
+        ),
+    ] = None,
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """List quarantined rows with every reason they failed.
 
     Example: datawheel quarantine list crm --rule "close_date >= engage_date"
+
+    Fix and readmit: datawheel quarantine list crm --csv fix.csv, edit fix.csv, then
+    datawheel quarantine readmit crm --fixed fix.csv
     """
     with opened(workspace) as ws:
+        if summary:
+            checks = ws.quarantine_summary(name)
+            if json_:
+                print_json({"source": name, "checks": checks})
+                return
+            table = Table("check", "rows", "example reason")
+            for c in checks:
+                table.add_row(escape(c["check"]), f"{c['rows']:,}", escape(c["example"][:120]))
+            out.print(table)
+            return
+        if csv_ is not None:
+            count = ws.export_quarantine(name, csv_, rule=rule)
+            if json_:
+                print_json({"source": name, "rows": count, "csv": str(csv_)})
+            else:
+                out.print(f"wrote {count:,} quarantined rows to {csv_}")
+            return
         rows = ws.quarantined(name, rule=rule, limit=limit)
     if json_:
         print_json({"source": name, "rows": rows})

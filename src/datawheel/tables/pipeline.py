@@ -106,6 +106,9 @@ class CleanReport(BaseModel):
         default_factory=dict, description="Column → (low, high) the outlier checks used."
     )
     seconds: float = 0.0
+    reapplied: int = Field(
+        0, description="Fixes readmitted after earlier runs, applied again to this one."
+    )
 
     @property
     def clean_path(self) -> Path:
@@ -123,10 +126,19 @@ class CleanReport(BaseModel):
             )
         lines += [f"  {s.name}: {s.message}" for s in self.steps]
         lines += [f"  rule {r.render()}" for r in self.rules]
+        if self.reapplied:
+            lines.append(
+                f"  readmit: {self.reapplied} rows fixed after earlier runs were applied again"
+            )
         lines.append(
             f"  kept {self.rows_clean}, quarantined {self.rows_quarantined} "
             f"({self.seconds:.2f}s) -> {self.run_dir}"
         )
+        if self.rows_in and self.rows_clean == 0:
+            lines.append(
+                "  warning: every row was quarantined; check the rules and types against "
+                "a few rows (datawheel quarantine list NAME --summary)"
+            )
         return "\n".join(lines)
 
 

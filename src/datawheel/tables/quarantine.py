@@ -11,6 +11,7 @@ the fixed rows replace their quarantined versions. Example::
 
 from __future__ import annotations
 
+import csv
 import json
 import time
 from pathlib import Path
@@ -32,6 +33,8 @@ from datawheel.tables.pipeline import (
 from datawheel.tables.read import ROW, ident, load
 from datawheel.tables.spec import CleanSpec, Outliers, TableSource
 from datawheel.tables.steps import build_steps
+
+FIXES = "fixes.parquet"  # a readmit run's fixed rows, with what each replaced
 
 
 def list_quarantined(
@@ -57,6 +60,42 @@ def list_quarantined(
     for row, line, reasons, original in duckdb.connect().execute(sql).fetchall():
         out.append({**json.loads(original), "_row": row, "_line": line, "_reasons": reasons})
     return out
+
+
+def summarise_quarantine(out_dir: Path, source: str) -> list[dict[str, Any]]:
+    """The newest run's quarantine by check (a rule, or a step such as types or dedupe):
+    rows failing it, and one reason as written, most rows first."""
+    path = latest_run(out_dir, source) / "quarantine.parquet"
+    rows = (
+        duckdb.connect()
+        .execute(
+            "WITH r AS (SELECT unnest(_reasons) AS reason FROM read_parquet(?)) "
+            "SELECT CASE WHEN starts_with(reason, 'rule ') "
+            "THEN split_part(reason, ': failed', 1) ELSE split_part(reason, ':', 1) END AS failed, "
+            "count(*) AS n, min(reason) AS example FROM r GROUP BY failed ORDER BY n DESC, failed",
+            [str(path)],
+        )
+        .fetchall()
+    )
+    return [{"check": c, "rows": int(n), "example": e} for c, n, e in rows]
+
+
+def export_quarantine(out_dir: Path, source: str, target: Path, rule: str | None = None) -> int:
+    """Write the newest run's quarantined rows to ``target`` (CSV): the table's columns as
+    they came in, ``_row``/``_line`` (keep them: readmit matches on them) and ``_reasons``.
+    Fix the values and hand the file to readmit. Returns the row count."""
+    rows = list_quarantined(out_dir, source, rule=rule)
+    report = CleanReport.model_validate_json(
+        (latest_run(out_dir, source) / "report.json").read_text(encoding="utf-8")
+    )
+    fields = [*report.columns, "_row", "_line", "_reasons"]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({**r, "_reasons": "; ".join(map(str, r.get("_reasons") or []))})
+    return len(rows)
 
 
 def readmit(
@@ -132,6 +171,15 @@ def readmit(
             f"ORDER BY coalesce(_row, 0), coalesce(_line, 0)) "
             f"TO {lit(str(tmp / 'quarantine.parquet'))} (FORMAT parquet)"
         )
+        # the fixes, with the row as it was quarantined: a later clean of the same raw row
+        # re-applies them (reapply_fixes)
+        con.execute(
+            f"COPY (SELECT f.*, q._original AS _was FROM "
+            f"(SELECT {cols}, {row_id} AS _row, {line_id} AS _line FROM f0) f "
+            f"JOIN read_parquet({lit(str(prev / 'quarantine.parquet'))}) q "
+            f"ON f._row = q._row OR f._line = q._line) "
+            f"TO {lit(str(tmp / FIXES))} (FORMAT parquet)"
+        )
         clean_n, quarantined_n = duckdb.connect().execute(
             f"SELECT (SELECT count(*) FROM read_parquet({lit(str(tmp / 'clean.parquet'))})), "
             f"(SELECT count(*) FROM read_parquet({lit(str(tmp / 'quarantine.parquet'))}))"
@@ -153,3 +201,40 @@ def readmit(
     save_run(tmp, report, table, CleanSpec.model_validate_json((prev / "spec.json").read_text()))
     tmp.rename(run_dir)
     return report
+
+
+def reapply_fixes(out_dir: Path, source: str, target: Path) -> int:
+    """Write to ``target`` the fixes readmitted in earlier runs of ``source`` whose row the
+    newest run quarantined again exactly as it was when fixed (the same raw values); returns
+    how many. A re-run of ``clean`` thus keeps the decisions made on its quarantine."""
+    base = Path(out_dir) / source
+    runs = sorted(
+        (int(p.name.split("-")[1]), p / FIXES)
+        for p in base.glob("run-*")
+        if p.name.split("-")[1].isdigit() and (p / FIXES).is_file()
+    )
+    if not runs:
+        return 0
+    newest = latest_run(out_dir, source)
+    files = [str(path) for run, path in runs if path.parent != newest]
+    if not files:
+        return 0
+    con = duckdb.connect()
+    try:
+        listed = "[" + ", ".join(lit(f) for f in files) + "]"
+        con.execute(
+            f"CREATE TABLE fixes AS SELECT * EXCLUDE (filename) FROM read_parquet({listed}, "
+            "filename = true, union_by_name = true) "
+            "QUALIFY row_number() OVER (PARTITION BY _row, _line ORDER BY "
+            "CAST(regexp_extract(filename, 'run-(\\d+)', 1) AS INTEGER) DESC) = 1"
+        )
+        con.execute(
+            f"COPY (SELECT f.* EXCLUDE (_was) FROM fixes f "
+            f"JOIN read_parquet({lit(str(newest / 'quarantine.parquet'))}) q "
+            f"ON (f._row = q._row OR f._line = q._line) AND f._was = q._original) "
+            f"TO {lit(str(target))} (FORMAT parquet)"
+        )
+        (count,) = con.execute(f"SELECT count(*) FROM read_parquet({lit(str(target))})").fetchone()
+    finally:
+        con.close()
+    return int(count)

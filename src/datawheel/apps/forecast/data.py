@@ -150,9 +150,12 @@ def read_rows(source: TableSource, cfg: ForecastConfig) -> Rows:
     for col in cfg.series:
         reasons[(reasons == "") & raw[col].isna()] = f"{col} is missing"
     keys = raw[cfg.series].fillna("").astype(str)
-    uid = keys.iloc[:, 0].str.strip()
-    for col in keys.columns[1:]:
-        uid = uid + "/" + keys[col].str.strip()
+    if cfg.series:
+        uid = keys.iloc[:, 0].str.strip()
+        for col in keys.columns[1:]:
+            uid = uid + "/" + keys[col].str.strip()
+    else:  # one series: the whole table
+        uid = pd.Series(cfg.target, index=raw.index)
     if cfg.aggregate == "refuse":
         dup = (reasons == "") & pd.DataFrame({ID: uid, DS: ds}).duplicated(keep="first")
         reasons[dup] = "repeats a series and date"
