@@ -405,3 +405,35 @@ def test_a_number_that_alone_separates_the_outcomes_is_pointed_out() -> None:
     features = [c for c in frame.columns if c != "y"]
     strong = strong_columns(frame, y, features)
     assert list(strong) == ["duration"] and 0.8 <= strong["duration"] < 0.85
+
+
+def test_a_category_that_gives_the_outcome_away_is_flagged_and_its_model_replaced(
+    tmp_path: Path,
+) -> None:
+    """A call-centre column filled in after the call ('interested' for 90% of the yes, 10%
+    of the no), beside the real bank data: it is pointed out, and once it is excluded the
+    model that read it gives way, though its AUC is higher."""
+    import pandas as pd
+
+    frame = pd.read_csv(BANK, sep=";", dtype=str).head(8000)
+    rng = np.random.default_rng(0)
+    agrees = rng.random(len(frame)) < 0.9
+    yes = frame["y"] == "yes"
+    frame["call_result"] = np.where(yes == agrees, "interested", "not interested")
+    path = tmp_path / "bank.csv"
+    frame.drop(columns=["duration"]).to_csv(path, index=False)
+    with Workspace.init(tmp_path / "kb") as ws:
+        ws.add_source("bank", str(path))
+        cfg = LeadsConfig(
+            source="bank", target="y", positive=["yes"], negative=["no"], holdout="stratified"
+        )
+        first = train_leads(ws, cfg)
+        assert first.promoted and "call_result" in first.features
+        [note] = [n for n in first.notes if n.startswith("call_result alone separates")]
+        assert "(AUC 0.9" in note and "add it to leads.exclude" in note
+
+        fixed = train_leads(ws, cfg.model_copy(update={"exclude": ["call_result"]}))
+    assert "call_result" not in fixed.features
+    assert fixed.metrics["auc"] < first.metrics["auc"]  # the leak made the first look better
+    assert fixed.promoted and fixed.judged["promote"]
+    assert "reads call_result, now left out" in fixed.judged["reason"]

@@ -158,3 +158,14 @@ def test_one_series_needs_no_series_columns(ws: Any, daily: pd.DataFrame, tmp_pa
     result = run_forecast(ws, cfg)
     assert [r["series"] for r in result.rows] == ["sales"] * cfg.horizon
     assert all(r["forecast"] > 0 for r in result.rows)
+
+
+def test_sales_dated_in_the_future_are_left_out_not_zero_filled(ws: Any, daily, tmp_path) -> None:
+    typo = daily.astype({"date": str})
+    typo.loc[10, "date"] = "2031-01-11"  # 2013 typed as 2031
+    path = tmp_path / "sales.csv"
+    typo.to_csv(path, index=False)
+    history = load_history(ws, _cfg(path))
+    assert history.bad_summary() == {"date is in the future": 1}
+    assert history.frame["ds"].max() < pd.Timestamp("2014-01-01")
+    assert history.gaps_filled == 1  # the typo'd day itself, not thousands of days to 2031

@@ -192,6 +192,9 @@ def test_freshness(ws: Workspace, tmp_path: Path) -> None:
     text = MonitorConfig(sources={"old": {"date_column": "category"}})
     (not_date,) = by(run_monitor(ws, text, now=NOW), "freshness", "old")
     assert "'category' is varchar, not a date" in not_date.message
+    add(ws, "ahead", write_csv(tmp_path / "ahead.csv", make_rows(30, age_days=-1488)))
+    (ahead,) = by(run_monitor(ws, MonitorConfig(), now=NOW), "freshness", "ahead")
+    assert ahead.level == "warning" and "1488 days in the future" in ahead.message
 
 
 # -- (g) documents --------------------------------------------------------------------------

@@ -310,3 +310,31 @@ def test_duplicate_hashes_agree_on_every_path(monkeypatch, budget, list_max):
         "SELECT hash(a, b) AS h FROM t GROUP BY h HAVING count(*) > 1 ORDER BY h"
     ).fetchall()
     assert found == [r[0] for r in expected] and len(found) == 7000
+
+
+def test_dates_that_do_not_say_their_year_or_lie_ahead_are_quarantined(write, out):
+    """DuckDB alone reads 12/1/10 as the year 12; a typo'd 2031 would zero-fill years of a
+    forecast. Both are quarantined with the fix, unless the format is declared."""
+    from datetime import date, timedelta
+
+    ahead = (date.today() + timedelta(days=400)).isoformat()
+    soon = (date.today() + timedelta(days=30)).isoformat()
+    text = f"id,d\n1,2010-12-01\n2,12/1/10\n3,31/12/10\n4,{ahead}\n5,{soon}\n6,2010/12/02\n"
+    report = run_clean(write("d.csv", text), CleanSpec(types={"d": "date"}), out)
+    assert [r[0] for r in _rows(report.clean_path)] == ["1", "5", "6"]
+    reasons = {q["_row"]: q["_reasons"][0] for q in list_quarantined(out, "t")}
+    assert reasons[2].startswith("types: d value 12/1/10 is not date (a date written day/month")
+    assert "input_formats such as ['%d/%m/%Y'] or ['%m/%d/%y']" in reasons[3]
+    assert reasons[4] == (
+        f"types: d value {ahead} is more than 366 days in the future "
+        "(clean.future_days; a typo'd year?)"
+    )
+    declared = CleanSpec(
+        standardise=[Standardise(column="d", how="date", input_formats=["%Y-%m-%d", "%d/%m/%y"])],
+        future_days=None,
+    )
+    (out / "t").rename(out / "first")
+    again = run_clean(write("d.csv", text), declared, out)
+    got = {r[0]: r[1] for r in _rows(again.clean_path)}
+    assert got["2"] == date(2010, 1, 12) and got["3"] == date(2010, 12, 31)
+    assert got["4"] == date.fromisoformat(ahead)  # no limit asked for

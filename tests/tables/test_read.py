@@ -250,3 +250,31 @@ def test_preview_reads_only_the_first_rows_of_every_kind_of_source(tmp_path):
         assert peek.columns == ["id", "s"], src.name
         assert peek.rows == [("0", "r0"), ("1", "r1"), ("2", "r2")], src.name
         assert peek.hint is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"Sales report\r\nid,amount\n1,5\n2,7\n",  # a title written on Windows, data on Linux
+        b"Sales report\nid,amount\r\n1,5\r\n2,7\r\n",
+        b"Sales report\rid,amount\n1,5\n2,7\n",  # an old Mac title line
+    ],
+)
+def test_skip_rows_whatever_ends_the_title_line(write, out, text):
+    report = run_clean(write("pre.csv", text, skip_rows=1), CleanSpec(), out)
+    assert report.columns == ["id", "amount"]
+    assert _rows(report.clean_path) == [("1", "5"), ("2", "7")]
+
+
+def test_an_excel_workbook_named_csv_is_read_as_one(tmp_path, out):
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.append(["id", "amount"])
+    book.active.append([1, 5])
+    book.save(tmp_path / "export.csv")  # what some tools do
+    report = run_clean(TableSource(name="x", path=str(tmp_path / "export.csv")), CleanSpec(), out)
+    assert _rows(report.clean_path) == [("1", "5")]
+    (tmp_path / "old.csv").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 512)
+    with pytest.raises(SourceError, match=r"old Excel \(\.xls\) workbook, not text: .*save it"):
+        run_clean(TableSource(name="o", path=str(tmp_path / "old.csv")), CleanSpec(), out)

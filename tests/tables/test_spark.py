@@ -192,7 +192,9 @@ def test_crm_on_spark_equals_duckdb(spark, data: Path, tmp_path: Path) -> None:
     assert msgs["fill"] == "filled 1426 missing values in account"
     assert msgs["standardise"].endswith("quarantined 1 rows with invalid values")
     assert "quarantined 1 rows outside" in msgs["outliers:close_value"]  # 999999
-    assert msgs["types"].endswith("quarantined 1 rows with values that do not convert")
+    assert msgs["types"].endswith(
+        "quarantined 1 rows with values that do not convert or lie past clean.future_days"
+    )
     assert {r.name: r.kept for r in on_spark.rules} == {
         "close_date IS NULL OR close_date >= engage_date": 8807,  # ZZ000006
         "stage": 8807,  # ZZ000007

@@ -295,6 +295,17 @@ def check_freshness(
     if newest is None:
         return Finding(source, "freshness", "alert", f"{date_column} has no dates")
     age = (today - date.fromisoformat(newest)).days
+    if age < -1:  # a typo'd year, or a clock ahead: freshness cannot be judged from it
+        return Finding(
+            source,
+            "freshness",
+            "warning",
+            f"newest {date_column} is {newest}, {-age} days in the future: a wrong date "
+            f"(e.g. a typo'd year) hides how fresh the table is; quarantine or fix those rows "
+            f"(clean quarantines dates past clean.future_days)",
+            float(age),
+            float(stale_days),
+        )
     if age > stale_days:
         return Finding(
             source,

@@ -44,6 +44,14 @@ class Connection(Protocol):
     def execute(self, query: str, parameters: Any = ..., /) -> Any: ...
 
 
+#: What a text date must look like to be converted (both engines): a four-digit year first.
+DATE_SHAPE = r"\s*[0-9]{4}(?:-[0-9]{1,2}-|/[0-9]{1,2}/| [0-9]{1,2} )[0-9]{1,2}"
+TIME_SHAPE = (
+    r"(?:(?:T| +)(?:[01]?[0-9]|2[0-3]):[0-5]?[0-9](?::[0-5]?[0-9](?:\.[0-9]+)?)?"
+    r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?"
+)
+
+
 class Dialect:
     """How DuckDB spells the SQL the steps need; the reference for every other engine.
 
@@ -71,12 +79,23 @@ class Dialect:
 
     def convert(self, expr: str, kind: str, native: str) -> str:
         """``expr`` (of engine type ``native``) as our column type ``kind``, NULL where it
-        does not convert."""
+        does not convert. Text dates must start with a four-digit year (``2010-12-01``):
+        DuckDB alone would read ``12/1/10`` as the year 12, which no one meant."""
+        if kind in ("date", "timestamp") and self.is_text(native):
+            shape = DATE_SHAPE + TIME_SHAPE + (r"\s*" if kind == "date" else "")
+            return (
+                f"CASE WHEN {self.full_match(expr, shape)} "
+                f"THEN TRY_CAST({expr} AS {SQL_TYPES[kind]}) END"
+            )
         return f"TRY_CAST({expr} AS {SQL_TYPES[kind]})"
 
     def cast(self, expr: str, native: str) -> str:
         """A DOUBLE ``expr`` back to the engine type ``native`` (integers round half to even)."""
         return f"CAST({expr} AS {native})"
+
+    def days_from_today(self, days: int) -> str:
+        """The date ``days`` after today (when the query runs)."""
+        return f"(current_date + INTERVAL {int(days)} DAY)"
 
     def full_match(self, expr: str, pattern: str) -> str:
         return f"regexp_full_match({expr}, {self.lit(pattern)})"

@@ -14,7 +14,9 @@ same number.
 from __future__ import annotations
 
 import codecs
+import io
 import logging
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -139,6 +141,22 @@ def preview(source: TableSource, rows: int = 5) -> Preview:
 
 
 def _format_of(path: Path) -> str:
+    """The format the extension names, unless the bytes say otherwise: an Excel workbook
+    saved with a .csv name is read as the workbook it is (its bytes are no text to decode)."""
+    with path.open("rb") as fh:
+        head = fh.read(8)
+    if head.startswith(b"PK\x03\x04") and path.suffix.lower() in (".csv", ".tsv", ".txt"):
+        import zipfile
+
+        with zipfile.ZipFile(path) as z:
+            if "xl/workbook.xml" in z.namelist():
+                log.warning("%s is an Excel workbook (not text): reading it as one", path.name)
+                return "excel"
+    if head.startswith(b"\xd0\xcf\x11\xe0") and path.suffix.lower() in (".csv", ".tsv"):
+        raise SourceError(
+            f"{path.name} is an old Excel (.xls) workbook, not text: open it and save it as "
+            ".xlsx or CSV (UTF-8), then point the source at that file"
+        )
     fmt = _SUFFIX_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ConfigError(
@@ -275,22 +293,35 @@ def _load_csv(
     if duck_encoding is None:
         path, duck_encoding = _transcode(path, encoding, work), "utf-8"
     delimiter = source.delimiter or ("\t" if fmt == "tsv" else None)
+    skip, given = source.skip_rows, path
+    if skip:
+        # DuckDB reads no rows when the lines above the header end unlike the data's
+        # ("\r\n" above, "\n" below): it gets the file from the header line on
+        path, skip = _from_line(path, skip, work), 0
     if duck_encoding == "latin-1":
         # _header/_sniff read text as UTF-8; give them a latin-1 view of the same bytes
         head = work / "head.csv"
         with path.open("rb") as fh:
-            lines = [fh.readline() for _ in range(source.skip_rows + 1)]
+            lines = [fh.readline() for _ in range(skip + 1)]
         head.write_text(b"".join(lines).decode("latin-1"), encoding="utf-8")
         hpath = head
     else:
         hpath = path
-    delimiter = delimiter or _sniff_delimiter(hpath, source.skip_rows)
-    columns = _header(hpath, delimiter, source.skip_rows)
+    delimiter = delimiter or _sniff_delimiter(hpath, skip)
+    try:
+        columns = _header(hpath, delimiter, skip)
+    except SourceError:
+        if not source.skip_rows:
+            raise
+        raise SourceError(
+            f"{given} has no header at line {source.skip_rows + 1}; it must name the columns "
+            "(set skip_rows: to the number of lines above the header)"
+        ) from None
     spec = "{" + ", ".join(f"{_lit(c)}: 'VARCHAR'" for c in columns) + "}"
     # no sniffing: the header gives the columns, so a broken quote cannot fool the dialect
     scan = (
         f"read_csv({_lit(path)}, auto_detect=false, header=false, "
-        f"skip={source.skip_rows + 1}, columns={spec}, "
+        f"skip={skip + 1}, columns={spec}, "
         f"delim={_lit(delimiter)}, quote='\"', escape='\"', encoding={_lit(duck_encoding)}, "
         "store_rejects=true, rejects_table='dw_rejects', rejects_scan='dw_rejects_scan')"
     )
@@ -300,7 +331,7 @@ def _load_csv(
         raise SourceError(f"{source.name}: cannot read {path} as CSV: {exc}") from None
     # strip, not rstrip: on CRLF files DuckDB's csv_line starts with the previous line's "\n"
     rejected = [
-        Rejected(int(line), f"{kind}: {msg}", text.strip("\r\n"))
+        Rejected(int(line) + source.skip_rows, f"{kind}: {msg}", text.strip("\r\n"))
         for line, kind, msg, text in con.execute(
             "SELECT line, CAST(error_type AS VARCHAR), error_message, csv_line "
             "FROM dw_rejects ORDER BY line"
@@ -313,6 +344,30 @@ def _load_csv(
     loaded.rejected = list(by_line.values())
     loaded.encoding = encoding
     return loaded
+
+
+def _from_line(path: Path, skip: int, work: Path) -> Path:
+    """A copy of ``path`` without its first ``skip`` lines (ended by \\n, \\r\\n or \\r)."""
+    out = work / f"{path.stem}.from-header{path.suffix}"
+    with path.open("rb") as src:
+        data = src.read(1 << 20)  # the lines above a header are a title and notes
+        pos = _after_lines(data, skip)
+        src.seek(pos)
+        with out.open("wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    return out
+
+
+def _after_lines(data: bytes, skip: int) -> int:
+    pos = 0
+    for _ in range(skip):
+        ends = [i for i in (data.find(b"\n", pos), data.find(b"\r", pos)) if i >= 0]
+        if not ends:
+            pos = len(data)
+            break
+        end = min(ends)
+        pos = end + (2 if data[end : end + 2] == b"\r\n" else 1)
+    return pos
 
 
 # --- Excel ---------------------------------------------------------------------------------
@@ -363,7 +418,10 @@ def _load_excel(
     import openpyxl
 
     try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        # openpyxl goes by the name: a workbook saved as .csv is handed over as bytes
+        named = path.suffix.lower() in (".xlsx", ".xlsm")
+        workbook = path if named else io.BytesIO(path.read_bytes())
+        book = openpyxl.load_workbook(workbook, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a bad file
         raise SourceError(f"{source.name}: cannot open {path} as Excel: {exc}") from None
     try:

@@ -11,18 +11,15 @@ from __future__ import annotations
 import re
 
 from datawheel.errors import ConfigError
-from datawheel.tables.dialect import Dialect
+from datawheel.tables.dialect import DATE_SHAPE, TIME_SHAPE, Dialect
 
 # text DuckDB reads as a number: digits with optional _ between them, a point, an exponent
 _DIGITS = r"[0-9](?:_?[0-9])*"
 _NUMBER = rf"\s*[+-]?(?:{_DIGITS}(?:\.(?:{_DIGITS})?)?|\.{_DIGITS})(?:[eE][+-]?[0-9]+)?\s*"
 _SPECIAL = r"(?i)\s*[+-]?(?:nan|inf|infinity)\s*"
 # text DuckDB reads as a date (years 1000-9999): Y-M-D, Y/M/D or Y M D, then a time of day
-_DATE = r"\s*[0-9]{4}([-/ ])[0-9]{1,2}\1[0-9]{1,2}"
-_TIME = (
-    r"(?:(?:T| +)(?:[01]?[0-9]|2[0-3]):[0-5]?[0-9](?::[0-5]?[0-9](?:\.[0-9]+)?)?"
-    r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?"
-)
+_DATE = DATE_SHAPE
+_TIME = TIME_SHAPE
 _DASHED = r"^(\s*[0-9]{4})[/ ]([0-9]{1,2})[/ ]"  # Y/M/D or Y M D, to be Y-M-D
 _SPACED = r"^(\s*[0-9-]{8,10}) +"  # spaces between a date and its time, to be one
 _END = r")\z"
@@ -79,6 +76,9 @@ class SparkDialect(Dialect):
             return self._moment(expr, kind)
         sql_type = {"timestamp": "TIMESTAMP_NTZ", "varchar": "STRING"}.get(kind, kind.upper())
         return f"try_cast({expr} AS {sql_type})"
+
+    def days_from_today(self, days: int) -> str:
+        return f"date_add(current_date(), {int(days)})"
 
     def _moment(self, expr: str, kind: str) -> str:
         """Text as a date or timestamp where DuckDB reads one (Spark also takes ``2016``)."""

@@ -147,6 +147,12 @@ class CleanSpec(_Model):
         default_factory=list, description="Format fixes per column."
     )
     outliers: list[Outliers] = Field(default_factory=list, description="Outlier checks.")
+    future_days: int | None = Field(
+        366,
+        ge=0,
+        description="Rows whose date or timestamp column (under types) is more than this many "
+        "days after the run are quarantined (a typo'd year); null: no limit.",
+    )
     types: dict[str, ColumnType] = Field(
         default_factory=dict,
         description="Column → type; values that do not convert are quarantined.",

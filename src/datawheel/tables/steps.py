@@ -264,6 +264,7 @@ _WHOLE_GROUPED = r"^[+-]?([0-9]{1,3}(\.[0-9]{3})+|[0-9]+)"  # dots only between 
 #: 1.234.567,89 or 1234567,89 or -12
 _DECIMAL_COMMA = _WHOLE_GROUPED + r"(,[0-9]+)?$"
 #: a number that only a decimal comma keeps from converting: 10,5 or 1.234,5
+_OTHER_DATE = r"[0-9]{1,2}[./-][0-9]{1,2}[./-][0-9]{2,4}.*"
 _COMMA_NUMBER = _WHOLE_GROUPED + r",[0-9]+$"
 
 
@@ -336,6 +337,7 @@ class StandardiseStep(Step):
 class TypesStep(Step):
     types: dict[str, str] = field(default_factory=dict)
     native: dict[str, str] = field(default_factory=dict)  # the input's engine types
+    future_days: int | None = None  # dates further ahead than this are quarantined
 
     def prepare(self, con: Connection, src: str) -> None:
         self.native = describe(con, src)
@@ -357,12 +359,33 @@ class TypesStep(Step):
                 comma = d.full_match(f"trim({text})", _COMMA_NUMBER)
                 hint = d.lit(f" (a decimal comma? standardise {c} with how: decimal_comma)")
                 detail += f" || CASE WHEN {comma} THEN {hint} ELSE '' END"
+            if t in ("date", "timestamp"):  # 12/1/10: which is the day, which the year?
+                other = d.full_match(f"trim({text})", _OTHER_DATE)
+                hint = d.lit(
+                    f" (a date written day/month/year or month/day/year? standardise {c} with "
+                    f"how: date and input_formats such as ['%d/%m/%Y'] or ['%m/%d/%y'])"
+                )
+                detail += f" || CASE WHEN {other} THEN {hint} ELSE '' END"
             checks.append((f"{ident(c)} IS NOT NULL AND {exprs[c]} IS NULL", detail))
+            if t in ("date", "timestamp") and self.future_days is not None:
+                ahead = d.lit(
+                    f" is more than {self.future_days} days in the future "
+                    "(clean.future_days; a typo'd year?)"
+                )
+                checks.append(
+                    (
+                        f"{exprs[c]} > {d.days_from_today(self.future_days)}",
+                        f"'types: ' || {d.lit(c)} || ' value ' || {text} || {ahead}",
+                    )
+                )
         return checks
 
     def summary(self, failed: int) -> str:
         names = ", ".join(self.types)
-        return f"converted {names}; quarantined {failed} rows with values that do not convert"
+        ahead = " or lie past clean.future_days" if self.future_days is not None else ""
+        return (
+            f"converted {names}; quarantined {failed} rows with values that do not convert{ahead}"
+        )
 
 
 @dataclass
@@ -460,7 +483,15 @@ def build_steps(
             cols = cols + [check.column + "_outlier"]
     if spec.types:
         check_columns(list(spec.types), cols, f"{source.name}: types")
-        steps.append(TypesStep("types", cols, dialect=dialect, types=dict(spec.types)))
+        steps.append(
+            TypesStep(
+                "types",
+                cols,
+                dialect=dialect,
+                types=dict(spec.types),
+                future_days=spec.future_days,
+            )
+        )
     rules = spec.rule_list()
     if rules:
         steps.append(RulesStep("rules", cols, dialect=dialect, rules=rules))

@@ -145,6 +145,8 @@ def read_rows(source: TableSource, cfg: ForecastConfig) -> Rows:
         notes.append(f"{cfg.target} read with {how}")
     reasons = pd.Series("", index=raw.index)
     reasons[ds.isna()] = f"{cfg.date} is not a date"
+    tomorrow = pd.Timestamp.now().normalize() + pd.Timedelta(days=1)
+    reasons[(reasons == "") & (ds > tomorrow)] = f"{cfg.date} is in the future"
     reasons[(reasons == "") & y.isna()] = f"{cfg.target} is not a number"
     reasons[(reasons == "") & (y < 0)] = f"{cfg.target} is negative"
     for col in cfg.series:

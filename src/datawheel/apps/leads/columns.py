@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 
 
@@ -36,6 +37,8 @@ def leaking_columns(frame: pd.DataFrame, y: pd.Series, features: list[str]) -> d
                 found[col] = "whether it is filled alone tells won from lost"
                 continue
         alone = numeric_auc(frame, y, col)
+        if alone is None:
+            alone = category_auc(frame, y, col)
         if alone is not None and alone >= 0.99:
             found[col] = f"alone it tells won from lost (AUC {alone:.3f})"
     return found
@@ -47,13 +50,43 @@ STRONG_AUC = 0.8
 
 
 def strong_columns(frame: pd.DataFrame, y: pd.Series, features: list[str]) -> dict[str, float]:
-    """Numeric features that alone separate won from lost with AUC in [0.8, 0.99)."""
+    """Features that alone separate won from lost with AUC in [0.8, 0.99): numbers by their
+    value, categories by their won share (measured out of fold)."""
     found = {}
     for col in features:
         auc = numeric_auc(frame, y, col)
+        if auc is None:
+            auc = category_auc(frame, y, col)
         if auc is not None and STRONG_AUC <= auc < 0.99:
             found[col] = auc
     return found
+
+
+def category_auc(frame: pd.DataFrame, y: pd.Series, col: str, folds: int = 5) -> float | None:
+    """How well a category column alone ranks won above lost (0.5-1): each closed deal is
+    scored by the won share of its category among the other folds' deals (so a category seen
+    once scores nothing), None for number columns or near-unique ones (ids, free text)."""
+    from sklearn.metrics import roc_auc_score
+
+    closed = y.notna()
+    if closed.sum() < 20 or numeric_auc(frame, y, col) is not None:
+        return None
+    values = frame[col][closed].astype("string").fillna("<missing>").str.strip()
+    if not 2 <= values.nunique() <= max(2, len(values) // 5):
+        return None
+    outcome = y[closed].to_numpy(dtype=float)
+    if outcome.min() == outcome.max():
+        return None
+    prior = float(outcome.mean())
+    fold = np.arange(len(values)) % folds
+    scores = np.empty(len(values))
+    for k in range(folds):
+        rest = pd.DataFrame({"v": values.to_numpy()[fold != k], "y": outcome[fold != k]})
+        stats = rest.groupby("v")["y"].agg(["sum", "count"])
+        share = (stats["sum"] + 10 * prior) / (stats["count"] + 10)  # shrunk to the base rate
+        scores[fold == k] = [share.get(v, prior) for v in values.to_numpy()[fold == k]]
+    auc = float(roc_auc_score(outcome, scores))
+    return max(auc, 1 - auc)
 
 
 def numeric_auc(frame: pd.DataFrame, y: pd.Series, col: str) -> float | None:

@@ -406,6 +406,7 @@ class Dataset:
     y: pd.Series
     schema: Schema
     notes: list[str]
+    left_out: set[str] = field(default_factory=set)  # excluded, or found to leak the outcome
 
     @property
     def closed(self) -> pd.DataFrame:
@@ -432,11 +433,13 @@ def dataset(ws: Any, cfg: LeadsConfig) -> Dataset:
             f"{len(closed):,} closed deals ({won:,} won): at least {MIN_CLOSED} with 10 won and "
             "10 lost are needed; check leads.positive/negative or import more history"
         )
+    left_out = set(cfg.exclude)
     for col, why in leaking_columns(frame, y, features).items():
         if cfg.features:  # the user's own list: kept, but said
             notes.append(f"{col} may give the outcome away: {why}")
             continue
         features.remove(col)
+        left_out.add(col)
         notes.append(
             f"{col} is not used as a feature: it gives the outcome away ({why}); "
             "list it in leads.exclude to silence this, or in leads.features to use it anyway"
@@ -456,4 +459,4 @@ def dataset(ws: Any, cfg: LeadsConfig) -> Dataset:
                 f"action column {col} is not a categorical feature of the model; "
                 "no next action is suggested for it"
             )
-    return Dataset(frame, y, schema, notes)
+    return Dataset(frame, y, schema, notes, left_out)

@@ -94,7 +94,17 @@ def train_leads(ws: Any, cfg: LeadsConfig, *, trigger: str | None = None) -> Tra
     current = registry.current() or None
     ordered_by = cfg.time_column or "file order"
     judged, current_metrics = _judge(
-        ws, registry, current, closed, y, (holdout, p, result), order, ordered_by, cfg, data.notes
+        ws,
+        registry,
+        current,
+        closed,
+        y,
+        (holdout, p, result),
+        order,
+        ordered_by,
+        cfg,
+        data.notes,
+        data.left_out,
     )
     promoted = bool(judged["promote"])
     version = registry.next_id()
@@ -159,10 +169,14 @@ def _judge(
     ordered_by: str,
     cfg: LeadsConfig,
     notes: list[str],
+    left_out: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Challenger vs the version in use on the same held-out deals; whether to promote.
 
     ``held`` is the holdout's positions, the challenger's probabilities and its metrics.
+    A version in use that reads a column now left out (listed in leads.exclude, or found to
+    give the outcome away) is no fair champion: its AUC comes from the leak, so the
+    challenger replaces it.
     """
     holdout, p, result = held
     margin = cfg.improve.margin
@@ -182,6 +196,13 @@ def _judge(
     except Exception as exc:  # noqa: BLE001 - a version in use that cannot run loses
         notes.append(f"could not score {current} on this holdout: {exc}")
         return judged | {"promote": True, "reason": f"{current} could not be run"}, None
+    leaky = [c for c in schema.features if c in left_out]
+    if leaky:
+        reason = (
+            f"{current} reads {', '.join(leaky)}, now left out (leads.exclude, or it gives the "
+            "outcome away): its AUC is no fair bar, so this version replaces it"
+        )
+        return judged | {"promote": True, "reason": reason}, None
 
     keep = _unseen(holdout, y, order, row["settings"], ordered_by, current, notes)
     rows, chal_p = holdout[keep], p[keep]
