@@ -87,7 +87,8 @@ def test_answers_value_is_helpful_answers_times_time_saved(ws: Workspace) -> Non
         "roi.hourly_cost": 50.0,
     }
     assert answers["formula"] == (
-        "40 answered × 365/30 × 75% 👍 (unvoted answers count at this rate) = 365 helpful "
+        "40 answered (on 29 days) × 365/30 × 75% 👍 (unvoted answers count at this rate) = "
+        "365 helpful "
         "answers/year × 10 min / 60 × 50 USD/h = 3,042 USD"
     )
     assert answers["reason"] is None
@@ -145,10 +146,22 @@ def _score_leads(ws: Workspace, version: str = "leads-v1") -> None:
     )
 
 
+def test_one_batch_of_scores_is_not_annualised_unless_asked(ws: Workspace) -> None:
+    _score_leads(ws)  # ten leads scored today, and nothing else
+
+    leads = _item(ws.roi(days=30), "leads")
+
+    assert leads["annual_value"] == 0.0 and leads["measured"]["evidence_days"] == 1
+    assert leads["reason"] == (
+        "10 leads scored on 1 day only: under 7 days of evidence is not annualised "
+        "(datawheel roi --extrapolate does it anyway)"
+    )
+
+
 def test_leads_value_is_extra_wins_from_the_top_20_percent(ws: Workspace) -> None:
     _score_leads(ws)
 
-    leads = _item(ws.roi(days=30), "leads")
+    leads = _item(ws.roi(days=30, extrapolate=True), "leads")
 
     m = leads["measured"]
     assert (m["version"], m["settled"], m["won"], m["leads_scored"]) == ("leads-v1", 10, 4, 10)

@@ -142,6 +142,7 @@ def compute_roi(
     days: int = 30,
     registered_users: int | None = None,
     now: datetime | None = None,
+    extrapolate: bool = False,
 ) -> RoiReport:
     """Annual value from measured usage over the last ``days`` days, against the investment.
 
@@ -149,6 +150,8 @@ def compute_roi(
         days: the usage window; its counts are annualised as × 365 / days.
         registered_users: users with an account, for adoption = daily active / registered.
         now: the end of the window (default: now).
+        extrapolate: annualise usage seen on fewer than 7 days too (by default such a line
+            is 0, with the reason: one batch of scores is no year).
 
     Example:
         >>> report = compute_roi(ws, days=30)
@@ -161,8 +164,8 @@ def compute_roi(
     since = until - timedelta(days=days)
     asked = ws.interactions.interactions(since=since, until=until)
     items = [
-        _answers(ws, cfg, asked, days),
-        _leads(ws, cfg, since, days),
+        _answers(ws, cfg, asked, days, extrapolate),
+        _leads(ws, cfg, since, days, extrapolate),
         _forecast(ws, cfg),
     ]
     value = sum(i.annual_value for i in items)
@@ -214,7 +217,22 @@ def compute_roi(
 # --- answers ----------------------------------------------------------------------------------
 
 
-def _answers(ws: Workspace, cfg: RoiConfig, asked: list[Interaction], days: int) -> LineItem:
+MIN_EVIDENCE_DAYS = 7  # usage seen on fewer days is not annualised unless asked
+
+
+def _too_little(what: str, active: int, extrapolate: bool) -> str | None:
+    if active >= MIN_EVIDENCE_DAYS or extrapolate:
+        return None
+    return (
+        f"{what} on {active} day{'s' if active != 1 else ''} only: under "
+        f"{MIN_EVIDENCE_DAYS} days of evidence is not annualised (datawheel roi --extrapolate "
+        "does it anyway)"
+    )
+
+
+def _answers(
+    ws: Workspace, cfg: RoiConfig, asked: list[Interaction], days: int, extrapolate: bool
+) -> LineItem:
     answered = [i.id for i in asked if not i.declined]
     votes = [
         v.vote
@@ -224,7 +242,9 @@ def _answers(ws: Workspace, cfg: RoiConfig, asked: list[Interaction], days: int)
     up, down = votes.count("up"), votes.count("down")
     rate = up / (up + down) if up + down else None
     per_year = len(answered) * 365 / days
+    active = len({i.created_at.date() for i in asked})
     measured = {
+        "evidence_days": active,
         "questions": len(asked),
         "answered": len(answered),
         "up": up,
@@ -244,10 +264,13 @@ def _answers(ws: Workspace, cfg: RoiConfig, asked: list[Interaction], days: int)
     if rate is None:
         reason = f"no 👍/👎 votes yet on the {len(answered):,} answers: helpfulness unmeasured"
         return LineItem("answers", title, 0.0, measured, assumptions, "", reason)
+    short = _too_little(f"{len(answered):,} answers", active, extrapolate)
+    if short:
+        return LineItem("answers", title, 0.0, measured, assumptions, "", short)
     helpful = per_year * rate
     value = helpful * cfg.minutes_saved_per_answer / 60 * cfg.hourly_cost
     formula = (
-        f"{len(answered):,} answered × 365/{days} × {rate:.0%} 👍 (unvoted answers count at "
+        f"{len(answered):,} answered (on {active} days) × 365/{days} × {rate:.0%} 👍 (unvoted answers count at "
         f"this rate) = {helpful:,.0f} helpful answers/year × {cfg.minutes_saved_per_answer:g} "
         f"min / 60 × {money(cfg.hourly_cost)}/h = {money(value)}"
     )
@@ -257,10 +280,17 @@ def _answers(ws: Workspace, cfg: RoiConfig, asked: list[Interaction], days: int)
 # --- leads ------------------------------------------------------------------------------------
 
 
-def _leads(ws: Workspace, cfg: RoiConfig, since: datetime, days: int) -> LineItem:
+def _leads(
+    ws: Workspace, cfg: RoiConfig, since: datetime, days: int, extrapolate: bool
+) -> LineItem:
     scored = ws.predictions.count_entities("leads", since=since)
     per_year = scored * 365 / days
-    measured: dict[str, Any] = {"leads_scored": scored, "leads_scored_per_year": per_year}
+    active = ws.predictions.active_days("leads", since=since)
+    measured: dict[str, Any] = {
+        "evidence_days": active,
+        "leads_scored": scored,
+        "leads_scored_per_year": per_year,
+    }
     assumptions = {
         "top_share": TOP_SHARE,
         "roi.avg_deal_value": cfg.avg_deal_value,
@@ -283,14 +313,17 @@ def _leads(ws: Workspace, cfg: RoiConfig, since: datetime, days: int) -> LineIte
     if lift is None:
         reason = f"none of the {m['n']:,} settled scores of {version} was won: lift unmeasured"
         return LineItem("leads", title, 0.0, measured, assumptions, "", reason)
+    short = _too_little(f"{scored:,} leads scored", active, extrapolate) if scored else None
+    if short:
+        return LineItem("leads", title, 0.0, measured, assumptions, "", short)
     top = lift * base
     extra = (top - base) * per_year * TOP_SHARE
     measured |= {"top20_win_rate": top, "extra_wins_per_year": extra}
     value = extra * cfg.avg_deal_value * cfg.margin
     money = partial(_money, currency=cfg.currency)
     formula = (
-        f"({top:.1%} win rate in the top 20% − {base:.1%} base) × {scored:,} leads scored × "
-        f"365/{days} × 20% worked = {extra:,.1f} extra wins/year × "
+        f"({top:.1%} win rate in the top 20% − {base:.1%} base) × {scored:,} leads scored "
+        f"(on {active} days) × 365/{days} × 20% worked = {extra:,.1f} extra wins/year × "
         f"{money(cfg.avg_deal_value)} × {cfg.margin:.0%} margin = {money(value)}"
     )
     caveat = None

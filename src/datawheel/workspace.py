@@ -530,7 +530,7 @@ class Workspace(FeedbackMixin, TablesMixin, PredictionsMixin, StorageMixin):
             status["llama_cpp"] = "runs here" if verdict.ok else verdict.reason
         return status
 
-    def roi(self, days: int = 30) -> Any:
+    def roi(self, days: int = 30, *, extrapolate: bool = False) -> Any:
         """Annual value from measured usage against the investment (``roi:`` in the config).
 
         Returns a RoiReport: one line item each for answers, leads and forecast with its
@@ -538,7 +538,9 @@ class Workspace(FeedbackMixin, TablesMixin, PredictionsMixin, StorageMixin):
         """
         from datawheel.roi import compute_roi
 
-        return compute_roi(self, days=days, registered_users=self._registered_users())
+        return compute_roi(
+            self, days=days, registered_users=self._registered_users(), extrapolate=extrapolate
+        )
 
     def _registered_users(self) -> int | None:
         """Users with an enabled account; None while the store has no users table."""

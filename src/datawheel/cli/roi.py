@@ -18,6 +18,13 @@ def roi(
     days: Annotated[
         int, typer.Option("--days", min=1, help="Usage window; its counts are annualised.")
     ] = 30,
+    extrapolate: Annotated[
+        bool,
+        typer.Option(
+            "--extrapolate",
+            help="Annualise usage seen on fewer than 7 days too (one batch is no year).",
+        ),
+    ] = False,
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -29,7 +36,7 @@ def roi(
     Example: datawheel roi --days 30 -w kb/
     """
     with opened(workspace) as ws:
-        report = ws.roi(days=days)
+        report = ws.roi(days=days, extrapolate=extrapolate)
     data = report.to_dict()
     if json_:
         print_json(data)

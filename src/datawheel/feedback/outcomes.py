@@ -94,6 +94,16 @@ class PredictionLog:
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar() or 0)
 
+    def active_days(self, app: str, since: datetime | None = None) -> int:
+        """On how many calendar days (UTC) ``app`` made predictions, since a moment."""
+        query = select(func.count(func.distinct(func.date(t.predictions.c.created_at)))).where(
+            t.predictions.c.app == app
+        )
+        if since is not None:
+            query = query.where(t.predictions.c.created_at >= since)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
+
     def count_outcomes(self, app: str, since: datetime | None = None) -> int:
         """How many outcomes (matched or not) were imported, after a moment if given."""
         query = select(func.count()).select_from(t.outcomes).where(t.outcomes.c.app == app)
