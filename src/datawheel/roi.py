@@ -270,9 +270,9 @@ def _answers(
     helpful = per_year * rate
     value = helpful * cfg.minutes_saved_per_answer / 60 * cfg.hourly_cost
     formula = (
-        f"{len(answered):,} answered (on {active} days) × 365/{days} × {rate:.0%} 👍 (unvoted answers count at "
-        f"this rate) = {helpful:,.0f} helpful answers/year × {cfg.minutes_saved_per_answer:g} "
-        f"min / 60 × {money(cfg.hourly_cost)}/h = {money(value)}"
+        f"{len(answered):,} answered (on {active} days) × 365/{days} × {rate:.0%} 👍 "
+        f"(unvoted answers count at this rate) = {helpful:,.0f} helpful answers/year × "
+        f"{cfg.minutes_saved_per_answer:g} min / 60 × {money(cfg.hourly_cost)}/h = {money(value)}"
     )
     return LineItem("answers", title, value, measured, assumptions, formula)
 

@@ -25,9 +25,9 @@ SHARED = Path(__file__).resolve().parents[3] / "shared" / "datasets"
 
 @pytest.fixture(scope="module")
 def daily() -> pd.DataFrame:
-    """Four months of store 1's items 1-2 from the public store-item demand data."""
+    """Four months of item 1 in stores 1 and 2, from the public store-item demand data."""
     frame = pd.read_csv(SHARED / "store_item_demand" / "train.csv", nrows=1826 * 2)
-    frame = frame[(frame["store"] == 1) & frame["item"].isin([1, 2])]
+    assert sorted(set(zip(frame["store"], frame["item"]))) == [(1, 1), (2, 1)]
     return frame[frame["date"] < "2013-05-01"].reset_index(drop=True)
 
 
@@ -151,7 +151,7 @@ def test_one_series_needs_no_series_columns(ws: Any, daily: pd.DataFrame, tmp_pa
     from datawheel.apps.forecast import run_forecast, train_forecast
 
     path = tmp_path / "shop.csv"
-    daily[daily["item"] == 1][["date", "sales"]].to_csv(path, index=False)
+    daily[daily["store"] == 1][["date", "sales"]].to_csv(path, index=False)
     cfg = _cfg(path, series=[], n_estimators=30, min_history_days=28, lags=[7, 14])
     report = train_forecast(ws, cfg)
     assert report.series == 1 and not report.bad_rows
@@ -169,3 +169,21 @@ def test_sales_dated_in_the_future_are_left_out_not_zero_filled(ws: Any, daily, 
     assert history.bad_summary() == {"date is in the future": 1}
     assert history.frame["ds"].max() < pd.Timestamp("2014-01-01")
     assert history.gaps_filled == 1  # the typo'd day itself, not thousands of days to 2031
+
+
+def test_a_wide_table_is_read_melted_or_named_wide(ws: Any, daily: pd.DataFrame, tmp_path):
+    """One column per product beside the date (like daily pharmacy sales by drug class)."""
+    wide = daily.pivot(index="date", columns="store", values="sales")
+    wide.columns = [f"store_{c}" for c in wide.columns]
+    path = tmp_path / "wide.csv"
+    wide.reset_index().to_csv(path, index=False)
+
+    with pytest.raises(ConfigError) as refused:  # the default series: [store, item]
+        load_history(ws, _cfg(path))
+    assert "(a wide table)? Name the series column" in str(refused.value)
+
+    history = load_history(ws, _cfg(path, series=["product"]))
+    assert not history.bad_rows and len(history.frame) == len(daily)
+    assert sorted(history.frame["unique_id"].unique()) == ["store_1", "store_2"]
+    assert history.frame["y"].sum() == pytest.approx(daily["sales"].sum())
+    assert any(n.startswith("read as a wide table: 2 series columns") for n in history.notes)

@@ -142,7 +142,8 @@ def backtest(
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Rolling-origin backtest (time-ordered) of the model vs seasonal-naive and AutoETS.
+    """Rolling-origin backtest (time-ordered) of the model vs seasonal-naive, a 28-day mean
+    and AutoETS.
 
     Example: datawheel forecast backtest --weeks 8 -w kb/
     """
@@ -152,7 +153,7 @@ def backtest(
         print_json(result)
         return
     table = Table("method", "WAPE", "sMAPE", "bias", "coverage")
-    for name in ("model", "seasonal_naive", "autoets"):
+    for name in ("model", "seasonal_naive", "moving_average", "autoets"):
         m = result.get(name)
         if not m:
             continue

@@ -17,7 +17,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from datawheel.apps.forecast.baselines import autoets_backtest, seasonal_naive
+from datawheel.apps.forecast.baselines import autoets_backtest, moving_average, seasonal_naive
 from datawheel.apps.forecast.data import DS, ID, Y
 from datawheel.apps.forecast.model import ForecastModel, _fmt
 
@@ -103,6 +103,8 @@ def rolling_backtest(
         pred = model.predict(hist, actual[[ID, DS, *exog]], h)
         parts.append(pred.merge(actual[[ID, DS, Y]], on=[ID, DS]).assign(cutoff=cut))
         naive = seasonal_naive(hist, h).merge(actual[[ID, DS, Y]], on=[ID, DS])
+        mean = moving_average(hist, h).rename(columns={"forecast": "mean"})
+        naive = naive.merge(mean, on=[ID, DS])
         naive_parts.append(naive.assign(cutoff=cut))
     predict_s = time.perf_counter() - started
     pred = pd.concat(parts, ignore_index=True)
@@ -118,6 +120,7 @@ def rolling_backtest(
         "model": accuracy(pred[Y], pred["forecast"], pred[f"lo-{widest}"], pred[f"hi-{widest}"])
         | {"interval": float(max(cfg.level))},
         "seasonal_naive": accuracy(naive[Y], naive["forecast"]),
+        "moving_average": accuracy(naive[Y], naive["mean"]),
         "fit_seconds": round(fit_s, 2),
         "predict_seconds": round(predict_s, 2),
     }

@@ -1,4 +1,5 @@
-"""Baselines every forecast is compared with: seasonal-naive (weekly) and AutoETS.
+"""Baselines every forecast is compared with: seasonal-naive (weekly), a 28-day mean and
+AutoETS.
 
 Seasonal-naive repeats the last observed week; it is also the fallback for series with too
 little history for the model. AutoETS (statsforecast) fits one exponential-smoothing model
@@ -42,6 +43,32 @@ def seasonal_naive(history: pd.DataFrame, h: int, season: int = SEASON) -> pd.Da
             pattern = values.astype("float64")
         dates = pd.date_range(last + pd.Timedelta(days=1), periods=h, freq="D")
         rows.append(pd.DataFrame({ID: uid, DS: dates, "forecast": np.resize(pattern, h)}))
+    if not rows:
+        return pd.DataFrame({ID: [], DS: [], "forecast": []})
+    return pd.concat(rows, ignore_index=True)
+
+
+MEAN_DAYS = 28
+
+
+def moving_average(history: pd.DataFrame, h: int, days: int = MEAN_DAYS) -> pd.DataFrame:
+    """Forecast every day after each series' end as the mean of its last ``days`` days."""
+    import pandas as pd
+
+    hist = history[[ID, DS, Y]].sort_values([ID, DS])
+    tail = hist.groupby(ID, observed=True).tail(days)
+    level = tail.groupby(ID, observed=True)[Y].mean()
+    last = hist.groupby(ID, observed=True)[DS].max()
+    rows = [
+        pd.DataFrame(
+            {
+                ID: uid,
+                DS: pd.date_range(last[uid] + pd.Timedelta(days=1), periods=h, freq="D"),
+                "forecast": float(level[uid]),
+            }
+        )
+        for uid in level.index
+    ]
     if not rows:
         return pd.DataFrame({ID: [], DS: [], "forecast": []})
     return pd.concat(rows, ignore_index=True)

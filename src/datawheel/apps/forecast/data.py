@@ -119,12 +119,11 @@ def read_rows(source: TableSource, cfg: ForecastConfig) -> Rows:
         with tempfile.TemporaryDirectory(prefix="datawheel-forecast-") as tmp:
             loaded = load(con, source, "raw", Path(tmp))
         need = [cfg.date, *cfg.series, cfg.target]
-        missing = [c for c in need if c not in loaded.columns]
+        melted = _melt_wide(con, loaded.columns, cfg)
+        columns = [cfg.date, *cfg.series, cfg.target] if melted else list(loaded.columns)
+        missing = [c for c in need if c not in columns]
         if missing:
-            raise ConfigError(
-                f"{source.name}: column(s) {', '.join(missing)} not found; the table has "
-                f"{', '.join(loaded.columns)}; set forecast.date/series/target to match"
-            )
+            raise ConfigError(_missing_columns(source.name, missing, columns, cfg))
         types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE raw)").fetchall())
         raw = con.execute(
             f'SELECT "{ROW}", '
@@ -136,7 +135,7 @@ def read_rows(source: TableSource, cfg: ForecastConfig) -> Rows:
     bad: list[BadRow] = [
         BadRow(r.line, f"unreadable line: {r.reason}", {}) for r in loaded.rejected
     ]
-    notes: list[str] = []
+    notes: list[str] = [melted] if melted else []
     typed = str(types.get(cfg.date, "")).upper().startswith(("DATE", "TIMESTAMP"))
     fmt = None if typed else cfg.date_format  # a cleaned table's dates are already dates
     ds = parse_dates(raw[cfg.date], fmt, "forecast.date_format").dt.normalize()
@@ -182,7 +181,68 @@ def read_rows(source: TableSource, cfg: ForecastConfig) -> Rows:
         )
     if bad:
         log.warning("%s: %d rows left out (%s)", source.name, len(bad), bad[0].reason)
-    return Rows(good, bad, list(loaded.columns), notes, folded)
+    return Rows(good, bad, columns, notes, folded)
+
+
+def _melt_wide(con: duckdb.DuckDBPyConnection, columns: list[str], cfg: ForecastConfig) -> str:
+    """A wide table (the date, then one column of numbers per series: M01AB, M01AE, ...)
+    turned long in place, when the config names one series column and a target that are
+    not in it; returns the note that says so ('' when the table is not melted)."""
+    others = [c for c in columns if c not in (cfg.date, ROW)]
+    if (
+        cfg.date not in columns
+        or len(cfg.series) != 1
+        or cfg.series[0] in columns
+        or cfg.target in columns
+        or len(others) < 2
+    ):
+        return ""
+    numeric = con.execute(
+        "SELECT "
+        + ", ".join(
+            f"avg(CASE WHEN TRY_CAST(replace({ident(c)}, ',', '.') AS DOUBLE) IS NOT NULL "
+            f"OR {ident(c)} IS NULL THEN 1 ELSE 0 END)"
+            for c in others
+        )
+        + " FROM (SELECT * FROM raw LIMIT 1000)"
+    ).fetchone()
+    if not numeric or min(float(v or 0) for v in numeric) < 0.9:
+        return ""
+    keep = ", ".join(ident(c) for c in (cfg.date, ROW))
+    con.execute(
+        f"CREATE OR REPLACE TABLE raw AS UNPIVOT raw ON COLUMNS(* EXCLUDE ({keep})) "
+        f"INTO NAME {ident(cfg.series[0])} VALUE {ident(cfg.target)}"
+    )
+    return (
+        f"read as a wide table: {len(others)} series columns ({', '.join(others[:5])}"
+        f"{', ...' if len(others) > 5 else ''}) melted into {cfg.series[0]} and {cfg.target}, "
+        f"one row per {cfg.date} and series"
+    )
+
+
+def _missing_columns(name: str, missing: list[str], columns: list[str], cfg: ForecastConfig) -> str:
+    """Which columns are missing, the table's columns (a few, when there are many) and, for a
+    wide table, how to read it."""
+    shown = ", ".join(columns[:12]) + (
+        f", ... ({len(columns):,} columns)" if len(columns) > 12 else ""
+    )
+    text = (
+        f"{name}: column(s) {', '.join(missing)} not found; the table has {shown}; set "
+        "forecast.date/series/target to match"
+    )
+    others = [c for c in columns if c != cfg.date]
+    if cfg.date in columns and len(others) >= 2 and cfg.target in missing:
+        text += (
+            f". One column per series beside {cfg.date} (a wide table)? Name the series "
+            f"column and the quantity to create: forecast.series: [product] and "
+            f"forecast.target: {cfg.target}, and it is read melted"
+        )
+    elif len(columns) > 50:
+        text += (
+            ". Many columns: one per day (a wide table)? Export one row per series and day "
+            "(date, series columns, quantity), e.g. with pandas melt"
+        )
+    return text
 
 
 def fill_gaps(frame: pd.DataFrame, series: list[str]) -> tuple[pd.DataFrame, int]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from datawheel.apps.forecast.backtest import accuracy
-from datawheel.apps.forecast.baselines import seasonal_naive
+from datawheel.apps.forecast.baselines import moving_average, seasonal_naive
 from datawheel.apps.forecast.data import DS, ID, Y
 from datawheel.apps.forecast.model import ForecastModel
 
@@ -50,6 +50,15 @@ def judge(
         "naive": _naive_wape(frame, new),
         "margin": margin,
     }
+    method, methods = choose_method(frame, new)
+    judged |= {"method": method, "methods": methods}
+    if method != "model":
+        chosen = methods["wape"]
+        notes.append(
+            f"forecasts with {method.replace('_', ' ')}: WAPE {chosen[method]:.4f} against the "
+            f"model's {chosen['model']:.4f} on the {judged['days']} latest days it never "
+            "trained on (the model is kept and judged again at the next training)"
+        )
     current = registry.current()
     if current is None:
         return judged | {"promote": True, "reason": "no model in use: the first is promoted"}
@@ -83,6 +92,36 @@ def judge(
     wins = f"margin {margin:.0%})" if promote else f"needs {margin:.0%} lower)"
     reason = f"WAPE {new_wape:.4f} vs {current} {old_wape:.4f} on {where} ({change:+.1%}; {wins}"
     return judged | {"promote": promote, "reason": reason}
+
+
+#: What a version may forecast with: its model, the model blended half and half with the
+#: 28-day mean, or one of the two baselines, whichever had the lowest WAPE on the days it
+#: never trained on. So the method in use is never worse there than a baseline it beat.
+METHODS = ("model", "blend", "seasonal_naive", "moving_average")
+
+
+def choose_method(frame: pd.DataFrame, judged: pd.DataFrame) -> tuple[str, dict[str, Any]]:
+    """WAPE of each method on the judged series-days (the model's forecasts and, from the same
+    origins, the baselines'); the lowest wins, the model on a tie."""
+    import pandas as pd
+
+    if judged.empty:
+        return "model", {}
+    parts = []
+    for origin, days in judged.groupby("origin"):
+        h = int((days[DS].max() - origin).days)
+        hist = frame[frame[DS] <= origin]
+        naive = seasonal_naive(hist, h).rename(columns={"forecast": "seasonal_naive"})
+        mean = moving_average(hist, h).rename(columns={"forecast": "moving_average"})
+        both = days[[ID, DS, Y, "forecast"]].astype({ID: str})
+        both = both.merge(naive.astype({ID: str}), on=[ID, DS])
+        parts.append(both.merge(mean.astype({ID: str}), on=[ID, DS]))
+    table = pd.concat(parts, ignore_index=True).rename(columns={"forecast": "model"})
+    table["blend"] = (table["model"] + table["moving_average"]) / 2
+    wape = {m: accuracy(table[Y], table[m])["wape"] for m in METHODS}
+    known = {m: w for m, w in wape.items() if w is not None}
+    best = min(known, key=lambda m: (known[m], METHODS.index(m))) if known else "model"
+    return best, {"wape": wape, "series_days": len(table)}
 
 
 def _unseen(
