@@ -27,7 +27,7 @@ SHARED = Path(__file__).resolve().parents[3] / "shared" / "datasets"
 def daily() -> pd.DataFrame:
     """Four months of item 1 in stores 1 and 2, from the public store-item demand data."""
     frame = pd.read_csv(SHARED / "store_item_demand" / "train.csv", nrows=1826 * 2)
-    assert sorted(set(zip(frame["store"], frame["item"]))) == [(1, 1), (2, 1)]
+    assert sorted(set(zip(frame["store"], frame["item"], strict=True))) == [(1, 1), (2, 1)]
     return frame[frame["date"] < "2013-05-01"].reset_index(drop=True)
 
 
