@@ -313,7 +313,7 @@ def test_cli_train_run_backtest_actuals(tmp_path: Path, sales: Path) -> None:
     assert {"model", "seasonal_naive", "autoets"} <= set(bt)
 
     actual = tmp_path / "actuals.csv"
-    actual.write_text("date,store,item,sales\n2099-01-01,1,1,5\n2099-01-02,1,1,oops\n")
+    actual.write_text("date,store,item,sales\n2015-06-01,1,1,5\n2015-06-02,1,1,oops\n")
     result = runner.invoke(app, ["forecast", "actuals", str(actual), *w])
     assert result.exit_code == 0, result.output
     assert "imported 1 actuals: 0 matched a forecast, 1 did not; 1 rows left out" in result.stdout
