@@ -328,7 +328,15 @@ def _load_csv(
     try:
         loaded = _load_scan(con, scan, table, row_column, limit)
     except duckdb.Error as exc:
-        raise SourceError(f"{source.name}: cannot read {path} as CSV: {exc}") from None
+        reason = str(exc).strip().splitlines()[0]  # DuckDB adds a page of reader settings
+        title = _title_lines(given) if not source.skip_rows else 0
+        hint = (
+            f"; its first {title} line(s) look like a title above the header: set "
+            f"skip_rows: {title} on the source"
+            if title
+            else ""
+        )
+        raise SourceError(f"{source.name}: cannot read {given} as CSV: {reason}{hint}") from None
     # strip, not rstrip: on CRLF files DuckDB's csv_line starts with the previous line's "\n"
     rejected = [
         Rejected(int(line) + source.skip_rows, f"{kind}: {msg}", text.strip("\r\n"))
@@ -344,6 +352,24 @@ def _load_csv(
     loaded.rejected = list(by_line.values())
     loaded.encoding = encoding
     return loaded
+
+
+def _title_lines(path: Path, look: int = 12) -> int:
+    """How many lines at the top hold none of the delimiter the lines below share (a
+    report title, an export note): 0 when the file starts with its header."""
+    with path.open("rb") as fh:
+        lines = fh.read(1 << 16).replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+    lines = [x.decode("utf-8", "replace") for x in lines[:look] if x.strip()]
+    for delim in (",", ";", "\t", "|"):
+        counts = [x.count(delim) for x in lines]
+        if len(counts) < 3 or not counts[-1]:
+            continue
+        top = 0
+        while top < len(counts) - 2 and counts[top] < counts[-1]:
+            top += 1
+        if top and len(set(counts[top:])) == 1:
+            return top
+    return 0
 
 
 def _from_line(path: Path, skip: int, work: Path) -> Path:
