@@ -437,3 +437,34 @@ def test_a_category_that_gives_the_outcome_away_is_flagged_and_its_model_replace
     assert fixed.metrics["auc"] < first.metrics["auc"]  # the leak made the first look better
     assert fixed.promoted and fixed.judged["promote"]
     assert "reads call_result, now left out" in fixed.judged["reason"]
+
+
+def test_imported_outcomes_reach_training_without_the_source_changing(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """Open deals of the table that closed, and scored deals the table never had: both
+    train the next version once their outcomes are imported."""
+    from datawheel.apps.leads.model import dataset
+
+    rows = _deals(600)
+    for row in rows[:100]:
+        row["stage"] = "Open"
+    path = tmp_path / "open.csv"
+    write_csv(path, rows)
+    ws.config.sources["deals"] = ws.config.sources["deals"].model_copy(update={"path": str(path)})
+    cfg = _cfg()
+    train_leads(ws, cfg)
+    assert len(dataset(ws, cfg).closed) == 500
+    fresh = _new_leads(tmp_path, ["visit", "email", "phone"])  # scored, not in the table
+    score_leads(ws, cfg, fresh)
+    closed = tmp_path / "closed.csv"
+    write_csv(
+        closed,
+        [{"id": f"d{i}", "stage": "Won" if i % 2 else "Lost"} for i in range(10)]
+        + [{"id": "n0", "stage": "Won"}, {"id": "n1", "stage": "Lost"}],
+    )
+    import_lead_outcomes(ws, cfg, closed)
+    data = dataset(ws, cfg)
+    assert len(data.closed) == 512
+    assert any("10 open deals of the table settled, 2 scored deals" in n for n in data.notes)
+    assert set(data.closed["id"]) >= {"n0", "n1", "d0", "d9"}

@@ -187,3 +187,22 @@ def test_a_wide_table_is_read_melted_or_named_wide(ws: Any, daily: pd.DataFrame,
     assert sorted(history.frame["unique_id"].unique()) == ["store_1", "store_2"]
     assert history.frame["y"].sum() == pytest.approx(daily["sales"].sum())
     assert any(n.startswith("read as a wide table: 2 series columns") for n in history.notes)
+
+
+def test_retraining_learns_from_imported_actuals(ws: Any, daily: pd.DataFrame, tmp_path) -> None:
+    """Actuals imported after a forecast reach the next training, though the history file
+    was never updated."""
+    from datawheel.apps.forecast import import_sales
+
+    history_file, later_file = tmp_path / "history.csv", tmp_path / "week.csv"
+    daily[daily["date"] < "2013-04-15"].to_csv(history_file, index=False)
+    daily[daily["date"] >= "2013-04-15"].to_csv(later_file, index=False)
+    cfg = _cfg(history_file)
+    before = load_history(ws, cfg)
+    assert before.frame["ds"].max() == pd.Timestamp("2013-04-14")
+    import_sales(ws, cfg, later_file)
+    after = load_history(ws, cfg)
+    assert after.frame["ds"].max() == pd.Timestamp("2013-04-30")
+    assert len(after.frame) == len(daily) and after.gaps_filled == 0
+    assert after.frame["y"].sum() == pytest.approx(daily["sales"].sum())
+    assert "32 imported actuals added to the history" in " ".join(after.notes)

@@ -366,9 +366,43 @@ def load_history(ws: Workspace, cfg: ForecastConfig, path: str | Path | None = N
             f"{rows.bad[0].reason if rows.bad else 'the table is empty'}); fix the source and "
             "retry"
         )
-    check_daily(rows.good)
-    frame, filled = fill_gaps(rows.good, cfg.series)
+    good = with_actuals(ws, rows, cfg)
+    check_daily(good)
+    frame, filled = fill_gaps(good, cfg.series)
     return History(frame, rows.bad, filled, rows.columns, rows.notes)
+
+
+def with_actuals(ws: Workspace, rows: Rows, cfg: ForecastConfig) -> pd.DataFrame:
+    """The history plus the actuals imported since (``datawheel forecast actuals``) for the
+    series-days it does not have yet, so retraining learns from them without the source
+    file being updated. A series-day in both keeps the table's value."""
+    import pandas as pd
+
+    actual = ws.predictions.actuals("forecast")
+    good = rows.good
+    if not actual:
+        return good
+    parts = [str(e).rsplit("@", 1) for e in actual]
+    new = pd.DataFrame(
+        {
+            ID: [uid for uid, _ in parts],
+            DS: pd.to_datetime([day for _, day in parts], errors="coerce"),
+            Y: pd.to_numeric(pd.Series(list(actual.values())), errors="coerce").to_numpy(),
+        }
+    ).dropna()
+    have = pd.MultiIndex.from_frame(good[[ID, DS]])
+    new = new[~pd.MultiIndex.from_frame(new[[ID, DS]]).isin(have)]
+    known = set(good[ID])
+    new = new[new[ID].isin(known)]  # a series the table does not have: no columns to give it
+    if new.empty:
+        return good
+    firsts = good.drop_duplicates(ID).set_index(ID)
+    for col in cfg.series:
+        new[col] = new[ID].map(firsts[col])
+    rows.notes.append(
+        f"{len(new):,} imported actuals added to the history (series-days the table lacks)"
+    )
+    return pd.concat([good, new[good.columns]], ignore_index=True)
 
 
 def check_daily(frame: pd.DataFrame) -> None:

@@ -421,9 +421,44 @@ class Dataset:
         return self.y.dropna().to_numpy(dtype=int)
 
 
+def with_outcomes(
+    ws: Any, frame: pd.DataFrame, y: pd.Series, cfg: LeadsConfig, notes: list[str]
+) -> tuple[pd.DataFrame, pd.Series]:
+    """The deals with the outcomes imported since (``datawheel leads outcomes``): an open
+    deal of the table that was won or lost takes that outcome, and a scored deal that is not
+    in the table joins it with the features it was scored on (from the prediction log), so
+    retraining learns from them without the source file being updated."""
+    actual = {str(k): v for k, v in ws.predictions.actuals("leads").items()}
+    if not actual or cfg.id_column not in frame.columns:
+        return frame, y
+    ids = frame[cfg.id_column].astype("string").str.strip()
+    y = y.copy()
+    settle = y.isna() & ids.isin(actual).fillna(False)
+    y[settle] = [float(actual[i]) for i in ids[settle]]
+    known = set(ids.dropna())
+    extra = []
+    for p in ws.predictions.predictions("leads", [e for e in actual if e not in known]):
+        extra.append({**(p.inputs or {}), cfg.id_column: p.entity})  # the latest wins below
+    added = 0
+    if extra:
+        rows = pd.DataFrame(extra).drop_duplicates(subset=[cfg.id_column], keep="last")
+        rows = rows[[c for c in rows.columns if c in frame.columns]]
+        outcome = pd.Series([float(actual[e]) for e in rows[cfg.id_column]], dtype="float64")
+        frame = pd.concat([frame, rows], ignore_index=True)
+        y = pd.concat([y.reset_index(drop=True), outcome], ignore_index=True)
+        added = len(rows)
+    if settle.any() or added:
+        notes.append(
+            f"imported outcomes: {int(settle.sum()):,} open deals of the table settled, "
+            f"{added:,} scored deals not in it added with the features they were scored on"
+        )
+    return frame, y
+
+
 def dataset(ws: Any, cfg: LeadsConfig) -> Dataset:
     frame, notes = read_deals(ws, cfg)
     y = labels(frame, cfg)
+    frame, y = with_outcomes(ws, frame, y, cfg, notes)
     features = feature_columns(frame, cfg)
     missing_columns(frame, features)
     closed = frame[y.notna()]
