@@ -137,8 +137,14 @@ def test_bad_step_and_missing_close_column_are_explained(
     ws, _ = replayed
     with pytest.raises(ConfigError, match="unknown step 'day'; choose one of: month, week"):
         replay_leads(ws, _cfg(), step="day", close_column="closed")
-    with pytest.raises(ConfigError, match="no 'close_date' column in the deals"):
+    with pytest.raises(ConfigError, match="no 'close_date' column in the deals") as missing:
         replay_leads(ws, _cfg())
+    assert "columns that hold dates: engaged, closed; set leads.close_column" in str(
+        missing.value
+    )
+    # named in the config instead of passed: the replay runs
+    named = replay_leads(ws, _cfg().model_copy(update={"close_column": "closed"}))
+    assert len(named.rows) == len(replayed[1].rows)
 
 
 def _sales(series: int = 3, days: int = 400, seed: int = 0) -> pd.DataFrame:

@@ -101,6 +101,11 @@ class LeadsConfig(_Section):
         description="Target values of deals still open (scored, not trained on); an empty "
         "target is open too.",
     )
+    close_column: str = Field(
+        "close_date",
+        description="The date each won or lost deal closed (simulate-outcomes leads replays "
+        "history by it).",
+    )
     time_column: str | None = Field(
         None,
         description="Date column ordering the deals: the holdout and backtests use the "

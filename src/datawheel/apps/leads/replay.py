@@ -82,13 +82,20 @@ class ReplayReport:
         return "\n".join(lines)
 
 
+def _holds_dates(values: pd.Series) -> bool:
+    try:
+        return bool(parse_dates(values, None, "leads.date_format").notna().mean() > 0.5)
+    except ConfigError:  # dates, only ambiguous between day-first and month-first
+        return True
+
+
 def replay_leads(
     ws: Any,
     cfg: LeadsConfig,
     *,
     step: Literal["month", "week"] | str = "month",
     start: str | date | None = None,
-    close_column: str = "close_date",
+    close_column: str | None = None,
     min_train: int = MIN_TRAIN,
 ) -> ReplayReport:
     """Train up to T, score the open deals, import what closed next, retrain; per step.
@@ -97,7 +104,7 @@ def replay_leads(
         step: ``month`` (boundaries on the 1st) or ``week`` (on Mondays).
         start: the first boundary to replay (default: the first with ``min_train`` closed
             deals, 10 of them won and 10 lost, before it).
-        close_column: the date each won or lost deal closed.
+        close_column: the date each won or lost deal closed (default: leads.close_column).
 
     Example:
         >>> report = replay_leads(ws, ws.config.leads)
@@ -109,14 +116,17 @@ def replay_leads(
 
     if step not in FREQ:
         raise ConfigError(f"unknown step {step!r}; choose one of: {', '.join(FREQ)}")
+    close_column = close_column or cfg.close_column
     frame, notes = read_deals(ws, cfg)
     y = labels(frame, cfg)
     features = feature_columns(frame, cfg)
     missing_columns(frame, features)
     if close_column not in frame.columns:
+        dated = [c for c in frame.columns if _holds_dates(frame[c].head(200))]
+        hint = f" columns that hold dates: {', '.join(dated)};" if dated else ""
         raise ConfigError(
             f"the replay needs the date each deal closed; no {close_column!r} column in the "
-            f"deals (columns: {', '.join(frame.columns)})"
+            f"deals;{hint} set leads.close_column to the one that says when a deal closed"
         )
     if close_column in features:
         notes.append(f"{close_column} is a feature; add it to leads.exclude (known at the close)")
