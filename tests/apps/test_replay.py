@@ -139,9 +139,7 @@ def test_bad_step_and_missing_close_column_are_explained(
         replay_leads(ws, _cfg(), step="day", close_column="closed")
     with pytest.raises(ConfigError, match="no 'close_date' column in the deals") as missing:
         replay_leads(ws, _cfg())
-    assert "columns that hold dates: engaged, closed; set leads.close_column" in str(
-        missing.value
-    )
+    assert "columns that hold dates: engaged, closed; set leads.close_column" in str(missing.value)
     # named in the config instead of passed: the replay runs
     named = replay_leads(ws, _cfg().model_copy(update={"close_column": "closed"}))
     assert len(named.rows) == len(replayed[1].rows)

@@ -338,3 +338,29 @@ def test_dates_that_do_not_say_their_year_or_lie_ahead_are_quarantined(write, ou
     got = {r[0]: r[1] for r in _rows(again.clean_path)}
     assert got["2"] == date(2010, 1, 12) and got["3"] == date(2010, 12, 31)
     assert got["4"] == date.fromisoformat(ahead)  # no limit asked for
+
+
+def test_placeholders_read_as_missing_and_money_as_numbers(write, out):
+    text = (
+        'id,product,amount\n1,apples,"$1,234.50"\n2,UNKNOWN,1 234 EUR\n3,pears,"12,5"\n'
+        '4,pears,"1,234,567"\n5,ERROR,abc\n6,plums,-7.5\n7,plums, n/a \n'
+    )
+    spec = CleanSpec(
+        na_values=["ERROR", "UNKNOWN", "n/a"],
+        drop_missing=DropMissing(columns=["product"]),
+        standardise=[Standardise(column="amount", how="number")],
+        types={"amount": "double"},
+    )
+    report = run_clean(write("m.csv", text), spec, out)
+    assert _rows(report.clean_path) == [
+        ("1", "apples", 1234.5),
+        ("4", "pears", 1234567.0),
+        ("6", "plums", -7.5),
+        ("7", "plums", None),
+    ]
+    msgs = {s.name: s.message for s in report.steps}
+    assert msgs["na_values"] == "read 3 placeholder values (ERROR, UNKNOWN, n/a) as missing"
+    reasons = {q["_row"]: q["_reasons"] for q in list_quarantined(out, "t")}
+    assert reasons[2] == ["drop_missing: product is missing"]  # UNKNOWN
+    assert reasons[3][0] == "standardise: amount value 12,5 is not a valid number"
+    assert list(reasons) == [2, 3, 5]

@@ -100,6 +100,14 @@ class Dialect:
     def full_match(self, expr: str, pattern: str) -> str:
         return f"regexp_full_match({expr}, {self.lit(pattern)})"
 
+    def remove(self, expr: str, pattern: str) -> str:
+        """The text with every match of the regular expression ``pattern`` removed."""
+        return f"regexp_replace({expr}, {self.lit(pattern)}, '', 'g')"
+
+    def ungroup(self, expr: str) -> str:
+        """The text with the commas between groups of three digits removed (1,234 → 1234)."""
+        return f"regexp_replace({expr}, ',([0-9]{{3}})', '\\1', 'g')"
+
     def digits(self, expr: str) -> str:
         """The text with everything but the digits 0-9 removed."""
         return f"regexp_replace({expr}, '[^0-9]', '', 'g')"

@@ -102,6 +102,12 @@ class SparkDialect(Dialect):
         # Java's $ also matches before a final line break; \z only at the very end
         return f"regexp_like({expr}, {self.lit('^(?:' + pattern + _END)})"
 
+    def remove(self, expr: str, pattern: str) -> str:
+        return f"regexp_replace({expr}, {self.lit(pattern)}, '')"
+
+    def ungroup(self, expr: str) -> str:
+        return f"regexp_replace({expr}, ',([0-9]{{3}})', '$1')"
+
     def digits(self, expr: str) -> str:
         return f"regexp_replace({expr}, '[^0-9]', '')"
 

@@ -92,11 +92,15 @@ class DropMissing(_Model):
 
 class Standardise(_Model):
     column: str = Field(..., description="Column to standardise.")
-    how: Literal["trim", "lower", "upper", "email", "phone", "date", "decimal_comma"] = Field(
-        ...,
-        description="trim/lower/upper: text; email: trimmed, lower case, checked; "
-        "phone: digits with a leading +; date: parsed with input_formats into a DATE; "
-        "decimal_comma: a number written 1.234,5 becomes 1234.5 (then declare it under types).",
+    how: Literal["trim", "lower", "upper", "email", "phone", "date", "decimal_comma", "number"] = (
+        Field(
+            ...,
+            description="trim/lower/upper: text; email: trimmed, lower case, checked; "
+            "phone: digits with a leading +; date: parsed with input_formats into a DATE; "
+            "decimal_comma: a number written 1.234,5 becomes 1234.5 (then declare it under types); "
+            "number: currency signs and codes, spaces and thousands commas dropped ($1,234.50 "
+            "becomes 1234.50; after decimal_comma for 1.234,50 €).",
+        )
     )
     input_formats: list[str] = Field(
         default_factory=list,
@@ -136,6 +140,12 @@ class Rule(_Model):
 class CleanSpec(_Model):
     """The cleaning steps of one table source."""
 
+    na_values: list[str] = Field(
+        default_factory=list,
+        description="Placeholder values that mean missing in every column (e.g. ERROR, "
+        "UNKNOWN, n/a), read as empty after dedupe, so drop_missing, fill and rules see them "
+        "as missing.",
+    )
     dedupe: Dedupe | None = Field(None, description="Remove duplicate rows.")
     drop_missing: DropMissing | None = Field(
         None, description="Quarantine rows missing a critical column."

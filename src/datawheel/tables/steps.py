@@ -244,6 +244,34 @@ class DropMissingStep(Step):
 
 
 @dataclass
+class NaValuesStep(Step):
+    """Placeholder values (ERROR, UNKNOWN, n/a) read as missing, in every column."""
+
+    values: list[str] = field(default_factory=list)
+    found: int = 0
+
+    def _is_placeholder(self, col: str) -> str:
+        listed = ", ".join(self.dialect.lit(v) for v in self.values)
+        return f"trim({self.dialect.to_text(ident(col))}) IN ({listed})"
+
+    def prepare(self, con: Connection, src: str) -> None:
+        sums = " + ".join(
+            f"count(*) FILTER (WHERE {self._is_placeholder(c)})" for c in self.columns
+        )
+        self.found = fetch_count(con, f"SELECT {sums} FROM {src}")
+
+    def transforms(self) -> dict[str, str]:
+        return {
+            c: f"CASE WHEN {self._is_placeholder(c)} THEN NULL ELSE {ident(c)} END"
+            for c in self.columns
+        }
+
+    def summary(self, failed: int) -> str:
+        listed = ", ".join(self.values)
+        return f"read {self.found} placeholder values ({listed}) as missing"
+
+
+@dataclass
 class FillStep(Step):
     defaults: dict[str, object] = field(default_factory=dict)
     filled: int = 0
@@ -264,6 +292,9 @@ _WHOLE_GROUPED = r"^[+-]?([0-9]{1,3}(\.[0-9]{3})+|[0-9]+)"  # dots only between 
 #: 1.234.567,89 or 1234567,89 or -12
 _DECIMAL_COMMA = _WHOLE_GROUPED + r"(,[0-9]+)?$"
 #: a number that only a decimal comma keeps from converting: 10,5 or 1.234,5
+#: what how: number drops: currency signs and codes, spaces, and thousands commas
+_MONEY = r"[$€£¥₹\s]|USD|EUR|GBP|JPY|INR|CHF|CAD|AUD"
+_PLAIN_NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$"
 _OTHER_DATE = r"[0-9]{1,2}[./-][0-9]{1,2}[./-][0-9]{2,4}.*"
 _COMMA_NUMBER = _WHOLE_GROUPED + r",[0-9]+$"
 
@@ -286,6 +317,8 @@ class StandardiseStep(Step):
             return f"nullif('+' || {d.digits(col)}, '+')"
         if fix.how == "decimal_comma":
             return f"replace(replace(trim({col}), '.', ''), ',', '.')"
+        if fix.how == "number":
+            return d.ungroup(d.remove(f"trim({col})", _MONEY))
         tries = ", ".join(d.parse_time(f"trim({col})", f) for f in fix.input_formats)
         return f"CAST(coalesce({tries}) AS DATE)"
 
@@ -301,6 +334,8 @@ class StandardiseStep(Step):
                 bad = f"length({new}) < 8"
             elif fix.how == "date":
                 bad = f"{new} IS NULL"
+            elif fix.how == "number":
+                bad = f"NOT {self.dialect.full_match(new, _PLAIN_NUMBER)}"
             elif fix.how == "decimal_comma":  # "10.5" would silently become 105
                 text = f"trim({self.dialect.to_text(raw)})"
                 bad = f"NOT {self.dialect.full_match(text, _DECIMAL_COMMA)}"
@@ -459,6 +494,8 @@ def build_steps(
             )
         check_columns(on, cols, f"{source.name}: key")
         steps.append(DedupeStep("dedupe", cols, dialect=dialect, on=on, keep=spec.dedupe.keep))
+    if spec.na_values:
+        steps.append(NaValuesStep("na_values", cols, dialect=dialect, values=list(spec.na_values)))
     if spec.drop_missing:
         critical = spec.drop_missing.columns or source.critical
         if not critical:
