@@ -206,3 +206,40 @@ def test_retraining_learns_from_imported_actuals(ws: Any, daily: pd.DataFrame, t
     assert len(after.frame) == len(daily) and after.gaps_filled == 0
     assert after.frame["y"].sum() == pytest.approx(daily["sales"].sum())
     assert "32 imported actuals added to the history" in " ".join(after.notes)
+
+
+def test_the_method_in_use_is_never_worse_than_a_baseline_on_the_unseen_days(
+    ws: Any, daily: pd.DataFrame, tmp_path
+) -> None:
+    from datawheel.apps.forecast import run_forecast, train_forecast
+    from datawheel.apps.forecast.baselines import autoets_forecast
+    from datawheel.apps.forecast.data import DS, ID
+    from datawheel.apps.forecast.run import _by_method
+
+    path = tmp_path / "sales.csv"
+    daily.to_csv(path, index=False)
+    cfg = _cfg(path, n_estimators=40, min_history_days=28, lags=[7, 14])
+    report = train_forecast(ws, cfg)
+    wape = report.judged["methods"]["wape"]
+    assert set(wape) == {"model", "blend", "seasonal_naive", "moving_average", "autoets"}
+    assert wape[report.judged["method"]] == min(wape.values())
+    rows = run_forecast(ws, cfg).rows
+    assert {r["method"] for r in rows} == {report.judged["method"]}
+
+    # a version that chose AutoETS forecasts AutoETS' numbers, inside shifted bands
+    history = load_history(ws, cfg)
+    pred = pd.DataFrame(
+        {
+            ID: ["1/1"] * 7,
+            DS: pd.date_range("2013-05-01", periods=7),
+            "forecast": 1.0,
+            "lo-80": 0.0,
+            "hi-80": 2.0,
+        }
+    )
+    got = _by_method(pred, history.frame, "autoets", 7)
+    ets = autoets_forecast(history.frame, 7)
+    want = ets[ets[ID] == "1/1"]["forecast"].to_numpy()
+    assert got["forecast"].to_numpy() == pytest.approx(want)
+    assert (got["hi-80"] - got["forecast"]).to_numpy() == pytest.approx([1.0] * 7)
+    assert set(got["method"]) == {"autoets"}

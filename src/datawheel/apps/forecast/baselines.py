@@ -106,3 +106,22 @@ def autoets_backtest(
         df=frame, h=h, n_windows=windows, step_size=step, input_size=input_days
     )
     return cv.rename(columns={"AutoETS": "forecast"})[[ID, DS, "cutoff", "forecast"]]
+
+
+def autoets_forecast(
+    history: pd.DataFrame, h: int, threads: int = 2, input_days: int = 365
+) -> pd.DataFrame:
+    """AutoETS (weekly season) fitted per series on its last ``input_days`` days, forecasting
+    ``h`` days after each series' end: unique_id, ds, forecast."""
+    try:
+        from statsforecast import StatsForecast
+        from statsforecast.models import AutoETS
+    except ImportError:
+        raise MissingExtraError("the AutoETS baseline (statsforecast)", "forecast") from None
+    frame = history[[ID, DS, Y]].copy()
+    frame[ID] = frame[ID].astype(str)
+    frame = frame.groupby(ID, observed=True).tail(input_days)
+    sf = StatsForecast(models=[AutoETS(season_length=SEASON)], freq="D", n_jobs=threads)
+    out = sf.forecast(df=frame, h=h)
+    out = out.reset_index() if ID not in out.columns else out
+    return out.rename(columns={"AutoETS": "forecast"})[[ID, DS, "forecast"]]

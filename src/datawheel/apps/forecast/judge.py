@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from datawheel.apps.forecast.backtest import accuracy
-from datawheel.apps.forecast.baselines import moving_average, seasonal_naive
+from datawheel.apps.forecast.baselines import autoets_forecast, moving_average, seasonal_naive
 from datawheel.apps.forecast.data import DS, ID, Y
 from datawheel.apps.forecast.model import ForecastModel
 
@@ -97,7 +97,9 @@ def judge(
 #: What a version may forecast with: its model, the model blended half and half with the
 #: 28-day mean, or one of the two baselines, whichever had the lowest WAPE on the days it
 #: never trained on. So the method in use is never worse there than a baseline it beat.
-METHODS = ("model", "blend", "seasonal_naive", "moving_average")
+METHODS = ("model", "blend", "seasonal_naive", "moving_average", "autoets")
+#: AutoETS is fitted per series and origin: tried up to this many series (seconds each)
+ETS_MAX_SERIES = 50
 
 
 def choose_method(frame: pd.DataFrame, judged: pd.DataFrame) -> tuple[str, dict[str, Any]]:
@@ -107,6 +109,7 @@ def choose_method(frame: pd.DataFrame, judged: pd.DataFrame) -> tuple[str, dict[
 
     if judged.empty:
         return "model", {}
+    ets = judged[ID].nunique() <= ETS_MAX_SERIES
     parts = []
     for origin, days in judged.groupby("origin"):
         h = int((days[DS].max() - origin).days)
@@ -115,13 +118,21 @@ def choose_method(frame: pd.DataFrame, judged: pd.DataFrame) -> tuple[str, dict[
         mean = moving_average(hist, h).rename(columns={"forecast": "moving_average"})
         both = days[[ID, DS, Y, "forecast"]].astype({ID: str})
         both = both.merge(naive.astype({ID: str}), on=[ID, DS])
-        parts.append(both.merge(mean.astype({ID: str}), on=[ID, DS]))
+        both = both.merge(mean.astype({ID: str}), on=[ID, DS])
+        if ets:
+            fitted = autoets_forecast(hist, h).rename(columns={"forecast": "autoets"})
+            both = both.merge(fitted.astype({ID: str}), on=[ID, DS], how="left")
+        parts.append(both)
     table = pd.concat(parts, ignore_index=True).rename(columns={"forecast": "model"})
     table["blend"] = (table["model"] + table["moving_average"]) / 2
-    wape = {m: accuracy(table[Y], table[m])["wape"] for m in METHODS}
+    tried = [m for m in METHODS if m in table.columns and table[m].notna().all()]
+    wape = {m: accuracy(table[Y], table[m])["wape"] for m in tried}
     known = {m: w for m, w in wape.items() if w is not None}
     best = min(known, key=lambda m: (known[m], METHODS.index(m))) if known else "model"
-    return best, {"wape": wape, "series_days": len(table)}
+    out: dict[str, Any] = {"wape": wape, "series_days": len(table)}
+    if not ets:
+        out["autoets"] = f"not tried: over {ETS_MAX_SERIES} series"
+    return best, out
 
 
 def _unseen(

@@ -316,11 +316,13 @@ def run_forecast(
 def _by_method(pred: pd.DataFrame, frame: pd.DataFrame, method: str, h: int) -> pd.DataFrame:
     """The model's forecasts, or the method its version chose instead; the intervals keep the
     model's width around the new point forecast."""
-    from datawheel.apps.forecast.baselines import moving_average
+    from datawheel.apps.forecast.baselines import autoets_forecast, moving_average
 
     if method == "model":
         return pred.assign(method="model")
-    base = seasonal_naive if method == "seasonal_naive" else moving_average
+    base = {"seasonal_naive": seasonal_naive, "autoets": autoets_forecast}.get(
+        method, moving_average
+    )
     other = base(frame, h).rename(columns={"forecast": "other"}).astype({ID: str})
     out = pred.astype({ID: str}).merge(other, on=[ID, DS], how="left")
     other_f = out["other"].fillna(out["forecast"])
