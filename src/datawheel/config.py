@@ -28,6 +28,10 @@ from datawheel.tables.spec import CleanSpec, TableSource
 CONFIG_FILE = "datawheel.yaml"
 
 
+SearchMode = Literal["bm25", "dense", "hybrid"]
+MODES: tuple[str, ...] = get_args(SearchMode)  # the retrieval modes, for --mode
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -82,7 +86,7 @@ class BM25Config(_Section):
 
 
 class SearchConfig(_Section):
-    mode: Literal["bm25", "dense", "hybrid"] = Field("hybrid", description="Default mode.")
+    mode: SearchMode = Field("hybrid", description="Default mode.")
     fusion: Literal["convex", "rrf"] = Field(
         "convex", description="How hybrid fuses BM25 and dense: convex score fusion or RRF."
     )

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -30,7 +30,9 @@ except ImportError:  # pragma: no cover
 
 from datawheel.config import CONFIG_FILE
 from datawheel.errors import DatawheelError, WorkspaceError
-from datawheel.workspace import Workspace
+
+if TYPE_CHECKING:
+    from datawheel.workspace import Workspace
 
 console = Console(stderr=True)
 out = Console()
@@ -101,6 +103,8 @@ def handled() -> Iterator[None]:
 
 @contextmanager
 def opened(path: Path | None) -> Iterator[Workspace]:
+    from datawheel.workspace import Workspace  # not at import: --help stays quick
+
     with handled():
         ws = Workspace.open(find_workspace(path))
         try:

@@ -21,7 +21,6 @@ from datawheel.cli.common import (
     progress_bar,
 )
 from datawheel.errors import ConfigError
-from datawheel.workspace import Workspace
 
 
 def register(app: typer.Typer) -> None:
@@ -77,6 +76,8 @@ def evaluate(
 
     Example: datawheel evaluate --squad ../shared/datasets/squad2_sample/dev-v2.0-sample.json
     """
+    from datawheel.workspace import Workspace
+
     with handled():
         given = [s for s in (beir, questions, squad) if s is not None]
         if len(given) != 1:
@@ -174,6 +175,7 @@ def simulate(
     Example: datawheel simulate --beir ../shared/datasets/beir_scifact --json
     """
     from datawheel.evaluate.simulate import reset_flywheel
+    from datawheel.workspace import Workspace
 
     with handled():
         ws = Workspace.init(workspace or scratch_workspace(beir))

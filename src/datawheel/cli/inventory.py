@@ -20,7 +20,6 @@ from datawheel.cli.common import (
     print_json,
 )
 from datawheel.errors import ConfigError
-from datawheel.tables.inventory_html import render_html, summary_row
 
 _STYLE = {"high": "bold green", "low": "dim"}
 
@@ -67,6 +66,8 @@ def inventory(
     if html is not None:
         with handled():
             try:
+                from datawheel.tables.inventory_html import render_html
+
                 html.write_text(render_html(result), encoding="utf-8")
             except OSError as exc:
                 raise ConfigError(
@@ -81,6 +82,8 @@ def inventory(
     # the terminal gets the deciding columns; --json and --html have all of them
     shown = ("source", "rows", "category", "value density", "flywheel", "priority")
     table = Table(*shown, "application", title="Data inventory", title_justify="left")
+    from datawheel.tables.inventory_html import summary_row
+
     for entry in result.ranked():
         row = {k: escape(v) for k, v in summary_row(entry).items()}
         if entry.error:

@@ -8,7 +8,6 @@ import typer
 from rich.table import Column, Table
 
 from datawheel.cli.common import Command, JsonOpt, handled, out, print_json, progress_bar
-from datawheel.store import migrate as m
 
 
 def register(app: typer.Typer) -> None:
@@ -55,6 +54,8 @@ def migrate(
     Then point the workspace at it: export DATAWHEEL_DATABASE_URL=postgresql://...
     """
     with handled():
+        from datawheel.store import migrate as m  # numpy, SQLAlchemy: only when it runs
+
         source_url = m.resolve(source)
         target_url = m.resolve(target, create=True)
         with progress_bar(not json_) as progress:

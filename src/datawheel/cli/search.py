@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from datawheel.apps.rag.retrieve import MODES
 from datawheel.cli.common import Command, JsonOpt, WorkspaceOpt, opened, out, print_json, short_path
+from datawheel.config import MODES
 from datawheel.errors import ConfigError
 
 

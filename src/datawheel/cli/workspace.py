@@ -9,7 +9,6 @@ import typer
 from rich.table import Table
 
 from datawheel.cli.common import Command, JsonOpt, WorkspaceOpt, handled, opened, out, print_json
-from datawheel.workspace import Workspace
 
 
 def register(app: typer.Typer) -> None:
@@ -24,6 +23,8 @@ def init(
 
     Example: datawheel init kb/
     """
+    from datawheel.workspace import Workspace
+
     with handled():
         ws = Workspace.init(path)
         ws.close()

@@ -3,17 +3,27 @@
 profile (snapshot.py) → compare with history (checks.py, history.py) → store → alert
 (alerts.py: log, webhook, email). ``run_monitor`` (run.py) runs the whole thing.
 
+The checks (DuckDB, SQLAlchemy) load on first use, so importing this package
+(``datawheel.config`` does, for :class:`MonitorConfig`) stays cheap.
+
 Example::
 
     report = run_monitor(ws, ws.config.monitor)
     report.exit_code   # 0 ok, 1 warnings, 2 alerts
 """
 
-from datawheel.monitor.alerts import NotifyError
-from datawheel.monitor.checks import Finding, psi
-from datawheel.monitor.history import History
-from datawheel.monitor.run import MonitorReport, run_monitor
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from datawheel.monitor.settings import EmailConfig, MonitorConfig, SourceMonitorConfig
+
+if TYPE_CHECKING:
+    from datawheel.monitor.alerts import NotifyError
+    from datawheel.monitor.checks import Finding, psi
+    from datawheel.monitor.history import History
+    from datawheel.monitor.run import MonitorReport, run_monitor
 
 __all__ = [
     "EmailConfig",
@@ -26,3 +36,18 @@ __all__ = [
     "psi",
     "run_monitor",
 ]
+
+_LAZY = {
+    "NotifyError": "alerts",
+    "Finding": "checks",
+    "psi": "checks",
+    "History": "history",
+    "MonitorReport": "run",
+    "run_monitor": "run",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f"datawheel.monitor.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,11 +1,17 @@
 """Tables: load a table source, clean it with declared steps and rules, quarantine the rest.
 
-source (file or database) → read → dedupe → drop_missing → fill → standardise
+source (file or database) → read → na_values → dedupe → drop_missing → fill → standardise
 → outliers → types → rules → clean.parquet + quarantine.parquet (per run)
+
+The specs are plain pydantic models; the pipeline (DuckDB, pyarrow) loads on first use, so
+importing this package (``datawheel.config`` does, for :class:`TableSource`) stays cheap.
 """
 
-from datawheel.tables.pipeline import CleanReport, RuleReport, StepReport, run_clean
-from datawheel.tables.quarantine import list_quarantined, readmit
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from datawheel.tables.spec import (
     CleanSpec,
     Dedupe,
@@ -15,6 +21,10 @@ from datawheel.tables.spec import (
     Standardise,
     TableSource,
 )
+
+if TYPE_CHECKING:
+    from datawheel.tables.pipeline import CleanReport, RuleReport, StepReport, run_clean
+    from datawheel.tables.quarantine import list_quarantined, readmit
 
 __all__ = [
     "CleanReport",
@@ -31,3 +41,18 @@ __all__ = [
     "readmit",
     "run_clean",
 ]
+
+_LAZY = {
+    "CleanReport": "pipeline",
+    "RuleReport": "pipeline",
+    "StepReport": "pipeline",
+    "run_clean": "pipeline",
+    "list_quarantined": "quarantine",
+    "readmit": "quarantine",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f"datawheel.tables.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from datawheel.apps.rag import fuse
+from datawheel.config import MODES as CONFIG_MODES
 from datawheel.errors import ConfigError
 from datawheel.store.catalog import Filter
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from datawheel.store.vectors import VectorIndex
 
 Mode = Literal["bm25", "dense", "hybrid"]
-MODES: tuple[str, ...] = ("bm25", "dense", "hybrid")
+MODES = CONFIG_MODES
 
 
 @dataclass
