@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
 
 from datawheel.evaluate.answers import normalize, token_f1, without_citations
 from datawheel.improve.examples import Example
@@ -260,6 +259,7 @@ def _logistic(
     xs: Sequence[np.ndarray], ys: Sequence[np.ndarray], prior: np.ndarray, pull: float
 ) -> np.ndarray:
     """Logistic regression, each group's mean loss weighted equally, pulled towards ``prior``."""
+    from scipy.optimize import minimize
 
     def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
         total, grad = 0.0, pull * (w - prior)
