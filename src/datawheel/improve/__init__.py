@@ -6,7 +6,9 @@ package, or its registry, stays cheap.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from datawheel.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from datawheel.improve.run import ImproveReport, NotEnoughFeedback, load_current, run_improve
@@ -14,9 +16,4 @@ if TYPE_CHECKING:
 __all__ = ["ImproveReport", "NotEnoughFeedback", "load_current", "run_improve"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from datawheel.improve import run
-
-        return getattr(run, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, {name: "run" for name in __all__})

@@ -206,14 +206,7 @@ def _fit(current: Selector, rows: Sequence[_Rows | None], pull: float) -> dict[s
     decline_above = current.decline_above
     judged = [r for r in usable if r.declines or r.labels.any()]
     if any(r.declines for r in judged) and any(not r.declines for r in judged):
-        best, margin = QUESTION_FEATURES.index("best"), QUESTION_FEATURES.index("margin")
-        qrows = []
-        for r in judged:
-            chance = np.sort(_sigmoid(r.sentence @ sentence_w))[::-1]
-            q = r.question.copy()
-            q[best] = chance[0]
-            q[margin] = chance[0] - (chance[1] if len(chance) > 1 else 0.0)
-            qrows.append(q[None, :])
+        qrows = [_question_row(r, sentence_w)[None, :] for r in judged]
         labels = [np.array([float(r.declines)]) for r in judged]
         question_w = _logistic(qrows, labels, current.question_w, pull)
         # the threshold from out-of-fold chances: in-sample ones are too sure of themselves
@@ -233,14 +226,7 @@ def _fit(current: Selector, rows: Sequence[_Rows | None], pull: float) -> dict[s
             ]
         decline_above = _threshold(np.array(unanswered), current.decline_above)
     elif judged:  # only questions with an answer: decline no more of them than needed
-        best, margin = QUESTION_FEATURES.index("best"), QUESTION_FEATURES.index("margin")
-        unanswered = []
-        for r in judged:
-            chance = np.sort(_sigmoid(r.sentence @ sentence_w))[::-1]
-            q = r.question.copy()
-            q[best] = chance[0]
-            q[margin] = chance[0] - (chance[1] if len(chance) > 1 else 0.0)
-            unanswered.append(float(_sigmoid(q @ question_w)))
+        unanswered = [float(_sigmoid(_question_row(r, sentence_w) @ question_w)) for r in judged]
         decline_above = max(current.decline_above, _threshold(np.array(unanswered), 0.0))
     weights = copy.deepcopy(current.weights)
     weights["decline_above"] = round(float(decline_above), 4)
@@ -253,6 +239,16 @@ def _fit(current: Selector, rows: Sequence[_Rows | None], pull: float) -> dict[s
     weights["version"] = f"{current.version.split('+')[0]}+feedback"
     weights.pop("trained_on", None)
     return weights
+
+
+def _question_row(rows: _Rows, sentence_w: np.ndarray) -> np.ndarray:
+    """The question's features with the best candidate's chance and its margin over the
+    runner-up as ``sentence_w`` scores them (as ``Selector.score`` fills them)."""
+    chance = np.sort(_sigmoid(rows.sentence @ sentence_w))[::-1]
+    q = rows.question.copy()
+    q[QUESTION_FEATURES.index("best")] = chance[0]
+    q[QUESTION_FEATURES.index("margin")] = chance[0] - (chance[1] if len(chance) > 1 else 0.0)
+    return q
 
 
 def _logistic(

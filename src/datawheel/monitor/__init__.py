@@ -14,9 +14,9 @@ Example::
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from datawheel.lazy import lazy_attributes
 from datawheel.monitor.settings import EmailConfig, MonitorConfig, SourceMonitorConfig
 
 if TYPE_CHECKING:
@@ -47,7 +47,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(f"datawheel.monitor.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

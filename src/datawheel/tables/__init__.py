@@ -9,9 +9,9 @@ importing this package (``datawheel.config`` does, for :class:`TableSource`) sta
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from datawheel.lazy import lazy_attributes
 from datawheel.tables.spec import (
     CleanSpec,
     Dedupe,
@@ -52,7 +52,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(f"datawheel.tables.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

@@ -13,9 +13,10 @@ Example::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from datawheel.apps.forecast.config import ForecastConfig, KnownFuture
+from datawheel.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from datawheel.apps.forecast.run import (
@@ -40,20 +41,18 @@ __all__ = [
     "train_forecast",
 ]
 
-_LAZY = {
-    "ForecastResult",
-    "ImportReport",
-    "TrainReport",
-    "backtest_forecast",
-    "import_sales",
-    "run_forecast",
-    "train_forecast",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from datawheel.apps.forecast import run
-
-        return getattr(run, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(
+    __name__,
+    {
+        name: "run"
+        for name in (
+            "ForecastResult",
+            "ImportReport",
+            "TrainReport",
+            "backtest_forecast",
+            "import_sales",
+            "run_forecast",
+            "train_forecast",
+        )
+    },
+)

@@ -8,11 +8,12 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 # Only the settings load with the package: config.py reads them, and a bare install (no
 # pandas) must still start. Training and scoring load on first use.
 from datawheel.apps.leads.config import JoinConfig, LeadsConfig, LeadsImproveConfig
+from datawheel.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from datawheel.apps.leads.evidence import (
@@ -52,9 +53,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from importlib import import_module
-
-        return getattr(import_module(f"datawheel.apps.leads.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
