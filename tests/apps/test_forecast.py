@@ -225,7 +225,9 @@ def test_short_series_falls_back_to_seasonal_naive(ws: Any, tmp_path: Path) -> N
     rows = [r for r in result.rows if r["series"] == "9/9"]
     assert {r["method"] for r in rows} == {"seasonal_naive"}
     assert [r["forecast"] for r in rows] == [float(v) for v in range(13, 20)]
-    assert {r["method"] for r in result.rows if r["series"] != "9/9"} == {"model"}
+    # the others: whichever method did best on the days the model never trained on
+    others = {r["method"] for r in result.rows if r["series"] != "9/9"}
+    assert others == {report.judged["method"]}
 
 
 def test_negative_and_non_numeric_sales_are_reported(ws: Any, tmp_path: Path) -> None:
