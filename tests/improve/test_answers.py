@@ -98,7 +98,11 @@ def test_a_threshold_that_gives_held_out_questions_wrong_answers_is_refused(embe
 
 def test_too_little_feedback_keeps_the_selector_in_use(current) -> None:
     passage = Passage(1, "c1", "Returns", "", "Jackets can be returned within 60 days.", 1.0)
-    few = [AnswerExample("How long can I return a jacket?", [passage], "60 days")]
+    liked = [AnswerExample("How long can I return a jacket?", [passage], "60 days")] * 10
+    outcome = learn_selector(current, liked, liked, margin=0.0, max_chars=300)
+    assert outcome.weights is None  # 👍 answers alone: nothing the selector got wrong
+    assert "0 corrections or 'not in the sources' marks" in outcome.entry["note"]
+    few = [AnswerExample("How long can I return a jacket?", [passage], "60 days", 1.0, True)] * 3
     outcome = learn_selector(current, few, few, margin=0.0, max_chars=300)
     assert outcome.weights is None and "8 needed" in outcome.entry["note"]
     assert judge(current, few, 300).answered == 1.0

@@ -38,6 +38,7 @@ from datawheel.models.generators.select import (
 
 MIN_EXAMPLES = 8  # training examples needed before a selector is fitted
 MIN_JUDGED = 3  # held-out examples needed before one can be promoted
+MIN_TAUGHT = 3  # corrections or decline marks needed: 👍 answers alone teach nothing new
 PULLS = (1.0, 3.0, 10.0, 30.0, 100.0)  # strength of the pull towards the shipped weights
 MATCH_F1 = 0.5  # token F1 at which a sentence counts as saying the reference answer
 ANSWERABLE_DECLINED = 0.05  # the decline threshold declines at most this share of training
@@ -52,6 +53,12 @@ class AnswerExample:
     passages: list[Passage]
     reference: str | None  # None: should have declined
     confidence: float = 1.0
+    corrected: bool = False  # the reference is a person's correction (not a 👍 answer)
+
+    @property
+    def teaches(self) -> bool:
+        """Says something the selector in use got wrong: a correction or a decline mark."""
+        return self.corrected or self.reference is None
 
 
 @dataclass
@@ -81,7 +88,7 @@ def answer_examples(examples: Sequence[Example], chunks: Chunks) -> list[AnswerE
             for n, v in enumerate((views[c] for c in ex.shown if c in views), start=1)
         ]
         if passages and (reference is None or normalize(reference)):
-            out.append(AnswerExample(ex.question, passages, reference, ex.confidence))
+            out.append(AnswerExample(ex.question, passages, reference, ex.confidence, ex.corrected))
     return out
 
 
@@ -141,6 +148,13 @@ def learn_selector(
 ) -> SelectorOutcome:
     """Refit ``current`` on ``train``; keep it when it beats ``current`` on ``test``."""
     entry: dict[str, Any] = {"name": "selector", "train": len(train), "held_out": len(test)}
+    taught = sum(ex.teaches for ex in train)
+    if taught < MIN_TAUGHT:
+        entry["note"] = (
+            f"{taught} corrections or 'not in the sources' marks in the training feedback, "
+            f"{MIN_TAUGHT} needed: 👍 answers alone only repeat what the selector in use says"
+        )
+        return SelectorOutcome(None, entry)
     if len(train) < MIN_EXAMPLES:
         entry["note"] = (
             f"{len(train)} training questions with a correction, a 👍 answer or a "

@@ -29,6 +29,7 @@ class Example:
     failure: str | None = None  # the latest vote's failure kind, e.g. not_in_sources
     confidence: float = 1.0  # retrieval's confidence when it was answered
     scores: list[float] = field(default_factory=list)  # the shown chunks' retrieval scores
+    corrected: bool = False  # the curated answer is a person's correction, not a 👍 answer
 
     @property
     def helpful_docs(self) -> list[str]:
@@ -109,6 +110,7 @@ def collect(ws: Workspace) -> list[Example]:
                 latest.failure,
                 item.confidence,
                 [float(s.get("score", 0.0)) for s in item.sources],
+                corrected is not None,
             )
         )
     return examples
